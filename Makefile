@@ -1,0 +1,69 @@
+# smserve - a SageMaker inference server in one C file.
+#
+#   make                          ./smserve with the default model (model.c)
+#   make MODEL=examples/echo/model.c
+#   make run                      serve the default model on port 8080
+#   make test                     the whole test suite (test.sh)
+#   make static                   stripped static binary ./smserve-static
+#   make asan                     sanitizer builds used by the tests
+#
+# CC, CFLAGS, LDFLAGS and PREFIX can be overridden.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+PREFIX  ?= /usr/local
+MODEL   ?= model.c
+MODEL_DIR ?= models/iris
+PORT    ?= 8080
+
+# The strict warning set every file is built with (CI adds -Werror).
+WARN    = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+          -Wmissing-prototypes -Wformat=2 -Wundef -Wcast-align -Wpointer-arith
+SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+MUSL_GCC := $(shell command -v musl-gcc 2>/dev/null)
+STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
+
+# Remember which plug-in ./smserve was built with, so MODEL=... rebuilds it.
+.model: FORCE
+	@echo '$(MODEL)' | cmp -s - $@ || echo '$(MODEL)' > $@
+
+smserve: smserve.c model.h $(MODEL) .model
+	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(MODEL) $(LDFLAGS) -lm
+
+smserve-static: smserve.c model.h $(MODEL) .model
+	$(STATIC_CC) $(WARN) -Os -static -s -o $@ smserve.c $(MODEL) -lm
+
+static: smserve-static
+
+# Test builds: the echo plug-in and the fault-injecting test plug-in, plain
+# and with AddressSanitizer + UndefinedBehaviorSanitizer.
+build/smserve-%: smserve.c model.h
+	@mkdir -p build
+	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(PLUGIN_$*) $(LDFLAGS) -lm
+build/asan-%: smserve.c model.h
+	@mkdir -p build
+	$(CC) $(WARN) -O1 -g $(SAN) -o $@ smserve.c $(PLUGIN_$*) -lm
+
+PLUGIN_echo   = examples/echo/model.c
+PLUGIN_faulty = tests/plugins/faulty.c
+PLUGIN_default = model.c
+build/smserve-echo build/asan-echo: examples/echo/model.c
+build/smserve-faulty build/asan-faulty: tests/plugins/faulty.c
+build/smserve-default build/asan-default: model.c
+
+test-bins: build/smserve-echo build/smserve-faulty build/smserve-default
+asan: build/asan-echo build/asan-faulty build/asan-default
+
+run: smserve
+	./smserve serve --port $(PORT) --model-dir $(MODEL_DIR)
+
+test:
+	bash test.sh
+
+install: smserve
+	install -D -m 755 smserve $(DESTDIR)$(PREFIX)/bin/smserve
+
+clean:
+	rm -rf smserve smserve-static build .model
+
+.PHONY: FORCE static test-bins asan run test install clean

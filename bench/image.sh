@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# bench/image.sh - the container image's size and the server's start time.
+#
+#   bash bench/image.sh            (root; buildah for the image figures)
+#   RUNS=50 bash bench/image.sh
+#
+# Size: builds the image from the Dockerfile with buildah (vfs storage in a
+# private temporary root, no network) and reports the bytes of its files, of
+# its layer as a tar (what `docker images` counts) and of the gzip-compressed
+# layer (what a registry stores and an instance pulls).
+# Start: RUNS times each, the time from starting the process to the first
+# "200" answer to GET /ping, polled in a tight loop over bash's /dev/tcp (no
+# fork per attempt), for ./smserve-static on the host and for /smserve in the
+# image's root in new mount and PID namespaces (as a container starts).
+# Prints a table next to the peers' published image sizes and writes it to
+# bench/results/image.md.
+
+cd "$(dirname "$0")/.." || exit 1
+set -u
+
+RUNS=${RUNS:-20}
+MODEL_DIR=${MODEL_DIR:-models/iris}
+OUT=bench/results/image.md
+IMAGE=localhost/smserve-bench:latest
+TMP=$(mktemp -d /tmp/smserve-bench.XXXXXX)
+BUILDAH=(buildah --root "$TMP/root" --runroot "$TMP/run" --storage-driver vfs)
+RUN_PID=
+
+cleanup() {
+	if [[ -n $RUN_PID ]]; then
+		kill -KILL $(cat "/proc/$RUN_PID/task/$RUN_PID/children" 2>/dev/null) "$RUN_PID" 2>/dev/null
+		wait "$RUN_PID" 2>/dev/null
+	fi
+	if command -v buildah >/dev/null 2>&1; then
+		"${BUILDAH[@]}" rm --all >/dev/null 2>&1
+		"${BUILDAH[@]}" rmi --all --force >/dev/null 2>&1
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+trap '' PIPE   # a server that closes early must not kill the timing loop
+PING=$'GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
+
+die() { echo "bench/image.sh: $*" >&2; exit 1; }
+
+# free_port: a TCP port nobody listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+# layer_sum MANIFEST_JSON: the sum of the layers' sizes in an image manifest.
+layer_sum() {
+	tr -d ' \n' | sed -n 's/.*"layers":\[\(.*\)\].*/\1/p' | grep -o '"size":[0-9]*' |
+		cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# kb BYTES: "12.3 KB (12345 B)".
+kb() { awk -v b="$1" 'BEGIN { printf "%.1f KB (%d B)", b / 1024, b }'; }
+
+# ---- build ---------------------------------------------------------------------
+
+[[ -d $MODEL_DIR ]] || die "no model directory $MODEL_DIR"
+make -s static ${MODEL:+MODEL="$MODEL"} >"$TMP/make.log" 2>&1 || die "make static failed: $(tail -5 "$TMP/make.log")"
+bin_bytes=$(stat -c %s smserve-static)
+model_bytes=$(find "$MODEL_DIR" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+
+ROOTFS=
+files_bytes= tar_bytes= gz_bytes=
+if ! command -v buildah >/dev/null 2>&1; then
+	echo "# buildah not installed: image sizes and the in-image start are not measured" >&2
+elif [[ $(id -u) != 0 ]]; then
+	echo "# not root: image sizes and the in-image start are not measured" >&2
+elif ! "${BUILDAH[@]}" bud --pull-never --format docker --layers=false \
+	--build-arg MODEL_DIR="$MODEL_DIR" -t "$IMAGE" -f Dockerfile . >"$TMP/build.log" 2>&1; then
+	die "buildah bud failed: $(tail -5 "$TMP/build.log")"
+else
+	tar_bytes=$("${BUILDAH[@]}" inspect --type image --format '{{.Manifest}}' "$IMAGE" | layer_sum)
+	"${BUILDAH[@]}" push --format docker "$IMAGE" "dir:$TMP/pushed" >/dev/null 2>&1 ||
+		die "buildah push to a directory failed"
+	gz_bytes=$(layer_sum <"$TMP/pushed/manifest.json")
+	ctr=$("${BUILDAH[@]}" from --pull-never --name smserve-bench-ctr "$IMAGE" 2>/dev/null) &&
+		ROOTFS=$("${BUILDAH[@]}" mount "$ctr" 2>/dev/null) || die "cannot export the image's root file system"
+	files_bytes=$(find "$ROOTFS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+fi
+
+# ---- start time ----------------------------------------------------------------
+
+# time_to_ping PORT CMD...: starts CMD in the background (RUN_PID) and prints
+# the microseconds from just before the fork to the first 200 from /ping.
+time_to_ping() {
+	local port=$1 t0 t1 line
+	shift
+	t0=$EPOCHREALTIME
+	"$@" >"$TMP/server.log" 2>&1 &
+	RUN_PID=$!
+	while :; do
+		if { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
+			printf '%s' "$PING" >&3 2>/dev/null
+			line=
+			read -r -t 2 line <&3
+			exec 3<&-
+			if [[ $line == "HTTP/1."?" 200"* ]]; then
+				t1=$EPOCHREALTIME
+				break
+			fi
+		fi
+		if ! kill -0 "$RUN_PID" 2>/dev/null; then
+			die "server exited before answering /ping: $(tail -3 "$TMP/server.log")"
+		fi
+		if (( ${EPOCHREALTIME/./} - ${t0/./} > 10000000 )); then
+			die "no 200 from /ping within 10 s: $(tail -3 "$TMP/server.log")"
+		fi
+	done
+	echo $(( ${t1/./} - ${t0/./} ))
+}
+
+# stop PID: SIGTERM, and wait for it.
+stop() {
+	kill -TERM "$1" 2>/dev/null
+	wait "$RUN_PID" 2>/dev/null
+	RUN_PID=
+}
+
+# stats FILE: "median max" of the microsecond figures in FILE, in ms.
+stats() {
+	sort -n "$1" | awk '{ v[NR] = $1 } END {
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.2f %.2f", m / 1000, v[NR] / 1000 }'
+}
+
+: >"$TMP/host.us"
+for ((i = 0; i < RUNS; i++)); do
+	port=$(free_port)
+	time_to_ping "$port" ./smserve-static serve --port "$port" --model-dir "$MODEL_DIR" >>"$TMP/host.us" || exit 1
+	stop "$RUN_PID"
+done
+read -r host_med host_max < <(stats "$TMP/host.us")
+
+img_med= img_max=
+if [[ -n $ROOTFS ]]; then
+	: >"$TMP/image.us"
+	for ((i = 0; i < RUNS; i++)); do
+		port=$(free_port)
+		time_to_ping "$port" env -i PATH=/usr/bin:/bin SAGEMAKER_BIND_TO_PORT="$port" \
+			unshare --mount --pid --kill-child --root="$ROOTFS" /smserve serve >>"$TMP/image.us" || exit 1
+		# SIGTERM to the server (PID 1 of its namespace), not to unshare.
+		kill -TERM $(cat "/proc/$RUN_PID/task/$RUN_PID/children" 2>/dev/null) 2>/dev/null
+		wait "$RUN_PID" 2>/dev/null
+		RUN_PID=
+	done
+	read -r img_med img_max < <(stats "$TMP/image.us")
+fi
+
+# ---- report --------------------------------------------------------------------
+
+na() { [[ -n $1 ]] && "${@:2}" "$1" || echo "not measured (needs buildah and root)"; }
+ms() { echo "$1 ms"; }
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+
+{
+	echo "# Image size and start time"
+	echo
+	echo "Measured by \`bash bench/image.sh\` on $(date -u +%Y-%m-%d), $(uname -sm), ${cpu:-unknown CPU}, $(nproc) CPUs;"
+	echo "image built with \`buildah bud --format docker\` from the Dockerfile (FROM scratch), model \`$MODEL_DIR\`."
+	echo
+	echo "| Image | Size |"
+	echo "|---|---|"
+	echo "| smserve, compressed layer (registry / pull) | $(na "$gz_bytes" kb) |"
+	echo "| smserve, layer tar (\`docker images\`) | $(na "$tar_bytes" kb) |"
+	echo "| smserve, files in the image | $(na "$files_bytes" kb) |"
+	echo "| - of which /smserve (static, stripped) | $(kb "$bin_bytes") |"
+	echo "| - of which /opt/ml/model | $(kb "$model_bytes") |"
+	echo "| Seed: Ubuntu + nginx + gunicorn + Flask (scikit_bring_your_own) | hundreds of MB (not published) |"
+	echo "| Hugging Face PyTorch CPU inference DLC | 13.8 GB (aws/deep-learning-containers#3165) |"
+	echo "| PyTorch 2.0 GPU inference DLC (TorchServe) | 13.5 GB (aws/deep-learning-containers#4616) |"
+	echo "| NVIDIA Triton 24.11-py3 | ~17 GB (user report) |"
+	echo "| sagemaker-containers, XGBoost, TF Serving, MLflow, BentoML | not published |"
+	echo
+	echo "| Start to first 200 from GET /ping ($RUNS starts) | median | max |"
+	echo "|---|---|---|"
+	echo "| ./smserve-static on the host | $host_med ms | $host_max ms |"
+	echo "| /smserve in the image root (unshare --mount --pid --root) | $(na "$img_med" ms) | $(na "$img_max" ms) |"
+	echo "| peers | not published | not published |"
+	echo
+	echo "Start time runs from just before the fork to the first \"HTTP/1.1 200\" read back, polling"
+	echo "/ping over bash's /dev/tcp without a fork per attempt; it includes fork, exec, loading the"
+	echo "model and, for the image row, creating the namespaces. SageMaker's own budget for the first"
+	echo "healthy /ping is 8 minutes; no peer publishes a cold-start figure."
+} >"$TMP/report.md"
+
+mkdir -p "$(dirname "$OUT")"
+cp "$TMP/report.md" "$OUT"
+cat "$OUT"
+echo
+echo "(written to $OUT)"

@@ -1,0 +1,2461 @@
+/*
+ * smserve.c - an Amazon SageMaker inference server in one file.
+ *
+ * SageMaker runs an inference image as `docker run IMAGE serve` and speaks
+ * HTTP/1.1 to it on port 8080: GET /ping for health, POST /invocations for
+ * predictions. This file is the whole server; the model is a plug-in that
+ * implements model.h.
+ *
+ * How this file works
+ * -------------------
+ * One process (the "loop") runs a select() loop over the listening socket,
+ * every client connection, one socket per model worker and a self-pipe that
+ * turns signals into readable bytes. The loop never blocks and never runs
+ * model code, so /ping and new connections are answered at once even while
+ * every worker is busy in a long inference (SageMaker gives /ping 2 s).
+ *
+ *        clients                 loop process                  workers
+ *     ---------------     +-----------------------+     +-----------------+
+ *     conn ---------------|  HTTP parser,         |=====| model_invoke()  |
+ *     conn ---------------|  /ping, errors,       |=====| model_invoke()  |
+ *     conn ---------------|  queue, timeouts      |     +-----------------+
+ *     listen socket ------|  self-pipe <- signals |   socketpair per worker
+ *                         +-----------------------+
+ *
+ * The model is loaded once, before the workers are forked, so they share it
+ * copy-on-write. A complete request is framed to an idle worker; its reply
+ * comes back on the same socket and the loop writes the HTTP response. When
+ * every worker is busy, requests wait in a bounded FIFO queue. A worker that
+ * dies or runs past the invocation timeout is replaced by a fresh fork of
+ * the loop process, which still holds the loaded model.
+ *
+ * Reading order: limits; utilities; the HTTP parser (a pure function over
+ * bytes, no I/O, so tests and fuzzers can call it); the chunked decoder;
+ * responses; connections; workers; routes; the loop; options and main.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model.h"
+
+/* ======================================================================== */
+/* Limits and defaults: each one a named constant with its reason.          */
+/* ======================================================================== */
+
+#define SMSERVE_VERSION "0.1.0"
+#define DEFAULT_PORT 8080
+#define DEFAULT_MODEL_DIR "/opt/ml/model"
+#define MIB (1024u * 1024u)
+
+/* The request head (request line and fields). 414 and 431 past these.
+ * RFC 9112 section 3 asks servers to support request-targets of at least
+ * 8000 octets; SageMaker's own headers are at most 1024 bytes each. */
+#define MAX_TARGET_BYTES 8192
+#define MAX_HEAD_BYTES (32 * 1024)
+#define MAX_HEADER_FIELDS 100
+#define MAX_AMZN_HEADERS 32
+
+/* Chunked bodies: RFC 9112 7.1 - guard the size against overflow (16 hex
+ * digits fill 64 bits) and cap what we skip or validate but do not keep. */
+#define MAX_CHUNK_SIZE_DIGITS 16
+#define MAX_CHUNK_EXT_BYTES 4096
+#define MAX_TRAILER_BYTES 16384
+
+/* InvokeEndpoint accepts bodies up to 6 MiB; SAGEMAKER_MAX_PAYLOAD_IN_MB or
+ * --max-body-mb raise it for batch transform. */
+#define DEFAULT_MAX_BODY (6u * MIB)
+#define DEFAULT_MAX_RESPONSE (64u * MIB)
+/* All bodies held in memory at once, across connections: a flood of large
+ * uploads gets 503s, not an out-of-memory kill. */
+#define DEFAULT_MAX_BUFFERED (256u * MIB)
+
+/* SageMaker allows 60 s per invocation (REQ-32). */
+#define DEFAULT_TIMEOUT_S 60
+/* Peers that close idle connections after 3-5 s cause "connection reset"
+ * errors behind SageMaker; keep them longer than its client does. */
+#define DEFAULT_IDLE_TIMEOUT_S 75
+/* A whole request head must arrive within this time (slowloris), and a body
+ * must make progress at least this often. */
+#define DEFAULT_HEADER_TIMEOUT_S 30
+#define DEFAULT_BODY_TIMEOUT_S 60
+/* After a response with Connection: close we half-close and read what the
+ * client still sends for this long, so it sees the response, not a reset. */
+#define LINGER_MS 2000
+/* SIGKILL follows SIGTERM after 30 s (REQ-6); finish well before it. */
+#define DRAIN_LIMIT_S 25
+/* Requests waiting for a worker; past this, 503 with Retry-After. */
+#define DEFAULT_QUEUE 1024
+#define RETRY_AFTER_S 1
+
+#define IN_BUF_INITIAL 4096         /* a connection's first input buffer */
+#define IN_BUF_KEEP (64 * 1024)     /* larger buffers are shrunk after use */
+#define ACCEPTS_PER_TURN 64         /* bound the work done for one event */
+#define ERROR_BODY_MAX 2048         /* SageMaker cuts OriginalMessage at 2048 */
+#define MAX_WORKERS 256
+#define WORKER_META_MAX (2 * MAX_HEAD_BYTES + 128)  /* custom attributes appear twice */
+#define REPLY_META_MAX 2048
+
+/* ======================================================================== */
+/* Configuration: filled from the command line and environment in main().   */
+/* ======================================================================== */
+
+struct config {
+	int port;
+	const char *model_dir;
+	int workers;
+	int timeout_s;              /* invocation timeout */
+	size_t max_body;
+	size_t max_response;
+	size_t max_buffered;
+	int queue_max;
+	int idle_timeout_s;
+	int header_timeout_s;
+	int body_timeout_s;
+	int access_log;             /* one line per request, /ping excepted */
+};
+
+static struct config cfg = {
+	DEFAULT_PORT, DEFAULT_MODEL_DIR, 0, DEFAULT_TIMEOUT_S, DEFAULT_MAX_BODY,
+	DEFAULT_MAX_RESPONSE, DEFAULT_MAX_BUFFERED, DEFAULT_QUEUE,
+	DEFAULT_IDLE_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_BODY_TIMEOUT_S, 1,
+};
+
+/* ======================================================================== */
+/* Utilities                                                                */
+/* ======================================================================== */
+
+static int64_t now_ms;          /* monotonic clock, read once per loop turn */
+static char http_date[40];      /* IMF-fixdate of the current second */
+static time_t http_date_second = -1;
+
+static int64_t monotonic_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* RFC 9110 5.6.7: Date is an IMF-fixdate in GMT. Formatted by hand, not with
+ * strftime, so no locale or time-zone file is read (the image has no /etc). */
+static void update_http_date(void)
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t t = time(NULL);
+	struct tm tm;
+	if (t == http_date_second)
+		return;
+	http_date_second = t;
+	gmtime_r(&t, &tm);
+	snprintf(http_date, sizeof http_date, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+		tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Log lines go to stderr (SageMaker sends it to CloudWatch), one per event. */
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_line(const char *fmt, ...)
+{
+	char buf[1024];
+	struct tm tm;
+	time_t t = time(NULL);
+	size_t n;
+	va_list ap;
+	gmtime_r(&t, &tm);
+	n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ smserve: ", &tm);
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof buf - n, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", buf);
+}
+
+static int set_nonblocking(int fd)
+{
+	int flags = fcntl(fd, F_GETFL, 0);
+	return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+static char lower_ascii(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* A slice of the connection's input buffer: the parser never copies. */
+struct slice {
+	const char *p;
+	size_t n;
+};
+
+static int slice_eq_nocase(struct slice s, const char *lit)
+{
+	size_t i;
+	for (i = 0; i < s.n; i++)
+		if (lit[i] == '\0' || lower_ascii(s.p[i]) != lit[i])
+			return 0;
+	return lit[i] == '\0';
+}
+
+static int slice_has_prefix_nocase(struct slice s, const char *lit)
+{
+	size_t i;
+	for (i = 0; lit[i]; i++)
+		if (i >= s.n || lower_ascii(s.p[i]) != lit[i])
+			return 0;
+	return 1;
+}
+
+static int slice_eq(struct slice s, const char *lit)
+{
+	return strlen(lit) == s.n && memcmp(s.p, lit, s.n) == 0;
+}
+
+/* RFC 9110 5.6.2: token characters. */
+static int is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* ======================================================================== */
+/* The HTTP/1.1 request parser                                              */
+/*                                                                          */
+/* A pure function over bytes: http_parse_head(buf, len, scan, req) returns */
+/* PARSE_DONE with req filled (slices into buf), PARSE_MORE when the head   */
+/* is incomplete, or PARSE_ERROR with req->error_status set. The decisions  */
+/* it makes, one per row (RFC 9110 / 9112; status; then close):             */
+/*                                                                          */
+/*   bare LF or bare CR in the head          9112 2.2    400 close          */
+/*   one empty line before the request line  9112 2.2    ignored            */
+/*   request-target over 8192 bytes          9112 3      414 close          */
+/*   head over 32 KiB or 100 fields          9110 5.4    431 close          */
+/*   method not a token / unknown (or `get`) 9110 9.1    400 / 501 close    */
+/*   version not HTTP/d.d; major not 1       9110 2.5    400 / 505 close    */
+/*   no Host, two Hosts, bad Host on 1.1     9112 3.2    400 close          */
+/*   space before colon, obs-fold, CTL/NUL   9112 5.1-2  400 close          */
+/*   Transfer-Encoding on 1.0                9112 6.1    400 close          */
+/*   TE and Content-Length together          9112 6.1    400 close          */
+/*   TE not ending in chunked                9112 6.3    400 close          */
+/*   unknown coding before chunked           9112 6.1    501 close          */
+/*   Content-Length not digits or differing  9112 6.3    400 close          */
+/*   Expect other than 100-continue          9110 10.1.1 417 close          */
+/* ======================================================================== */
+
+enum parse_result { PARSE_ERROR = -1, PARSE_MORE = 0, PARSE_DONE = 1 };
+
+enum method { M_UNKNOWN, M_GET, M_HEAD, M_POST, M_OTHER };
+
+/* Where the search for the end of the head stopped, so that each new read
+ * scans only the new bytes (a head arriving one byte at a time stays linear). */
+struct head_scan {
+	size_t start;          /* 2 when one leading CRLF is skipped */
+	size_t pos;            /* bytes already checked */
+	size_t first_line_end; /* 0 until the request line's CRLF is seen */
+};
+
+struct http_request {
+	enum method method;
+	struct slice method_name, target, path;
+	int minor;                  /* HTTP/1.minor (versions 1.2+ act as 1.1) */
+	size_t head_len;            /* bytes up to and including the empty line */
+	int keep_alive;
+	int chunked;
+	int has_length;
+	uint64_t content_length;
+	int expect_continue;
+	struct slice content_type, accept, custom_attributes;
+	struct slice amzn_name[MAX_AMZN_HEADERS], amzn_value[MAX_AMZN_HEADERS];
+	size_t amzn_count;
+	int error_status;           /* set with PARSE_ERROR */
+	const char *error;          /* short message for the JSON error body */
+};
+
+static int parse_fail(struct http_request *req, int status, const char *why)
+{
+	req->error_status = status;
+	req->error = why;
+	return PARSE_ERROR;
+}
+
+/* Finds the empty line that ends the head, checking each new byte on the way:
+ * every CR must be followed by LF and every LF preceded by CR (RFC 9112 2.2).
+ *
+ *   G E T   / p i n g   H T T P / 1 . 1 \r \n H o s t : x \r \n \r \n
+ *                                       ^ first_line_end             ^ end
+ */
+static int scan_head(const char *buf, size_t len, struct head_scan *s, struct http_request *req)
+{
+	size_t i;
+	if (s->pos == 0) {              /* RFC 9112 2.2: ignore one leading CRLF */
+		if (len < 2 && len > 0 && buf[0] == '\r')
+			return PARSE_MORE;
+		if (len >= 2 && buf[0] == '\r' && buf[1] == '\n')
+			s->start = 2;
+		s->pos = s->start;
+	}
+	for (i = s->pos; i < len; i++) {
+		if (buf[i] == '\n')
+			return parse_fail(req, 400, "bare LF in request head");
+		if (buf[i] != '\r')
+			continue;
+		if (i + 1 == len)
+			break;                  /* the LF may come in the next read */
+		if (buf[i + 1] != '\n')
+			return parse_fail(req, 400, "bare CR in request head");
+		if (s->first_line_end == 0)
+			s->first_line_end = i;
+		/* An empty line: CRLF right after the previous CRLF. */
+		if (i >= s->start + 2 && buf[i - 1] == '\n') {
+			s->pos = i + 2;
+			return PARSE_DONE;
+		}
+		if (i == s->start)
+			return parse_fail(req, 400, "empty request line");
+		i++;                        /* skip the LF we just checked */
+	}
+	s->pos = i;
+	if (s->first_line_end == 0 && len - s->start > MAX_TARGET_BYTES + 32)
+		return parse_fail(req, 414, "request target too long");
+	if (len - s->start >= MAX_HEAD_BYTES)
+		return parse_fail(req, 431, "request header section too large");
+	return PARSE_MORE;
+}
+
+static enum method method_of(struct slice m)
+{
+	static const char *const others[] = { "PUT", "DELETE", "OPTIONS", "PATCH",
+		"TRACE", "CONNECT" };
+	size_t i;
+	if (slice_eq(m, "GET"))
+		return M_GET;
+	if (slice_eq(m, "HEAD"))
+		return M_HEAD;
+	if (slice_eq(m, "POST"))
+		return M_POST;
+	for (i = 0; i < sizeof others / sizeof others[0]; i++)
+		if (slice_eq(m, others[i]))
+			return M_OTHER;
+	return M_UNKNOWN;            /* method names are case-sensitive: `get` too */
+}
+
+/* The path of a request-target without its query: origin-form "/p?q", or
+ * absolute-form "http://host/p?q" (RFC 9112 3.2.2: servers MUST accept it). */
+static int target_path(struct slice t, struct slice *path)
+{
+	size_t i = 0;
+	if (t.n > 0 && t.p[0] != '/') {
+		struct slice scheme = { t.p, t.n };
+		if (slice_has_prefix_nocase(scheme, "http://"))
+			i = 7;
+		else if (slice_has_prefix_nocase(scheme, "https://"))
+			i = 8;
+		else if (t.n == 1 && t.p[0] == '*') {
+			*path = t;               /* asterisk-form (OPTIONS *) */
+			return 0;
+		} else
+			return -1;
+		while (i < t.n && t.p[i] != '/' && t.p[i] != '?')
+			i++;
+		if (i == 7 || i == 8)
+			return -1;              /* no authority */
+	}
+	path->p = t.p + i;
+	path->n = 0;
+	while (i + path->n < t.n && t.p[i + path->n] != '?' && t.p[i + path->n] != '#')
+		path->n++;
+	if (path->n == 0)
+		path->p = "/", path->n = 1;
+	return 0;
+}
+
+static int parse_request_line(struct slice line, struct http_request *req)
+{
+	size_t i = 0, start;
+	while (i < line.n && is_tchar((unsigned char)line.p[i]))
+		i++;
+	if (i == 0 || i >= line.n || line.p[i] != ' ')
+		return parse_fail(req, 400, "malformed request line");
+	req->method_name.p = line.p;
+	req->method_name.n = i;
+	req->method = method_of(req->method_name);
+	start = ++i;
+	while (i < line.n && (unsigned char)line.p[i] > ' ' && (unsigned char)line.p[i] < 0x7f)
+		i++;
+	if (i == start || i >= line.n || line.p[i] != ' ')
+		return parse_fail(req, 400, "malformed request line");
+	req->target.p = line.p + start;
+	req->target.n = i - start;
+	if (req->target.n > MAX_TARGET_BYTES)
+		return parse_fail(req, 414, "request target too long");
+	i++;
+	/* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 2.3) */
+	if (line.n - i != 8 || memcmp(line.p + i, "HTTP/", 5) != 0 ||
+	    line.p[i + 5] < '0' || line.p[i + 5] > '9' || line.p[i + 6] != '.' ||
+	    line.p[i + 7] < '0' || line.p[i + 7] > '9')
+		return parse_fail(req, 400, "malformed HTTP version");
+	if (line.p[i + 5] != '1')
+		return parse_fail(req, 505, "HTTP version not supported");
+	req->minor = line.p[i + 7] - '0';
+	if (req->method == M_UNKNOWN)
+		return parse_fail(req, 501, "method not implemented");
+	if (target_path(req->target, &req->path) != 0)
+		return parse_fail(req, 400, "malformed request target");
+	return PARSE_DONE;
+}
+
+/* Content-Length: 1*DIGIT, overflow-checked by hand (never strtol, which
+ * takes signs, spaces and prefixes). A list of equal values is accepted
+ * (RFC 9110 8.6); differing values are an error. */
+static int parse_content_length(struct slice v, struct http_request *req)
+{
+	size_t i = 0;
+	while (i < v.n) {
+		uint64_t n = 0;
+		size_t digits = 0;
+		while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t'))
+			i++;
+		while (i < v.n && v.p[i] >= '0' && v.p[i] <= '9') {
+			unsigned d = (unsigned)(v.p[i++] - '0');
+			if (n > (UINT64_MAX - d) / 10)
+				return parse_fail(req, 400, "Content-Length too large");
+			n = n * 10 + d;
+			digits++;
+		}
+		while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t'))
+			i++;
+		if (digits == 0 || (i < v.n && v.p[i] != ','))
+			return parse_fail(req, 400, "invalid Content-Length");
+		if (req->has_length && req->content_length != n)
+			return parse_fail(req, 400, "conflicting Content-Length values");
+		req->has_length = 1;
+		req->content_length = n;
+		if (i < v.n)
+			i++;                    /* the comma */
+	}
+	if (!req->has_length)
+		return parse_fail(req, 400, "invalid Content-Length");
+	return PARSE_DONE;
+}
+
+/* Calls fn for each comma-separated element of a list field (RFC 9110 5.6.1),
+ * trimmed of whitespace; empty elements are passed too, as a zero-length slice. */
+static int for_each_element(struct slice v, struct http_request *req,
+	int (*fn)(struct slice, struct http_request *, int last))
+{
+	size_t i = 0;
+	for (;;) {
+		size_t b = i, e;
+		int r;
+		while (i < v.n && v.p[i] != ',')
+			i++;
+		e = i;
+		while (b < e && (v.p[b] == ' ' || v.p[b] == '\t'))
+			b++;
+		while (e > b && (v.p[e - 1] == ' ' || v.p[e - 1] == '\t'))
+			e--;
+		{
+			struct slice el = { v.p + b, e - b };
+			r = fn(el, req, i >= v.n);
+		}
+		if (r != PARSE_DONE)
+			return r;
+		if (i >= v.n)
+			return PARSE_DONE;
+		i++;
+	}
+}
+
+/* Transfer-Encoding: only `chunked`, last and once, is ours to decode. */
+static int transfer_coding(struct slice el, struct http_request *req, int last)
+{
+	if (el.n == 0)
+		return parse_fail(req, 400, "empty transfer coding");
+	if (req->chunked)               /* chunked must be the last, applied once */
+		return parse_fail(req, 400, "chunked is not the final transfer coding");
+	if (slice_eq_nocase(el, "chunked")) {
+		req->chunked = 1;
+		return PARSE_DONE;
+	}
+	if (last)
+		return parse_fail(req, 400, "final transfer coding is not chunked");
+	req->error_status = 501;         /* decided once we know chunked is last */
+	return PARSE_DONE;
+}
+
+static int connection_option(struct slice el, struct http_request *req, int last)
+{
+	(void)last;
+	if (slice_eq_nocase(el, "close"))
+		req->keep_alive = 0;
+	else if (slice_eq_nocase(el, "keep-alive") && req->minor == 0)
+		req->keep_alive = 1;
+	return PARSE_DONE;
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9110 7.2); empty is allowed. */
+static int valid_host(struct slice v)
+{
+	size_t i;
+	for (i = 0; i < v.n; i++) {
+		unsigned char c = (unsigned char)v.p[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      strchr("-._~!$&'()*+,;=%:[]", c)))
+			return 0;
+	}
+	return 1;
+}
+
+/* One field line "name: value". Field values may hold visible ASCII,
+ * obs-text, spaces and tabs; any other control byte is rejected (RFC 9110 5.5). */
+static int parse_field(struct slice line, struct http_request *req, int *hosts, int *saw_te,
+	int *saw_expect)
+{
+	struct slice name, value;
+	size_t i = 0;
+	if (line.p[0] == ' ' || line.p[0] == '\t')
+		return parse_fail(req, 400, "obsolete line folding");
+	while (i < line.n && is_tchar((unsigned char)line.p[i]))
+		i++;
+	if (i == 0 || i >= line.n || line.p[i] != ':')
+		return parse_fail(req, 400, "malformed header field");
+	name.p = line.p;
+	name.n = i++;
+	while (i < line.n && (line.p[i] == ' ' || line.p[i] == '\t'))
+		i++;
+	value.p = line.p + i;
+	value.n = line.n - i;
+	while (value.n > 0 && (value.p[value.n - 1] == ' ' || value.p[value.n - 1] == '\t'))
+		value.n--;
+	for (i = 0; i < value.n; i++) {
+		unsigned char c = (unsigned char)value.p[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return parse_fail(req, 400, "control character in header field");
+	}
+	if (slice_eq_nocase(name, "host")) {
+		if (++*hosts > 1)
+			return parse_fail(req, 400, "more than one Host header");
+		if (!valid_host(value))
+			return parse_fail(req, 400, "invalid Host header");
+	} else if (slice_eq_nocase(name, "content-length")) {
+		return parse_content_length(value, req);
+	} else if (slice_eq_nocase(name, "transfer-encoding")) {
+		*saw_te = 1;
+		return for_each_element(value, req, transfer_coding);
+	} else if (slice_eq_nocase(name, "connection")) {
+		return for_each_element(value, req, connection_option);
+	} else if (slice_eq_nocase(name, "expect")) {
+		if (!slice_eq_nocase(value, "100-continue"))
+			return parse_fail(req, 417, "unsupported expectation");
+		*saw_expect = 1;
+	} else if (slice_eq_nocase(name, "content-type")) {
+		if (req->content_type.p)
+			return parse_fail(req, 400, "more than one Content-Type header");
+		req->content_type = value;
+	} else if (slice_eq_nocase(name, "accept")) {
+		if (!req->accept.p)
+			req->accept = value;
+	} else if (slice_has_prefix_nocase(name, "x-amzn-sagemaker-")) {
+		if (req->amzn_count == MAX_AMZN_HEADERS)
+			return parse_fail(req, 431, "too many X-Amzn-SageMaker headers");
+		req->amzn_name[req->amzn_count] = name;
+		req->amzn_value[req->amzn_count++] = value;
+		if (slice_eq_nocase(name, "x-amzn-sagemaker-custom-attributes"))
+			req->custom_attributes = value;
+	}
+	return PARSE_DONE;
+}
+
+/* Checks framing once every field is known (RFC 9112 6.1 and 6.3). */
+static int check_framing(struct http_request *req, int saw_te, int saw_expect)
+{
+	if (saw_te && req->minor == 0)
+		return parse_fail(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
+	if (saw_te && req->has_length)
+		return parse_fail(req, 400, "both Transfer-Encoding and Content-Length");
+	if (saw_te && req->error_status == 501)
+		return parse_fail(req, 501, "unsupported transfer coding");
+	/* RFC 9110 15.2: never send 1xx to an HTTP/1.0 client. */
+	req->expect_continue = saw_expect && req->minor >= 1 &&
+		(req->chunked || req->content_length > 0);
+	return PARSE_DONE;
+}
+
+static int http_parse_head(const char *buf, size_t len, struct head_scan *s,
+	struct http_request *req)
+{
+	int r, hosts = 0, saw_te = 0, saw_expect = 0, fields = 0;
+	size_t line_start, i;
+	struct slice line;
+
+	r = scan_head(buf, len, s, req);
+	if (r != PARSE_DONE)
+		return r;
+	memset(req, 0, sizeof *req);
+	line.p = buf + s->start;
+	line.n = s->first_line_end - s->start;
+	if ((r = parse_request_line(line, req)) != PARSE_DONE)
+		return r;
+	req->keep_alive = req->minor >= 1;
+	line_start = s->first_line_end + 2;
+	for (i = line_start;; i++) {
+		if (buf[i] != '\r')
+			continue;
+		if (i == line_start)
+			break;                  /* the empty line */
+		if (++fields > MAX_HEADER_FIELDS)
+			return parse_fail(req, 431, "too many header fields");
+		line.p = buf + line_start;
+		line.n = i - line_start;
+		if ((r = parse_field(line, req, &hosts, &saw_te, &saw_expect)) != PARSE_DONE)
+			return r;
+		line_start = i + 2;
+		i++;
+	}
+	req->head_len = i + 2;
+	if (hosts == 0 && req->minor >= 1)
+		return parse_fail(req, 400, "missing Host header");
+	return check_framing(req, saw_te, saw_expect);
+}
+
+/* ======================================================================== */
+/* The chunked decoder (RFC 9112 7.1)                                       */
+/*                                                                          */
+/* Resumable and in place: raw bytes at buf[*src, len) are decoded and the  */
+/* payload moved down to buf[*dst...], so a chunked body ends up contiguous */
+/* just like a Content-Length one. Returns PARSE_DONE after the last chunk  */
+/* and trailers, PARSE_MORE, or PARSE_ERROR with the status in *status.     */
+/* ======================================================================== */
+
+enum chunk_state {
+	CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_LINE_START, CH_TRAILER_NAME, CH_TRAILER_VALUE, CH_TRAILER_LF, CH_FINAL_LF, CH_DONE
+};
+
+struct chunked {
+	enum chunk_state state;
+	uint64_t size;        /* size of the current chunk; then bytes left in it */
+	unsigned digits;      /* hex digits of the size read so far */
+	size_t ext_bytes;     /* chunk-extension bytes skipped, all chunks */
+	size_t trailer_bytes;
+	uint64_t total;       /* payload bytes decoded */
+};
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = lower_ascii(c);
+	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+static int chunk_fail(int *status, int code)
+{
+	*status = code;
+	return PARSE_ERROR;
+}
+
+/* The framing bytes (everything but chunk data), one at a time. */
+static int chunk_framing_byte(struct chunked *c, char ch, uint64_t max_body, int *status)
+{
+	int h;
+	switch (c->state) {
+	case CH_SIZE:
+		if ((h = hex_value(ch)) >= 0) {
+			if (++c->digits > MAX_CHUNK_SIZE_DIGITS)
+				return chunk_fail(status, 400);
+			c->size = c->size * 16 + (uint64_t)h;
+			if (c->size > max_body - c->total)
+				return chunk_fail(status, 413);
+			return PARSE_MORE;
+		}
+		if (c->digits == 0)
+			return chunk_fail(status, 400);
+		if (ch == ';' || ch == ' ' || ch == '\t')
+			c->state = CH_EXT;
+		else if (ch == '\r')
+			c->state = CH_SIZE_LF;
+		else
+			return chunk_fail(status, 400);
+		return PARSE_MORE;
+	case CH_EXT:                    /* unknown extensions are skipped */
+		if (ch == '\r')
+			c->state = CH_SIZE_LF;
+		else if (((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return chunk_fail(status, 400);
+		else if (++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
+			return chunk_fail(status, 400);
+		return PARSE_MORE;
+	case CH_SIZE_LF:
+		if (ch != '\n')
+			return chunk_fail(status, 400);
+		c->state = c->size ? CH_DATA : CH_LINE_START;
+		return PARSE_MORE;
+	case CH_DATA_CR:
+		if (ch != '\r')
+			return chunk_fail(status, 400);
+		c->state = CH_DATA_LF;
+		return PARSE_MORE;
+	case CH_DATA_LF:
+		if (ch != '\n')
+			return chunk_fail(status, 400);
+		c->state = CH_SIZE;
+		c->size = 0;
+		c->digits = 0;
+		return PARSE_MORE;
+	case CH_LINE_START:             /* a trailer field, or the final CRLF */
+		if (ch == '\r') {
+			c->state = CH_FINAL_LF;
+			return PARSE_MORE;
+		}
+		if (!is_tchar((unsigned char)ch))
+			return chunk_fail(status, 400);
+		c->state = CH_TRAILER_NAME;
+		return PARSE_MORE;
+	case CH_TRAILER_NAME:           /* trailers are validated like fields, then dropped */
+		if (ch == ':')
+			c->state = CH_TRAILER_VALUE;
+		else if (!is_tchar((unsigned char)ch))
+			return chunk_fail(status, 400);
+		return PARSE_MORE;
+	case CH_TRAILER_VALUE:
+		if (ch == '\r')
+			c->state = CH_TRAILER_LF;
+		else if (((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return chunk_fail(status, 400);
+		return PARSE_MORE;
+	case CH_TRAILER_LF:
+		if (ch != '\n')
+			return chunk_fail(status, 400);
+		c->state = CH_LINE_START;
+		return PARSE_MORE;
+	case CH_FINAL_LF:
+		if (ch != '\n')
+			return chunk_fail(status, 400);
+		c->state = CH_DONE;
+		return PARSE_DONE;
+	case CH_DATA:
+	case CH_DONE:
+		break;
+	}
+	return chunk_fail(status, 400);
+}
+
+static int chunked_decode(struct chunked *c, char *buf, size_t len, size_t *src, size_t *dst,
+	uint64_t max_body, int *status)
+{
+	while (*src < len && c->state != CH_DONE) {
+		if (c->state == CH_DATA) {
+			size_t n = len - *src;
+			if (n > c->size)
+				n = (size_t)c->size;
+			memmove(buf + *dst, buf + *src, n);
+			*src += n;
+			*dst += n;
+			c->size -= n;
+			c->total += n;
+			if (c->size == 0)
+				c->state = CH_DATA_CR;
+			continue;
+		}
+		if (c->state >= CH_LINE_START && ++c->trailer_bytes > MAX_TRAILER_BYTES)
+			return chunk_fail(status, 431);
+		if (chunk_framing_byte(c, buf[(*src)++], max_body, status) == PARSE_ERROR)
+			return PARSE_ERROR;
+	}
+	return c->state == CH_DONE ? PARSE_DONE : PARSE_MORE;
+}
+
+/* ======================================================================== */
+/* Responses                                                                */
+/* ======================================================================== */
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 424: return "Failed Dependency";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	case 507: return "Insufficient Storage";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+/* Writes {"error": "<message>"} into out, escaping as JSON; returns length. */
+static size_t json_error_body(char *out, size_t cap, const char *message)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	const char *p;
+	const char *tail = "\"}\n";
+	n += (size_t)snprintf(out, cap, "{\"error\": \"");
+	for (p = message; *p && n + 8 + strlen(tail) < cap; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20) {
+			n += (size_t)snprintf(out + n, cap - n, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+		} else
+			out[n++] = (char)c;
+	}
+	memcpy(out + n, tail, strlen(tail) + 1);
+	return n + strlen(tail);
+}
+
+/* ======================================================================== */
+/* Connections                                                              */
+/* ======================================================================== */
+
+enum conn_state {
+	CONN_READ_HEAD,   /* waiting for (the rest of) a request head */
+	CONN_READ_BODY,   /* head parsed, reading the body */
+	CONN_IN_MODEL,    /* queued for, or running in, a worker */
+	CONN_WRITE,       /* writing the response */
+	CONN_LINGER,      /* response sent, half-closed, discarding input */
+};
+
+enum route { ROUTE_PING, ROUTE_EXEC_PARAMS, ROUTE_INVOCATIONS, ROUTE_ERROR };
+
+struct conn {
+	int fd;
+	enum conn_state state;
+	char *in;                 /* bytes read: head, body, pipelined requests */
+	size_t in_len, in_cap;
+	struct head_scan scan;
+	struct http_request req;
+	enum route route;
+	size_t body_start;        /* offset of the body in `in` */
+	size_t body_len;          /* body bytes received (decoded, if chunked) */
+	size_t raw_pos;           /* chunked: first undecoded byte */
+	size_t req_end;           /* offset just past this request */
+	struct chunked chunk;
+	int close_after;          /* close once the response is written */
+	int64_t deadline;         /* ms; 0 when none */
+	int64_t started_us;       /* first byte of this request, for the log */
+	/* the response: a head built here, then a body (static or owned) */
+	char head[1536];
+	size_t head_len;
+	const char *body;
+	size_t body_out_len;
+	char *owned;              /* freed after the write: worker reply buffer */
+	size_t out_off;           /* bytes of head+body already written */
+	int status;
+	char err_body[ERROR_BODY_MAX + 64];
+	struct conn *next_queued;
+};
+
+static struct conn *conns[FD_SETSIZE];  /* indexed by file descriptor */
+static int max_conn_fd = -1;
+static size_t buffered_bytes;           /* input buffer bytes over the initial size */
+static int draining;                    /* SIGTERM seen: finish and exit */
+
+static struct conn *queue_head, *queue_tail;
+static int queue_len;
+
+static void conn_process(struct conn *c);
+static void dispatch_queued(void);
+
+/* Grows or shrinks a connection's input buffer, charging the global budget.
+ * Returns 0, or -1 when the budget or malloc says no. */
+static int conn_resize(struct conn *c, size_t cap)
+{
+	size_t old_charge = c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
+	size_t new_charge = cap > IN_BUF_INITIAL ? cap - IN_BUF_INITIAL : 0;
+	char *p;
+	if (new_charge > old_charge && buffered_bytes - old_charge + new_charge > cfg.max_buffered)
+		return -1;
+	p = realloc(c->in, cap);
+	if (!p)
+		return -1;
+	c->in = p;
+	c->in_cap = cap;
+	buffered_bytes = buffered_bytes - old_charge + new_charge;
+	return 0;
+}
+
+static struct conn *conn_new(int fd)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	if (conn_resize(c, IN_BUF_INITIAL) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->deadline = now_ms + (int64_t)cfg.idle_timeout_s * 1000;
+	conns[fd] = c;
+	if (fd > max_conn_fd)
+		max_conn_fd = fd;
+	return c;
+}
+
+static void conn_close(struct conn *c)
+{
+	conns[c->fd] = NULL;
+	while (max_conn_fd >= 0 && !conns[max_conn_fd])
+		max_conn_fd--;
+	close(c->fd);
+	buffered_bytes -= c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
+	free(c->in);
+	free(c->owned);
+	free(c);
+}
+
+static int64_t seconds_from_now(int s)
+{
+	return now_ms + (int64_t)s * 1000;
+}
+
+/* Builds the response head. body may be NULL for an empty body; for HEAD
+ * requests the head describes the body but the body is not sent. */
+static void respond_full(struct conn *c, int status, const char *type, const char *body,
+	size_t len, const char *extra)
+{
+	size_t keep = c->head_len - c->out_off;  /* an unsent interim 100, if any */
+	size_t n;
+	int no_length = status == 204;           /* RFC 9110 8.6 */
+	if (draining || !c->req.keep_alive)
+		c->close_after = 1;
+	memmove(c->head, c->head + c->out_off, keep);
+	n = keep;
+	n += (size_t)snprintf(c->head + n, sizeof c->head - n,
+		"HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason_phrase(status), http_date);
+	if (len > 0 || (type && status != 204))
+		n += (size_t)snprintf(c->head + n, sizeof c->head - n, "Content-Type: %s\r\n",
+			type ? type : "application/octet-stream");
+	if (!no_length)
+		n += (size_t)snprintf(c->head + n, sizeof c->head - n, "Content-Length: %zu\r\n", len);
+	if (c->close_after)
+		n += (size_t)snprintf(c->head + n, sizeof c->head - n, "Connection: close\r\n");
+	else if (c->req.minor == 0)
+		n += (size_t)snprintf(c->head + n, sizeof c->head - n, "Connection: keep-alive\r\n");
+	n += (size_t)snprintf(c->head + n, sizeof c->head - n, "%s\r\n", extra ? extra : "");
+	c->head_len = n < sizeof c->head ? n : sizeof c->head - 1;
+	c->out_off = 0;
+	c->body = c->req.method == M_HEAD ? NULL : body;
+	c->body_out_len = c->req.method == M_HEAD ? 0 : len;
+	c->status = status;
+	c->state = CONN_WRITE;
+	c->deadline = seconds_from_now(cfg.body_timeout_s);
+}
+
+static void respond_error_with(struct conn *c, int status, const char *message, const char *extra)
+{
+	size_t n = json_error_body(c->err_body, sizeof c->err_body, message);
+	respond_full(c, status, "application/json", c->err_body, n, extra);
+}
+
+static void respond_error(struct conn *c, int status, const char *message)
+{
+	respond_error_with(c, status, message, NULL);
+}
+
+/* Errors found while the request is still arriving: the rest of it cannot
+ * be trusted or skipped, so answer and close (RFC 9112 9.3). */
+static void fail_and_close(struct conn *c, int status, const char *message)
+{
+	c->close_after = 1;
+	respond_error(c, status, message);
+}
+
+static void log_access(struct conn *c)
+{
+	if (!cfg.access_log || c->route == ROUTE_PING || c->req.method_name.n == 0)
+		return;
+	fprintf(stdout, "%s %.*s %.*s %d in=%zu out=%zu us=%lld\n", http_date,
+		(int)c->req.method_name.n, c->req.method_name.p,
+		(int)(c->req.path.n > 200 ? 200 : c->req.path.n), c->req.path.p, c->status,
+		c->req_end ? c->req_end : c->in_len, c->head_len + c->body_out_len,
+		(long long)(monotonic_us() - c->started_us));
+}
+
+/* Ready for the next request: keep pipelined bytes, drop the rest. */
+static void conn_reset(struct conn *c)
+{
+	size_t used = c->req_end, left = c->in_len - used;
+	memmove(c->in, c->in + used, left);
+	c->in_len = left;
+	free(c->owned);
+	c->owned = NULL;
+	c->body = NULL;
+	c->head_len = c->out_off = c->body_out_len = 0;
+	memset(&c->scan, 0, sizeof c->scan);
+	memset(&c->req, 0, sizeof c->req);
+	memset(&c->chunk, 0, sizeof c->chunk);
+	c->body_start = c->body_len = c->raw_pos = c->req_end = 0;
+	c->state = CONN_READ_HEAD;
+	if (c->in_cap > IN_BUF_KEEP && left <= IN_BUF_INITIAL)
+		conn_resize(c, IN_BUF_INITIAL);
+	c->started_us = monotonic_us();
+	c->deadline = left ? seconds_from_now(cfg.header_timeout_s)
+	                   : seconds_from_now(cfg.idle_timeout_s);
+}
+
+/* Called when the whole response has been written. */
+static void response_done(struct conn *c)
+{
+	log_access(c);
+	if (c->close_after) {
+		/* Half-close and keep reading briefly, so a client still sending
+		 * gets our response rather than a reset (RFC 9112 9.6). */
+		shutdown(c->fd, SHUT_WR);
+		c->state = CONN_LINGER;
+		c->deadline = now_ms + LINGER_MS;
+		return;
+	}
+	conn_reset(c);
+	if (c->in_len > 0)
+		conn_process(c);             /* a pipelined request is waiting */
+}
+
+static int has_pending_output(const struct conn *c)
+{
+	return c->out_off < c->head_len + c->body_out_len;
+}
+
+/* Writes pending output; returns -1 if the connection was closed. A finished
+ * response moves straight on to the next pipelined request, in a loop rather
+ * than by recursion, so a thousand pipelined requests cost no stack. */
+static int conn_write(struct conn *c)
+{
+again:
+	while (has_pending_output(c)) {
+		struct iovec iov[2];
+		int n = 0;
+		ssize_t w;
+		if (c->out_off < c->head_len) {
+			iov[n].iov_base = c->head + c->out_off;
+			iov[n++].iov_len = c->head_len - c->out_off;
+		}
+		if (c->body_out_len > 0) {
+			size_t done = c->out_off > c->head_len ? c->out_off - c->head_len : 0;
+			iov[n].iov_base = (char *)(uintptr_t)(c->body + done);
+			iov[n++].iov_len = c->body_out_len - done;
+		}
+		w = writev(c->fd, iov, n);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return 0;
+			conn_close(c);
+			return -1;
+		}
+		c->out_off += (size_t)w;
+		c->deadline = seconds_from_now(cfg.body_timeout_s);
+	}
+	if (c->state == CONN_WRITE) {
+		response_done(c);
+		if (has_pending_output(c))
+			goto again;
+	} else {                        /* an interim 100 Continue went out */
+		c->head_len = c->out_off = 0;
+		c->deadline = seconds_from_now(cfg.body_timeout_s);
+	}
+	return 0;
+}
+
+/* ======================================================================== */
+/* Workers: pre-forked processes that run the model                         */
+/*                                                                          */
+/* Frames on the socketpair (host byte order; both ends are this binary):   */
+/*   request: struct frame_request, meta (NUL-separated strings:            */
+/*            content type, accept, custom attributes, then name/value      */
+/*            pairs of X-Amzn-SageMaker-* headers), body                    */
+/*   reply:   struct frame_reply, meta (content type, custom attributes),   */
+/*            body                                                          */
+/* ======================================================================== */
+
+#define FRAME_MAGIC 0x736d7376u  /* "smsv" */
+
+struct frame_request {
+	uint32_t magic;
+	uint32_t meta_len;
+	uint32_t header_count;
+	uint32_t reserved;
+	uint64_t body_len;
+};
+
+struct frame_reply {
+	uint32_t magic;
+	int32_t status;
+	uint32_t meta_len;
+	uint32_t reserved;
+	uint64_t body_len;
+};
+
+struct worker {
+	pid_t pid;                 /* 0 when the slot is empty */
+	int fd;                    /* the loop's end of the socketpair */
+	struct conn *conn;         /* the request it runs, or NULL when idle */
+	char *frame;               /* request frame header and meta */
+	size_t frame_len, sent;    /* bytes of frame+body sent so far */
+	struct frame_reply reply;
+	size_t got;                /* bytes of reply header+meta+body read */
+	char *reply_buf;           /* meta and body of the reply */
+	int64_t deadline;          /* invocation timeout, ms */
+};
+
+static struct worker workers[MAX_WORKERS];
+static model *the_model;
+static int listen_fd = -1;
+static int reserve_fd = -1;    /* spare descriptor for EMFILE (see accept) */
+static int signal_pipe[2] = { -1, -1 };
+
+/* ---- the worker process side (blocking I/O is fine here) ---- */
+
+struct model_response {
+	int status;
+	int bad_status;
+	int overflow;
+	char type[256];
+	char attributes[1025];
+	char *body;
+	size_t len, cap;
+};
+
+int model_response_status(model_response *out, int status)
+{
+	if (status < 200 || status > 599) {
+		out->bad_status = status;
+		return -1;
+	}
+	out->status = status;
+	return 0;
+}
+
+/* Header values the model sets must not be able to inject header lines. */
+static int copy_header_value(char *dst, size_t cap, const char *value, int allow_space)
+{
+	size_t i, n = strlen(value);
+	if (n >= cap)
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)value[i];
+		if (c < 0x20 || c > 0x7e || (c == ' ' && !allow_space))
+			return -1;
+	}
+	memcpy(dst, value, n + 1);
+	return 0;
+}
+
+int model_response_type(model_response *out, const char *content_type)
+{
+	return copy_header_value(out->type, sizeof out->type, content_type, 1);
+}
+
+int model_response_custom_attributes(model_response *out, const char *value)
+{
+	return copy_header_value(out->attributes, sizeof out->attributes, value, 1);
+}
+
+int model_response_write(model_response *out, const void *data, size_t len)
+{
+	if (out->overflow || len > cfg.max_response - out->len) {
+		out->overflow = 1;
+		return -1;
+	}
+	if (out->len + len > out->cap) {
+		size_t cap = out->cap ? out->cap : 4096;
+		char *p;
+		while (cap < out->len + len)
+			cap = cap > SIZE_MAX / 2 ? out->len + len : cap * 2;
+		if (cap > cfg.max_response)
+			cap = cfg.max_response;
+		p = realloc(out->body, cap);
+		if (!p) {
+			out->overflow = 1;
+			return -1;
+		}
+		out->body = p;
+		out->cap = cap;
+	}
+	memcpy(out->body + out->len, data, len);
+	out->len += len;
+	return 0;
+}
+
+int model_response_error(model_response *out, int status, const char *message)
+{
+	char body[ERROR_BODY_MAX];
+	size_t n = json_error_body(body, sizeof body, message);
+	out->len = 0;
+	out->overflow = 0;
+	if (model_response_status(out, status) != 0)
+		return -1;
+	strcpy(out->type, "application/json");
+	return model_response_write(out, body, n);
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t r = read(fd, p, len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int write_full(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* Splits the request meta into the strings model_request points at. */
+static int unpack_request(char *meta, size_t meta_len, uint32_t count, model_request *req,
+	model_header *headers)
+{
+	const char *fields[3 + 2 * MAX_AMZN_HEADERS];
+	size_t want = 3 + 2 * (size_t)count, got = 0, i = 0;
+	if (count > MAX_AMZN_HEADERS || meta_len == 0 || meta[meta_len - 1] != '\0')
+		return -1;
+	while (i < meta_len && got < want) {
+		fields[got++] = meta + i;
+		i += strlen(meta + i) + 1;
+	}
+	if (got != want)
+		return -1;
+	req->content_type = fields[0];
+	req->accept = fields[1];
+	req->custom_attributes = fields[2];
+	for (i = 0; i < count; i++) {
+		headers[i].name = fields[3 + 2 * i];
+		headers[i].value = fields[4 + 2 * i];
+	}
+	req->headers = headers;
+	req->header_count = count;
+	return 0;
+}
+
+static void send_reply(int fd, model_response *out)
+{
+	struct frame_reply fr = { FRAME_MAGIC, 0, 0, 0, 0 };
+	char meta[sizeof out->type + sizeof out->attributes];
+	size_t tl = strlen(out->type), al = strlen(out->attributes);
+	struct iovec iov[3];
+	if (out->bad_status) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "the model returned an invalid HTTP status (%d)", out->bad_status);
+		model_response_error(out, 500, msg);
+		tl = strlen(out->type);
+		al = 0;
+	} else if (out->overflow) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "the model's response is larger than the limit of %zu bytes",
+			cfg.max_response);
+		model_response_error(out, 500, msg);
+		tl = strlen(out->type);
+		al = 0;
+	}
+	memcpy(meta, out->type, tl + 1);
+	memcpy(meta + tl + 1, out->attributes, al + 1);
+	fr.status = out->status;
+	fr.meta_len = (uint32_t)(tl + al + 2);
+	fr.body_len = out->status == 204 ? 0 : out->len;
+	iov[0].iov_base = &fr;
+	iov[0].iov_len = sizeof fr;
+	iov[1].iov_base = meta;
+	iov[1].iov_len = fr.meta_len;
+	iov[2].iov_base = out->body;
+	iov[2].iov_len = (size_t)fr.body_len;
+	if (write_full(fd, iov, 3) != 0)
+		_exit(0);
+}
+
+/* A worker: read a request, run the model, send the reply, forever. It
+ * exits when the loop closes its end of the socket (shutdown). */
+static void worker_main(int fd)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	model_header headers[MAX_AMZN_HEADERS];
+	for (;;) {
+		struct frame_request fr;
+		model_request req;
+		model_response out;
+		size_t need;
+		if (read_full(fd, &fr, sizeof fr) != 0)
+			_exit(0);
+		if (fr.magic != FRAME_MAGIC || fr.meta_len > WORKER_META_MAX ||
+		    fr.body_len > SIZE_MAX - fr.meta_len)
+			_exit(3);
+		need = fr.meta_len + (size_t)fr.body_len;
+		if (need > cap) {
+			free(buf);
+			cap = need;
+			if (!(buf = malloc(cap)))
+				_exit(4);
+		}
+		if (read_full(fd, buf, need) != 0)
+			_exit(0);
+		memset(&req, 0, sizeof req);
+		if (unpack_request(buf, fr.meta_len, fr.header_count, &req, headers) != 0)
+			_exit(3);
+		req.body = (const unsigned char *)buf + fr.meta_len;
+		req.body_len = (size_t)fr.body_len;
+		memset(&out, 0, sizeof out);
+		out.status = 200;
+		model_invoke(the_model, &req, &out);
+		send_reply(fd, &out);
+		free(out.body);
+		if (cap > IN_BUF_KEEP) {      /* give a large request's memory back */
+			free(buf);
+			buf = NULL;
+			cap = 0;
+		}
+	}
+}
+
+/* ---- the loop side ---- */
+
+static int workers_alive(void)
+{
+	int i, n = 0;
+	for (i = 0; i < cfg.workers; i++)
+		n += workers[i].pid > 0;
+	return n;
+}
+
+/* Forks a worker into slot i. The child closes every descriptor that
+ * belongs to the loop (clients, other workers, the listener) first. */
+static int worker_spawn(int i)
+{
+	struct worker *w = &workers[i];
+	int sv[2], fd, j;
+	pid_t pid;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		return -1;
+	if (sv[0] >= FD_SETSIZE) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	fflush(stdout);                 /* or the child would print it again */
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		signal(SIGTERM, SIG_IGN);  /* the loop decides when workers stop */
+		signal(SIGINT, SIG_IGN);
+		signal(SIGCHLD, SIG_DFL);
+		close(sv[0]);
+		for (fd = 0; fd <= max_conn_fd; fd++)
+			if (conns[fd])
+				close(fd);
+		for (j = 0; j < cfg.workers; j++)
+			if (workers[j].pid > 0)
+				close(workers[j].fd);
+		if (listen_fd >= 0)
+			close(listen_fd);
+		if (reserve_fd >= 0)
+			close(reserve_fd);
+		close(signal_pipe[0]);
+		close(signal_pipe[1]);
+		worker_main(sv[1]);
+	}
+	close(sv[1]);
+	set_nonblocking(sv[0]);
+	w->pid = pid;
+	w->fd = sv[0];
+	w->conn = NULL;
+	w->sent = w->got = 0;
+	return 0;
+}
+
+/* Forgets a worker that died or was killed; its zombie is reaped on SIGCHLD. */
+static void worker_forget(struct worker *w)
+{
+	close(w->fd);
+	w->fd = -1;
+	w->pid = 0;
+	w->conn = NULL;
+	free(w->reply_buf);
+	w->reply_buf = NULL;
+}
+
+/* A worker failed during a request: the client gets an error, the worker
+ * is killed (if still alive) and replaced. */
+static void worker_fail(struct worker *w, int status, const char *message)
+{
+	struct conn *c = w->conn;
+	log_line("worker %ld: %s", (long)w->pid, message);
+	if (w->pid > 0)
+		kill(w->pid, SIGKILL);  /* harmless if it is already a zombie */
+	worker_forget(w);
+	if (c) {
+		respond_error(c, status, message);
+		conn_write(c);
+	}
+	worker_spawn((int)(w - workers));
+	dispatch_queued();
+}
+
+static void put_meta(char *meta, size_t *n, struct slice s)
+{
+	if (s.n)
+		memcpy(meta + *n, s.p, s.n);
+	*n += s.n;
+	meta[(*n)++] = '\0';
+}
+
+static void worker_start(struct worker *w, struct conn *c)
+{
+	struct frame_request fr = { FRAME_MAGIC, 0, 0, 0, 0 };
+	struct http_request *r = &c->req;
+	size_t n = sizeof fr, i;
+	put_meta(w->frame, &n, r->content_type);
+	put_meta(w->frame, &n, r->accept);
+	put_meta(w->frame, &n, r->custom_attributes);
+	for (i = 0; i < r->amzn_count; i++) {
+		put_meta(w->frame, &n, r->amzn_name[i]);
+		put_meta(w->frame, &n, r->amzn_value[i]);
+	}
+	fr.meta_len = (uint32_t)(n - sizeof fr);
+	fr.header_count = (uint32_t)r->amzn_count;
+	fr.body_len = c->body_len;
+	memcpy(w->frame, &fr, sizeof fr);
+	w->frame_len = n;
+	w->sent = w->got = 0;
+	w->conn = c;
+	w->deadline = seconds_from_now(cfg.timeout_s);
+}
+
+/* Sends more of the request frame and body (no copy of the body). */
+static void worker_send(struct worker *w)
+{
+	struct conn *c = w->conn;
+	size_t total = w->frame_len + c->body_len;
+	while (w->sent < total) {
+		struct iovec iov[2];
+		int n = 0;
+		ssize_t s;
+		if (w->sent < w->frame_len) {
+			iov[n].iov_base = w->frame + w->sent;
+			iov[n++].iov_len = w->frame_len - w->sent;
+		}
+		if (c->body_len > 0) {
+			size_t done = w->sent > w->frame_len ? w->sent - w->frame_len : 0;
+			iov[n].iov_base = c->in + c->body_start + done;
+			iov[n++].iov_len = c->body_len - done;
+		}
+		s = writev(w->fd, iov, n);
+		if (s < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return;
+			worker_fail(w, 500, "the model worker stopped while receiving the request");
+			return;
+		}
+		w->sent += (size_t)s;
+	}
+}
+
+static int sending(const struct worker *w)
+{
+	return w->conn && w->sent < w->frame_len + w->conn->body_len;
+}
+
+static int valid_reply_text(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* The reply is complete: turn it into the HTTP response. */
+static void worker_finish(struct worker *w)
+{
+	struct conn *c = w->conn;
+	const char *type = w->reply_buf, *attrs;
+	char extra[1100];
+	size_t tl = strnlen(type, w->reply.meta_len);
+	int status = w->reply.status;
+	if (tl >= w->reply.meta_len || !valid_reply_text(type) ||
+	    strnlen(type + tl + 1, w->reply.meta_len - tl - 1) != w->reply.meta_len - tl - 2 ||
+	    !valid_reply_text(type + tl + 1) || status < 200 || status > 599) {
+		worker_fail(w, 500, "the model worker sent a malformed reply");
+		return;
+	}
+	attrs = type + tl + 1;
+	extra[0] = '\0';
+	if (*attrs)
+		snprintf(extra, sizeof extra, "X-Amzn-SageMaker-Custom-Attributes: %s\r\n", attrs);
+	w->conn = NULL;
+	c->owned = w->reply_buf;
+	w->reply_buf = NULL;
+	respond_full(c, status, *type ? type : NULL, c->owned + w->reply.meta_len,
+		(size_t)w->reply.body_len, extra);
+	conn_write(c);
+	dispatch_queued();
+}
+
+/* Reads the reply: header, then meta and body into one buffer. */
+static void worker_receive(struct worker *w)
+{
+	for (;;) {
+		char *dst;
+		size_t want;
+		ssize_t r;
+		if (w->got < sizeof w->reply) {
+			dst = (char *)&w->reply + w->got;
+			want = sizeof w->reply - w->got;
+		} else {
+			size_t total = w->reply.meta_len + (size_t)w->reply.body_len;
+			dst = w->reply_buf + (w->got - sizeof w->reply);
+			want = total - (w->got - sizeof w->reply);
+			if (want == 0) {
+				worker_finish(w);
+				return;
+			}
+		}
+		r = read(w->fd, dst, want);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (r <= 0 || !w->conn) {
+			worker_fail(w, 500, "the model worker crashed during the request");
+			return;
+		}
+		w->got += (size_t)r;
+		if (w->got == sizeof w->reply) {
+			if (w->reply.magic != FRAME_MAGIC || w->reply.meta_len > REPLY_META_MAX ||
+			    w->reply.meta_len < 2 || w->reply.body_len > cfg.max_response) {
+				worker_fail(w, 500, "the model worker sent a malformed reply");
+				return;
+			}
+			w->reply_buf = malloc(w->reply.meta_len + (size_t)w->reply.body_len + 1);
+			if (!w->reply_buf) {
+				worker_fail(w, 503, "out of memory for the model's response");
+				return;
+			}
+		}
+	}
+}
+
+static struct worker *idle_worker(void)
+{
+	int i;
+	for (i = 0; i < cfg.workers; i++)
+		if (workers[i].pid > 0 && !workers[i].conn)
+			return &workers[i];
+	return NULL;
+}
+
+/* Hands queued requests to idle workers, oldest first. */
+static void dispatch_queued(void)
+{
+	struct worker *w;
+	while (queue_head && (w = idle_worker()) != NULL) {
+		struct conn *c = queue_head;
+		queue_head = c->next_queued;
+		if (!queue_head)
+			queue_tail = NULL;
+		queue_len--;
+		c->next_queued = NULL;
+		worker_start(w, c);
+		worker_send(w);
+	}
+}
+
+/* ======================================================================== */
+/* Routes                                                                   */
+/* ======================================================================== */
+
+/* Decides what a request is for, from its head alone, so errors can be
+ * sent before a body is read. Sets *status and *allow for ROUTE_ERROR. */
+static enum route route_of(const struct http_request *r, int *status, const char **allow,
+	const char **message)
+{
+	enum method m = r->method;
+	*allow = NULL;
+	if (slice_eq(r->path, "/ping")) {
+		if (m == M_GET || m == M_HEAD || m == M_POST)
+			return ROUTE_PING;
+		*allow = "Allow: GET, HEAD, POST\r\n";
+	} else if (slice_eq(r->path, "/invocations")) {
+		if (m == M_POST)
+			return ROUTE_INVOCATIONS;
+		*allow = "Allow: POST\r\n";
+	} else if (slice_eq(r->path, "/execution-parameters")) {
+		if (m == M_GET || m == M_HEAD)
+			return ROUTE_EXEC_PARAMS;
+		*allow = "Allow: GET, HEAD\r\n";
+	} else {
+		*status = 404;
+		*message = "no such path; use /ping or /invocations";
+		return ROUTE_ERROR;
+	}
+	*status = 405;
+	*message = "method not allowed on this path";
+	return ROUTE_ERROR;
+}
+
+static void serve_ping(struct conn *c)
+{
+	if (the_model && workers_alive() > 0)
+		respond_full(c, 200, NULL, NULL, 0, NULL);
+	else
+		respond_error(c, 503, "no model worker is running");
+}
+
+static void serve_execution_parameters(struct conn *c)
+{
+	size_t mb = cfg.max_body / MIB;
+	int n = snprintf(c->err_body, sizeof c->err_body,
+		"{\"MaxConcurrentTransforms\": %d, \"BatchStrategy\": \"MULTI_RECORD\", "
+		"\"MaxPayloadInMB\": %zu}\n", cfg.workers, mb ? mb : 1);
+	respond_full(c, 200, "application/json", c->err_body, (size_t)n, NULL);
+}
+
+static void serve_invocation(struct conn *c)
+{
+	struct worker *w;
+	c->state = CONN_IN_MODEL;
+	c->deadline = 0;
+	if (!queue_head && (w = idle_worker()) != NULL) {
+		worker_start(w, c);
+		worker_send(w);
+		return;
+	}
+	if (queue_len >= cfg.queue_max) {
+		static const char retry[] = "Retry-After: 1\r\n";
+		respond_error_with(c, 503, "server busy: every model worker is busy and the queue is full",
+			retry);
+		return;
+	}
+	if (queue_tail)
+		queue_tail->next_queued = c;
+	else
+		queue_head = c;
+	queue_tail = c;
+	queue_len++;
+}
+
+/* The request (head and body) is complete. */
+static void request_complete(struct conn *c)
+{
+	switch (c->route) {
+	case ROUTE_PING:
+		serve_ping(c);
+		break;
+	case ROUTE_EXEC_PARAMS:
+		serve_execution_parameters(c);
+		break;
+	case ROUTE_INVOCATIONS:
+		serve_invocation(c);
+		break;
+	case ROUTE_ERROR:
+		break;
+	}
+}
+
+/* ======================================================================== */
+/* The connection state machine: parse what has arrived, act on it.         */
+/* ======================================================================== */
+
+/* The head is parsed: route it, check the body's size, make room for it. */
+static void head_complete(struct conn *c)
+{
+	struct http_request *r = &c->req;
+	int status = 0;
+	const char *allow, *message = NULL;
+	int body_coming = r->chunked || r->content_length > 0;
+	c->route = route_of(r, &status, &allow, &message);
+	c->body_start = r->head_len;
+	if (c->route == ROUTE_ERROR) {
+		c->close_after = body_coming;  /* an unread body: close (RFC 9112 9.3) */
+		c->req_end = r->head_len;
+		respond_error_with(c, status, message, allow);
+		return;
+	}
+	if (r->content_length > cfg.max_body) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "request body larger than the limit of %zu bytes", cfg.max_body);
+		fail_and_close(c, 413, msg);
+		return;
+	}
+	if (!r->chunked) {
+		size_t need = r->head_len + (size_t)r->content_length;
+		if (need > c->in_cap && conn_resize(c, need) != 0) {
+			c->close_after = 1;
+			respond_error_with(c, 503, "server busy: too many request bodies in memory",
+				"Retry-After: 1\r\n");
+			return;
+		}
+	}
+	c->raw_pos = r->head_len;
+	c->state = CONN_READ_BODY;
+	c->deadline = seconds_from_now(cfg.body_timeout_s);
+	/* RFC 9110 10.1.1: answer 100-continue at once, not after a wait. */
+	if (r->expect_continue && c->in_len == r->head_len) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		memcpy(c->head, cont, sizeof cont - 1);
+		c->head_len = sizeof cont - 1;
+		c->out_off = 0;
+	}
+}
+
+/* Moves the body forward with what has arrived. Returns 1 when complete. */
+static int body_progress(struct conn *c)
+{
+	struct http_request *r = &c->req;
+	if (!r->chunked) {
+		size_t have = c->in_len - c->body_start;
+		c->body_len = have < r->content_length ? have : (size_t)r->content_length;
+		c->req_end = c->body_start + c->body_len;
+		return c->body_len == r->content_length;
+	} else {
+		size_t dst = c->body_start + c->body_len, left;
+		int status = 400, res;
+		res = chunked_decode(&c->chunk, c->in, c->in_len, &c->raw_pos, &dst, cfg.max_body, &status);
+		c->body_len = dst - c->body_start;
+		if (res == PARSE_ERROR) {
+			fail_and_close(c, status, status == 413 ? "request body larger than the limit"
+				: "malformed chunked body");
+			return 0;
+		}
+		/* Close the gap between decoded and raw bytes, so the buffer holds
+		 * only the body and what is not yet decoded. */
+		left = c->in_len - c->raw_pos;
+		memmove(c->in + dst, c->in + c->raw_pos, left);
+		c->in_len = dst + left;
+		c->raw_pos = dst;
+		c->req_end = dst;
+		return res == PARSE_DONE;
+	}
+}
+
+static void conn_process(struct conn *c)
+{
+	if (c->state == CONN_READ_HEAD) {
+		int r = http_parse_head(c->in, c->in_len, &c->scan, &c->req);
+		if (r == PARSE_MORE)
+			return;
+		if (r == PARSE_ERROR) {
+			fail_and_close(c, c->req.error_status, c->req.error);
+			return;
+		}
+		head_complete(c);
+		if (c->state != CONN_READ_BODY)
+			return;
+	}
+	if (c->state == CONN_READ_BODY && body_progress(c))
+		request_complete(c);
+}
+
+/* Makes room to read into: doubling up to what the current phase may hold. */
+static int conn_make_room(struct conn *c)
+{
+	size_t limit, cap;
+	if (c->in_len < c->in_cap)
+		return 0;
+	if (c->state == CONN_READ_HEAD)
+		limit = MAX_HEAD_BYTES + 2;
+	else if (c->req.chunked)
+		limit = c->body_start + cfg.max_body + 64 * 1024;
+	else
+		return -1;                  /* a Content-Length buffer is sized exactly */
+	if (c->in_cap >= limit)
+		return -1;
+	cap = c->in_cap * 2 < limit ? c->in_cap * 2 : limit;
+	return conn_resize(c, cap);
+}
+
+static void conn_read(struct conn *c)
+{
+	ssize_t r;
+	if (c->state == CONN_IN_MODEL || c->state == CONN_WRITE)
+		return;                     /* one request at a time: read later */
+	if (c->state == CONN_LINGER) {   /* discard until EOF or the deadline */
+		char sink[4096];
+		r = read(c->fd, sink, sizeof sink);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			conn_close(c);
+		return;
+	}
+	if (conn_make_room(c) != 0) {
+		if (c->state == CONN_READ_HEAD)
+			fail_and_close(c, 431, "request header section too large");
+		else
+			fail_and_close(c, 503, "server busy: too many request bodies in memory");
+		conn_write(c);
+		return;
+	}
+	r = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+	if (r < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			conn_close(c);
+		return;
+	}
+	if (r == 0) {                    /* the client closed (or half-closed) */
+		conn_close(c);
+		return;
+	}
+	if (c->state == CONN_READ_HEAD && c->in_len == 0) {
+		c->started_us = monotonic_us();
+		c->deadline = seconds_from_now(cfg.header_timeout_s);
+	}
+	c->in_len += (size_t)r;
+	if (c->state == CONN_READ_BODY)
+		c->deadline = seconds_from_now(cfg.body_timeout_s);
+	conn_process(c);
+	if (has_pending_output(c))
+		conn_write(c);
+}
+
+/* A connection whose deadline passed. */
+static void conn_timeout(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_READ_HEAD:
+		if (c->in_len == 0) {
+			conn_close(c);           /* idle keep-alive: just close */
+			return;
+		}
+		fail_and_close(c, 408, "timed out reading the request head");
+		break;
+	case CONN_READ_BODY:
+		fail_and_close(c, 408, "timed out reading the request body");
+		break;
+	default:                         /* a client that stopped reading, or linger over */
+		conn_close(c);
+		return;
+	}
+	conn_write(c);
+}
+
+/* ======================================================================== */
+/* Accepting connections                                                    */
+/* ======================================================================== */
+
+static const char refuse_503[] =
+	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+	"Content-Length: 44\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+	"{\"error\": \"server busy: too many connections\"}";
+
+/* Sends a canned 503 on a connection we cannot keep, and closes it. */
+static void refuse(int fd)
+{
+	ssize_t r = send(fd, refuse_503, sizeof refuse_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)r;
+	close(fd);
+}
+
+static void accept_clients(void)
+{
+	int i;
+	for (i = 0; i < ACCEPTS_PER_TURN; i++) {
+		int fd = accept(listen_fd, NULL, NULL), one = 1;
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of descriptors: the pending connection would keep the
+				 * listener readable and spin the loop. Free the spare, take
+				 * the connection, refuse it, and take the spare back. */
+				if (reserve_fd >= 0) {
+					close(reserve_fd);
+					reserve_fd = -1;
+					fd = accept(listen_fd, NULL, NULL);
+					if (fd >= 0)
+						refuse(fd);
+					reserve_fd = dup(listen_fd);
+				}
+			}
+			return;
+		}
+		/* select() cannot watch a descriptor at or above FD_SETSIZE. */
+		if (fd >= FD_SETSIZE || set_nonblocking(fd) != 0) {
+			refuse(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (!conn_new(fd))
+			refuse(fd);
+	}
+}
+
+/* ======================================================================== */
+/* Signals: handlers only write a byte to the self-pipe; the loop acts.     */
+/* ======================================================================== */
+
+static volatile sig_atomic_t stop_signals;  /* SIGTERM/SIGINT seen */
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	char b = (char)sig;
+	ssize_t r;
+	if (sig == SIGTERM || sig == SIGINT)
+		stop_signals++;
+	r = write(signal_pipe[1], &b, 1);
+	(void)r;
+	errno = saved;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);       /* a client gone mid-write is an EPIPE, not death */
+}
+
+/* Reaps every exited child (we are PID 1 in the image: nobody else will). */
+static void reap_children(void)
+{
+	int st;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		int i;
+		for (i = 0; i < cfg.workers; i++) {
+			if (workers[i].pid != pid || pid <= 0)
+				continue;
+			workers[i].pid = -pid;   /* reaped: never signal this pid again */
+			if (workers[i].conn)
+				worker_fail(&workers[i], 500, "the model worker crashed during the request");
+			else {
+				worker_forget(&workers[i]);
+				worker_spawn(i);
+			}
+		}
+		if (WIFSIGNALED(st) && !draining)
+			log_line("worker %ld ended by signal %d", (long)pid, WTERMSIG(st));
+	}
+}
+
+static void begin_drain(void)
+{
+	int fd;
+	if (draining)
+		return;
+	draining = 1;
+	log_line("SIGTERM: draining in-flight requests, then exiting");
+	if (listen_fd >= 0) {
+		close(listen_fd);
+		listen_fd = -1;
+	}
+	for (fd = 0; fd <= max_conn_fd; fd++) {
+		struct conn *c = conns[fd];
+		if (c && c->state == CONN_READ_HEAD && c->in_len == 0)
+			conn_close(c);           /* idle keep-alive connections */
+	}
+}
+
+static void handle_signals(void)
+{
+	char buf[64];
+	while (read(signal_pipe[0], buf, sizeof buf) > 0)
+		;
+	reap_children();
+	if (stop_signals > 0)
+		begin_drain();
+}
+
+/* ======================================================================== */
+/* The loop                                                                 */
+/* ======================================================================== */
+
+static int64_t drain_deadline;
+
+static void watch(int fd, fd_set *set, int *maxfd)
+{
+	FD_SET(fd, set);
+	if (fd > *maxfd)
+		*maxfd = fd;
+}
+
+static int64_t earlier(int64_t a, int64_t b)
+{
+	return (a == 0 || (b != 0 && b < a)) ? b : a;
+}
+
+/* Builds the descriptor sets from each connection's and worker's state,
+ * and returns the nearest deadline (0 if none). */
+static int64_t build_sets(fd_set *rd, fd_set *wr, int *maxfd)
+{
+	int64_t next = 0;
+	int fd, i;
+	FD_ZERO(rd);
+	FD_ZERO(wr);
+	*maxfd = -1;
+	watch(signal_pipe[0], rd, maxfd);
+	if (listen_fd >= 0)
+		watch(listen_fd, rd, maxfd);
+	for (i = 0; i < cfg.workers; i++) {
+		struct worker *w = &workers[i];
+		if (w->pid <= 0)
+			continue;
+		watch(w->fd, rd, maxfd);     /* replies, and EOF when it dies */
+		if (sending(w))
+			watch(w->fd, wr, maxfd);
+		if (w->conn)
+			next = earlier(next, w->deadline);
+	}
+	for (fd = 0; fd <= max_conn_fd; fd++) {
+		struct conn *c = conns[fd];
+		if (!c)
+			continue;
+		if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY || c->state == CONN_LINGER)
+			watch(fd, rd, maxfd);
+		if (has_pending_output(c))
+			watch(fd, wr, maxfd);
+		next = earlier(next, c->deadline);
+	}
+	return next;
+}
+
+static void check_deadlines(void)
+{
+	int fd, i;
+	for (i = 0; i < cfg.workers; i++) {
+		struct worker *w = &workers[i];
+		if (w->pid > 0 && w->conn && now_ms >= w->deadline) {
+			char msg[96];
+			snprintf(msg, sizeof msg, "the model did not answer within %d s", cfg.timeout_s);
+			worker_fail(w, 504, msg);
+		}
+	}
+	for (fd = 0; fd <= max_conn_fd; fd++) {
+		struct conn *c = conns[fd];
+		if (c && c->deadline && now_ms >= c->deadline)
+			conn_timeout(c);
+	}
+}
+
+static void respawn_missing_workers(void)
+{
+	int i;
+	for (i = 0; i < cfg.workers; i++)
+		if (workers[i].pid <= 0 && worker_spawn(i) != 0)
+			break;                  /* retried on the next turn */
+	dispatch_queued();
+}
+
+static void handle_events(fd_set *rd, fd_set *wr)
+{
+	int fd, i;
+	if (FD_ISSET(signal_pipe[0], rd))
+		handle_signals();
+	if (listen_fd >= 0 && FD_ISSET(listen_fd, rd))
+		accept_clients();
+	for (i = 0; i < cfg.workers; i++) {
+		struct worker *w = &workers[i];
+		if (w->pid > 0 && FD_ISSET(w->fd, wr) && sending(w))
+			worker_send(w);
+		if (w->pid > 0 && FD_ISSET(w->fd, rd))
+			worker_receive(w);
+	}
+	for (fd = 0; fd <= max_conn_fd; fd++) {
+		if (conns[fd] && FD_ISSET(fd, wr) && has_pending_output(conns[fd]))
+			if (conn_write(conns[fd]) != 0)
+				continue;
+		if (conns[fd] && FD_ISSET(fd, rd))
+			conn_read(conns[fd]);
+	}
+}
+
+static void event_loop(void)
+{
+	for (;;) {
+		fd_set rd, wr;
+		int maxfd, n;
+		int64_t next;
+		struct timeval tv;
+		now_ms = monotonic_us() / 1000;
+		update_http_date();
+		if (draining) {
+			if (max_conn_fd < 0 || stop_signals > 1 || now_ms >= drain_deadline)
+				return;
+		}
+		next = build_sets(&rd, &wr, &maxfd);
+		/* Wake at least once a second: the Date header and worker respawns. */
+		if (next == 0 || next > now_ms + 1000)
+			next = now_ms + 1000;
+		if (draining && next > drain_deadline)
+			next = drain_deadline;
+		tv.tv_sec = (time_t)((next - now_ms) / 1000);
+		tv.tv_usec = (suseconds_t)(((next - now_ms) % 1000) * 1000);
+		if (next < now_ms)
+			tv.tv_sec = 0, tv.tv_usec = 0;
+		n = select(maxfd + 1, &rd, &wr, NULL, &tv);
+		if (n < 0 && errno != EINTR) {
+			log_line("select: %s", strerror(errno));
+			return;
+		}
+		now_ms = monotonic_us() / 1000;
+		update_http_date();
+		if (n > 0)
+			handle_events(&rd, &wr);
+		if (draining && drain_deadline == 0)
+			drain_deadline = now_ms + DRAIN_LIMIT_S * 1000;
+		check_deadlines();
+		if (!draining)
+			respawn_missing_workers();
+	}
+}
+
+/* Stops the workers: closing their sockets makes them exit; SIGKILL any
+ * that are still running (a model stuck in a loop) after a short wait. */
+static void stop_workers(void)
+{
+	int i, tries;
+	for (i = 0; i < cfg.workers; i++)
+		if (workers[i].pid > 0)
+			close(workers[i].fd);
+	for (tries = 0; tries < 100; tries++) {
+		int left = 0;
+		for (i = 0; i < cfg.workers; i++) {
+			if (workers[i].pid > 0 && waitpid(workers[i].pid, NULL, WNOHANG) == workers[i].pid)
+				workers[i].pid = 0;
+			left += workers[i].pid > 0;
+		}
+		if (!left)
+			break;
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	for (i = 0; i < cfg.workers; i++) {
+		if (workers[i].pid > 0) {
+			kill(workers[i].pid, SIGKILL);
+			waitpid(workers[i].pid, NULL, 0);
+			workers[i].pid = 0;
+		}
+		free(workers[i].frame);
+		free(workers[i].reply_buf);
+	}
+}
+
+static void close_all_connections(void)
+{
+	int fd;
+	for (fd = 0; fd <= max_conn_fd; fd++)
+		if (conns[fd])
+			conn_close(conns[fd]);
+}
+
+/* ======================================================================== */
+/* Options, start-up and main                                               */
+/* ======================================================================== */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: smserve [serve] [options]\n"
+		"  --port N             listen port (env SAGEMAKER_BIND_TO_PORT; default 8080)\n"
+		"  --model-dir DIR      model directory (default /opt/ml/model)\n"
+		"  --workers N          model worker processes (env SAGEMAKER_MODEL_SERVER_WORKERS;\n"
+		"                       default: online CPUs)\n"
+		"  --timeout S          invocation timeout in seconds (env SAGEMAKER_MODEL_SERVER_TIMEOUT;\n"
+		"                       default 60)\n"
+		"  --max-body-mb N      request body limit in MiB (env SAGEMAKER_MAX_PAYLOAD_IN_MB; default 6)\n"
+		"  --max-response-mb N  model response limit in MiB (default 64)\n"
+		"  --max-buffered-mb N  all request bodies in memory at once, MiB (default 256)\n"
+		"  --queue N            requests waiting for a worker before 503 (default 1024)\n"
+		"  --idle-timeout S     keep-alive idle timeout (default 75)\n"
+		"  --header-timeout S   time allowed for a request head (default 30)\n"
+		"  --body-timeout S     time allowed between body reads (default 60)\n"
+		"  --no-access-log      no line per request (env SMSERVE_ACCESS_LOG=off)\n"
+		"  --healthcheck        GET /ping on the local port; exit 0 if 200, else 1\n"
+		"  --help, --version\n");
+}
+
+/* Parses a decimal integer in [lo, hi] or exits 2 naming the setting. */
+static long parse_number(const char *what, const char *s, long lo, long hi)
+{
+	long v = 0;
+	const char *p = s;
+	if (!s || !*s)
+		goto bad;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9' || v > (LONG_MAX - 9) / 10)
+			goto bad;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < lo || v > hi)
+		goto bad;
+	return v;
+bad:
+	fprintf(stderr, "smserve: invalid value '%s' for %s (expected a whole number from %ld to %ld)\n",
+		s ? s : "", what, lo, hi);
+	exit(2);
+}
+
+static void read_environment(void)
+{
+	const char *v;
+	if ((v = getenv("SAGEMAKER_BIND_TO_PORT")) && *v)
+		cfg.port = (int)parse_number("SAGEMAKER_BIND_TO_PORT", v, 1, 65535);
+	if ((v = getenv("SAGEMAKER_MODEL_SERVER_WORKERS")) && *v)
+		cfg.workers = (int)parse_number("SAGEMAKER_MODEL_SERVER_WORKERS", v, 1, MAX_WORKERS);
+	if ((v = getenv("SAGEMAKER_MODEL_SERVER_TIMEOUT")) && *v)
+		cfg.timeout_s = (int)parse_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", v, 1, 86400);
+	if ((v = getenv("SAGEMAKER_MAX_PAYLOAD_IN_MB")) && *v) {
+		/* 0 means "arbitrarily large, sent chunked" (REQ-50): the memory
+		 * budget is then the only limit. */
+		long mb = parse_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", v, 0, 65536);
+		cfg.max_body = mb ? (size_t)mb * MIB : 0;
+	}
+	if ((v = getenv("SMSERVE_ACCESS_LOG")) && (!strcmp(v, "off") || !strcmp(v, "0")))
+		cfg.access_log = 0;
+}
+
+static const char *option_value(int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "smserve: %s needs a value\n", argv[*i]);
+		exit(2);
+	}
+	return argv[++*i];
+}
+
+static int parse_options(int argc, char **argv)
+{
+	int i = 1, healthcheck = 0;
+	size_t max_buffered_mb = 0;
+	if (i < argc && !strcmp(argv[i], "serve"))
+		i++;
+	else if (i < argc && !strcmp(argv[i], "train")) {
+		fprintf(stderr, "smserve: this image serves models and cannot train; "
+			"SageMaker ran it with 'train'\n");
+		exit(2);
+	}
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--port"))
+			cfg.port = (int)parse_number("--port", option_value(argc, argv, &i), 1, 65535);
+		else if (!strcmp(a, "--model-dir"))
+			cfg.model_dir = option_value(argc, argv, &i);
+		else if (!strcmp(a, "--workers"))
+			cfg.workers = (int)parse_number("--workers", option_value(argc, argv, &i), 1, MAX_WORKERS);
+		else if (!strcmp(a, "--timeout"))
+			cfg.timeout_s = (int)parse_number("--timeout", option_value(argc, argv, &i), 1, 86400);
+		else if (!strcmp(a, "--max-body-mb"))
+			cfg.max_body = (size_t)parse_number("--max-body-mb", option_value(argc, argv, &i), 1, 65536) * MIB;
+		else if (!strcmp(a, "--max-response-mb"))
+			cfg.max_response = (size_t)parse_number("--max-response-mb", option_value(argc, argv, &i), 1, 65536) * MIB;
+		else if (!strcmp(a, "--max-buffered-mb"))
+			max_buffered_mb = (size_t)parse_number("--max-buffered-mb", option_value(argc, argv, &i), 1, 1048576);
+		else if (!strcmp(a, "--queue"))
+			cfg.queue_max = (int)parse_number("--queue", option_value(argc, argv, &i), 0, 1000000);
+		else if (!strcmp(a, "--idle-timeout"))
+			cfg.idle_timeout_s = (int)parse_number("--idle-timeout", option_value(argc, argv, &i), 1, 86400);
+		else if (!strcmp(a, "--header-timeout"))
+			cfg.header_timeout_s = (int)parse_number("--header-timeout", option_value(argc, argv, &i), 1, 86400);
+		else if (!strcmp(a, "--body-timeout"))
+			cfg.body_timeout_s = (int)parse_number("--body-timeout", option_value(argc, argv, &i), 1, 86400);
+		else if (!strcmp(a, "--no-access-log"))
+			cfg.access_log = 0;
+		else if (!strcmp(a, "--healthcheck"))
+			healthcheck = 1;
+		else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--version")) {
+			printf("smserve %s (model API %d)\n", SMSERVE_VERSION, SMSERVE_MODEL_API_VERSION);
+			exit(0);
+		} else {
+			fprintf(stderr, "smserve: unknown argument '%s'\n", a);
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (max_buffered_mb)
+		cfg.max_buffered = max_buffered_mb * MIB;
+	if (cfg.max_body == 0)
+		cfg.max_body = cfg.max_buffered;
+	if (cfg.max_buffered < cfg.max_body)   /* one largest body must always fit */
+		cfg.max_buffered = cfg.max_body;
+	if (cfg.workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg.workers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
+	}
+	return healthcheck;
+}
+
+/* --healthcheck: the image has no shell and no curl, so the binary checks
+ * itself for orchestrators other than SageMaker (ECS, Kubernetes, docker). */
+static int healthcheck(void)
+{
+	struct sockaddr_in a;
+	struct timeval tv = { 2, 0 };
+	char reply[64];
+	static const char ping[] = "GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 1;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)cfg.port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+	    write(fd, ping, sizeof ping - 1) != (ssize_t)(sizeof ping - 1)) {
+		close(fd);
+		return 1;
+	}
+	n = read(fd, reply, sizeof reply - 1);
+	close(fd);
+	if (n < 12)
+		return 1;
+	reply[n] = '\0';
+	return strncmp(reply, "HTTP/1.1 200 ", 13) == 0 ? 0 : 1;
+}
+
+static int open_listener(void)
+{
+	struct sockaddr_in a;
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)cfg.port);
+	a.sin_addr.s_addr = htonl(INADDR_ANY);     /* SageMaker connects from outside */
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, SOMAXCONN) != 0 ||
+	    set_nonblocking(fd) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int start_workers(void)
+{
+	int i;
+	for (i = 0; i < cfg.workers; i++) {
+		workers[i].fd = -1;
+		workers[i].frame = malloc(sizeof(struct frame_request) + WORKER_META_MAX);
+		if (!workers[i].frame || worker_spawn(i) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char err[1024] = "";
+	int exit_code = 0;
+	read_environment();
+	if (parse_options(argc, argv))  /* flags win over the environment */
+		return healthcheck();
+	setvbuf(stdout, NULL, _IOLBF, 0);   /* one log line at a time (tty or not) */
+
+	the_model = model_load(cfg.model_dir, err, sizeof err);
+	if (!the_model) {
+		fprintf(stderr, "smserve: cannot load the model from %s: %s\n", cfg.model_dir,
+			err[0] ? err : "unknown error");
+		return 1;
+	}
+	if (pipe(signal_pipe) != 0 || set_nonblocking(signal_pipe[0]) != 0 ||
+	    set_nonblocking(signal_pipe[1]) != 0) {
+		fprintf(stderr, "smserve: pipe: %s\n", strerror(errno));
+		return 1;
+	}
+	install_signals();
+	listen_fd = open_listener();
+	if (listen_fd < 0) {
+		fprintf(stderr, "smserve: cannot listen on port %d: %s\n", cfg.port, strerror(errno));
+		return 1;
+	}
+	reserve_fd = dup(listen_fd);
+	now_ms = monotonic_us() / 1000;
+	update_http_date();
+	if (start_workers() != 0) {
+		fprintf(stderr, "smserve: cannot start model workers: %s\n", strerror(errno));
+		return 1;
+	}
+	log_line("smserve %s listening on 0.0.0.0:%d model_dir=%s workers=%d timeout=%ds "
+		"max_body=%zu max_response=%zu queue=%d idle_timeout=%ds", SMSERVE_VERSION, cfg.port,
+		cfg.model_dir, cfg.workers, cfg.timeout_s, cfg.max_body, cfg.max_response,
+		cfg.queue_max, cfg.idle_timeout_s);
+
+	event_loop();
+
+	if (stop_signals > 1) {
+		log_line("second signal: stopping now without draining");
+		exit_code = 1;
+	} else if (max_conn_fd >= 0) {
+		log_line("drain limit of %d s reached: closing remaining connections", DRAIN_LIMIT_S);
+	}
+	close_all_connections();
+	stop_workers();
+	if (listen_fd >= 0)
+		close(listen_fd);
+	if (reserve_fd >= 0)
+		close(reserve_fd);
+	close(signal_pipe[0]);
+	close(signal_pipe[1]);
+	model_unload(the_model);
+	log_line("stopped");
+	return exit_code;
+}

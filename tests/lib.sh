@@ -1,0 +1,103 @@
+# tests/lib.sh - shared helpers for the bash test scripts (sourced, not run).
+#
+# Every test script sources this file, runs checks with `ok`/`not_ok`/`expect`
+# and ends with `finish`, which prints "N passed, N failed" and sets the exit
+# status. Servers are real binaries on free loopback ports; the binary is
+# $SMSERVE (default ./smserve), so the same scripts run against the sanitizer
+# build. A server's stderr is kept; `stop_server` fails the run if it holds a
+# sanitizer report.
+
+SMSERVE=${SMSERVE:-./smserve}
+TEST_TMP=${TEST_TMP:-$(mktemp -d)}
+PASSED=0
+FAILED=0
+SERVER_PIDS=()
+
+ok() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
+not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $1${2:+ ($2)}"; }
+
+# expect NAME EXPECTED ACTUAL
+expect() {
+	if [[ "$2" == "$3" ]]; then ok "$1"; else not_ok "$1" "expected [$2], got [${3:0:300}]"; fi
+}
+
+# expect_match NAME REGEX ACTUAL
+expect_match() {
+	if [[ "$3" =~ $2 ]]; then ok "$1"; else not_ok "$1" "expected /$2/, got [${3:0:300}]"; fi
+}
+
+finish() {
+	local pid
+	for pid in "${SERVER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+	echo "$PASSED passed, $FAILED failed"
+	[[ $FAILED -eq 0 ]]
+}
+
+# free_port: prints a TCP port nobody listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+# start_server NAME [ARG...]: starts $SMSERVE on a free port with ARGs.
+# Sets PORT, SERVER_PID and SERVER_LOG (stdout and stderr). Waits until /ping
+# answers (any status), for at most 10 s.
+start_server() {
+	local name=$1; shift
+	PORT=$(free_port)
+	SERVER_LOG=$TEST_TMP/$name.log
+	"$SMSERVE" --port "$PORT" "$@" >"$SERVER_LOG" 2>&1 &
+	SERVER_PID=$!
+	SERVER_PIDS+=("$SERVER_PID")
+	local i
+	for i in $(seq 200); do
+		curl -s -o /dev/null "http://127.0.0.1:$PORT/ping" && return 0
+		kill -0 "$SERVER_PID" 2>/dev/null || { echo "# $name exited: $(tail -3 "$SERVER_LOG")"; return 1; }
+		sleep 0.05
+	done
+	echo "# $name did not answer /ping on $PORT"
+	return 1
+}
+
+# stop_server NAME: SIGTERM, wait for exit (10 s), check its exit status and
+# that its log has no sanitizer report.
+stop_server() {
+	local name=$1 rc i
+	kill -TERM "$SERVER_PID" 2>/dev/null
+	for i in $(seq 200); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
+	if kill -0 "$SERVER_PID" 2>/dev/null; then
+		kill -KILL "$SERVER_PID"
+		not_ok "$name: exits after SIGTERM" "still running after 10 s"
+	fi
+	wait "$SERVER_PID" 2>/dev/null
+	rc=$?
+	expect "$name: exit status 0 after SIGTERM" 0 "$rc"
+	check_sanitizer_log "$name" "$SERVER_LOG"
+}
+
+# check_sanitizer_log NAME FILE: fails if FILE holds an ASan/UBSan/LSan report.
+check_sanitizer_log() {
+	if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$2"; then
+		not_ok "$1: no sanitizer report" "$(grep -m3 -E 'Sanitizer|runtime error' "$2")"
+	fi
+}
+
+# raw PORT BYTES [WAIT]: sends BYTES (printf %b escapes) on a new connection
+# and prints everything the server sends until it closes the connection or
+# WAIT seconds (default 2) pass. Used for requests curl cannot send.
+raw() {
+	local port=$1 bytes=$2 wait=${3:-2}
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+		printf '%b' "$bytes" >&3
+		timeout "$wait" cat <&3
+	) 2>/dev/null
+}
+
+# status_of RESPONSE: the status code of the first non-1xx response in RESPONSE.
+status_of() {
+	printf '%s' "$1" | tr -d '\r' | awk '/^HTTP\/1\.[01] [0-9][0-9][0-9]/ { if ($2 !~ /^1/) { print $2; exit } }'
+}
