@@ -5,9 +5,12 @@
 #   make run                      serve the default model on port 8080
 #   make test                     the whole test suite (test.sh)
 #   make static                   stripped static binary ./smserve-static
+#   make image                    the scratch image (docker, podman or buildah)
 #   make asan                     sanitizer builds used by the tests
+#   make lint                     cppcheck and clang-tidy
 #
-# CC, CFLAGS, LDFLAGS and PREFIX can be overridden.
+# CC, CFLAGS, LDFLAGS and PREFIX can be overridden; WERROR=1 turns warnings
+# into errors (test.sh and CI set it).
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -15,10 +18,12 @@ PREFIX  ?= /usr/local
 MODEL   ?= model.c
 MODEL_DIR ?= models/iris
 PORT    ?= 8080
+IMAGE   ?= smserve:latest
 
 # The strict warning set every file is built with (CI adds -Werror).
 WARN    = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
-          -Wmissing-prototypes -Wformat=2 -Wundef -Wcast-align -Wpointer-arith
+          -Wmissing-prototypes -Wformat=2 -Wundef -Wcast-align -Wpointer-arith \
+          $(if $(WERROR),-Werror)
 SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 MUSL_GCC := $(shell command -v musl-gcc 2>/dev/null)
 STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
@@ -30,10 +35,24 @@ STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
 smserve: smserve.c model.h $(MODEL) .model
 	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(MODEL) $(LDFLAGS) -lm
 
+# Size matters in a scratch image: drop unused functions and unwind tables.
+STATIC_FLAGS = -Os -static -s -ffunction-sections -fdata-sections -Wl,--gc-sections \
+               -fno-asynchronous-unwind-tables -fno-unwind-tables -Wl,-z,noseparate-code
 smserve-static: smserve.c model.h $(MODEL) .model
-	$(STATIC_CC) $(WARN) -Os -static -s -o $@ smserve.c $(MODEL) -lm
+	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(MODEL) -lm
 
 static: smserve-static
+
+# The image: docker if a daemon answers, else podman, else buildah. The
+# docker format keeps the HEALTHCHECK (OCI drops it).
+image: smserve-static
+	@if docker info >/dev/null 2>&1; then \
+		docker build --build-arg MODEL_DIR=$(MODEL_DIR) -t $(IMAGE) . ; \
+	elif command -v podman >/dev/null; then \
+		podman build --format docker --build-arg MODEL_DIR=$(MODEL_DIR) -t $(IMAGE) . ; \
+	elif command -v buildah >/dev/null; then \
+		buildah bud --format docker --build-arg MODEL_DIR=$(MODEL_DIR) -t $(IMAGE) . ; \
+	else echo "make image: no docker daemon, podman or buildah found" >&2; exit 1; fi
 
 # Test builds: the echo plug-in and the fault-injecting test plug-in, plain
 # and with AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -60,10 +79,16 @@ run: smserve
 test:
 	bash test.sh
 
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+		--std=c11 --inline-suppr smserve.c model.c examples/echo/model.c tests/plugins/faulty.c
+	clang-tidy --quiet smserve.c model.c examples/echo/model.c \
+		tests/plugins/faulty.c -- -std=c11 -D_POSIX_C_SOURCE=200809L
+
 install: smserve
 	install -D -m 755 smserve $(DESTDIR)$(PREFIX)/bin/smserve
 
 clean:
 	rm -rf smserve smserve-static build .model
 
-.PHONY: FORCE static test-bins asan run test install clean
+.PHONY: FORCE static image test-bins asan run test lint install clean

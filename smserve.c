@@ -64,13 +64,13 @@
 #define SMSERVE_VERSION "0.1.0"
 #define DEFAULT_PORT 8080
 #define DEFAULT_MODEL_DIR "/opt/ml/model"
-#define MIB (1024u * 1024u)
+#define MIB ((size_t)1024 * 1024)
 
 /* The request head (request line and fields). 414 and 431 past these.
  * RFC 9112 section 3 asks servers to support request-targets of at least
  * 8000 octets; SageMaker's own headers are at most 1024 bytes each. */
 #define MAX_TARGET_BYTES 8192
-#define MAX_HEAD_BYTES (32 * 1024)
+#define MAX_HEAD_BYTES ((size_t)32 * 1024)
 #define MAX_HEADER_FIELDS 100
 #define MAX_AMZN_HEADERS 32
 
@@ -107,7 +107,7 @@
 #define RETRY_AFTER_S 1
 
 #define IN_BUF_INITIAL 4096         /* a connection's first input buffer */
-#define IN_BUF_KEEP (64 * 1024)     /* larger buffers are shrunk after use */
+#define IN_BUF_KEEP ((size_t)64 * 1024)  /* larger buffers are shrunk after use */
 #define ACCEPTS_PER_TURN 64         /* bound the work done for one event */
 #define ERROR_BODY_MAX 2048         /* SageMaker cuts OriginalMessage at 2048 */
 #define MAX_WORKERS 256
@@ -182,7 +182,8 @@ static void log_line(const char *fmt, ...)
 	size_t n;
 	va_list ap;
 	gmtime_r(&t, &tm);
-	n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ smserve: ", &tm);
+	n = (size_t)snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ smserve: ",
+		tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	va_start(ap, fmt);
 	vsnprintf(buf + n, sizeof buf - n, fmt, ap);
 	va_end(ap);
@@ -195,9 +196,13 @@ static int set_nonblocking(int fd)
 	return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+/* ASCII-only tolower: header names are compared without the locale. */
 static char lower_ascii(char c)
 {
-	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	static const char lower[] = "abcdefghijklmnopqrstuvwxyz";
+	if (c >= 'A' && c <= 'Z')
+		return lower[c - 'A'];
+	return c;
 }
 
 /* A slice of the connection's input buffer: the parser never copies. */
@@ -700,9 +705,8 @@ static int chunk_framing_byte(struct chunked *c, char ch, uint64_t max_body, int
 	case CH_EXT:                    /* unknown extensions are skipped */
 		if (ch == '\r')
 			c->state = CH_SIZE_LF;
-		else if (((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f)
-			return chunk_fail(status, 400);
-		else if (++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
+		else if (((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f ||
+		         ++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
 			return chunk_fail(status, 400);
 		return PARSE_MORE;
 	case CH_SIZE_LF:
@@ -894,18 +898,43 @@ static int queue_len;
 static void conn_process(struct conn *c);
 static void dispatch_queued(void);
 
+/* The parsed request's slices point into the input buffer; when realloc
+ * moves the buffer, move them with it. */
+static void rebase_slice(struct slice *s, uintptr_t old_base, size_t len, char *new_base)
+{
+	uintptr_t at = (uintptr_t)s->p;
+	if (s->p && at >= old_base && at <= old_base + len)
+		s->p = new_base + (at - old_base);
+}
+
+static void rebase_request(struct http_request *r, uintptr_t old_base, size_t len, char *new_base)
+{
+	size_t i;
+	struct slice *all[] = { &r->method_name, &r->target, &r->path, &r->content_type,
+		&r->accept, &r->custom_attributes };
+	for (i = 0; i < sizeof all / sizeof all[0]; i++)
+		rebase_slice(all[i], old_base, len, new_base);
+	for (i = 0; i < r->amzn_count; i++) {
+		rebase_slice(&r->amzn_name[i], old_base, len, new_base);
+		rebase_slice(&r->amzn_value[i], old_base, len, new_base);
+	}
+}
+
 /* Grows or shrinks a connection's input buffer, charging the global budget.
  * Returns 0, or -1 when the budget or malloc says no. */
 static int conn_resize(struct conn *c, size_t cap)
 {
 	size_t old_charge = c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
 	size_t new_charge = cap > IN_BUF_INITIAL ? cap - IN_BUF_INITIAL : 0;
+	uintptr_t old_base = (uintptr_t)c->in;
 	char *p;
 	if (new_charge > old_charge && buffered_bytes - old_charge + new_charge > cfg.max_buffered)
 		return -1;
 	p = realloc(c->in, cap);
 	if (!p)
 		return -1;
+	if (old_base && (uintptr_t)p != old_base)
+		rebase_request(&c->req, old_base, c->in_len, p);
 	c->in = p;
 	c->in_cap = cap;
 	buffered_bytes = buffered_bytes - old_charge + new_charge;
@@ -1189,6 +1218,8 @@ int model_response_custom_attributes(model_response *out, const char *value)
 
 int model_response_write(model_response *out, const void *data, size_t len)
 {
+	if (len == 0)
+		return out->overflow ? -1 : 0;
 	if (out->overflow || len > cfg.max_response - out->len) {
 		out->overflow = 1;
 		return -1;
@@ -1265,9 +1296,9 @@ static int write_full(int fd, struct iovec *iov, int n)
 static int unpack_request(char *meta, size_t meta_len, uint32_t count, model_request *req,
 	model_header *headers)
 {
-	const char *fields[3 + 2 * MAX_AMZN_HEADERS];
+	const char *fields[3 + 2 * MAX_AMZN_HEADERS] = { 0 };
 	size_t want = 3 + 2 * (size_t)count, got = 0, i = 0;
-	if (count > MAX_AMZN_HEADERS || meta_len == 0 || meta[meta_len - 1] != '\0')
+	if (count > MAX_AMZN_HEADERS || !meta || meta_len == 0 || meta[meta_len - 1] != '\0')
 		return -1;
 	while (i < meta_len && got < want) {
 		fields[got++] = meta + i;
@@ -1815,7 +1846,7 @@ static int conn_make_room(struct conn *c)
 	if (c->state == CONN_READ_HEAD)
 		limit = MAX_HEAD_BYTES + 2;
 	else if (c->req.chunked)
-		limit = c->body_start + cfg.max_body + 64 * 1024;
+		limit = c->body_start + cfg.max_body + IN_BUF_KEEP;  /* room for framing */
 	else
 		return -1;                  /* a Content-Length buffer is sized exactly */
 	if (c->in_cap >= limit)
@@ -2154,7 +2185,7 @@ static void event_loop(void)
 		if (n > 0)
 			handle_events(&rd, &wr);
 		if (draining && drain_deadline == 0)
-			drain_deadline = now_ms + DRAIN_LIMIT_S * 1000;
+			drain_deadline = now_ms + (int64_t)DRAIN_LIMIT_S * 1000;
 		check_deadlines();
 		if (!draining)
 			respawn_missing_workers();
@@ -2178,7 +2209,7 @@ static void stop_workers(void)
 		}
 		if (!left)
 			break;
-		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+		nanosleep(&(struct timespec){ 0, 10L * 1000 * 1000 }, NULL);
 	}
 	for (i = 0; i < cfg.workers; i++) {
 		if (workers[i].pid > 0) {

@@ -28,6 +28,7 @@ RUN_PID=
 
 cleanup() {
 	if [[ -n $RUN_PID ]]; then
+		# shellcheck disable=SC2046  # the server's PID (unshare's child), if any
 		kill -KILL $(cat "/proc/$RUN_PID/task/$RUN_PID/children" 2>/dev/null) "$RUN_PID" 2>/dev/null
 		wait "$RUN_PID" 2>/dev/null
 	fi
@@ -59,8 +60,8 @@ layer_sum() {
 		cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }'
 }
 
-# kb BYTES: "12.3 KB (12345 B)".
-kb() { awk -v b="$1" 'BEGIN { printf "%.1f KB (%d B)", b / 1024, b }'; }
+# kb BYTES: "12.3 KiB (12345 B)".
+kb() { awk -v b="$1" 'BEGIN { printf "%.1f KiB (%d B)", b / 1024, b }'; }
 
 # ---- build ---------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ bin_bytes=$(stat -c %s smserve-static)
 model_bytes=$(find "$MODEL_DIR" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 
 ROOTFS=
-files_bytes= tar_bytes= gz_bytes=
+files_bytes='' tar_bytes='' gz_bytes=''
 if ! command -v buildah >/dev/null 2>&1; then
 	echo "# buildah not installed: image sizes and the in-image start are not measured" >&2
 elif [[ $(id -u) != 0 ]]; then
@@ -83,8 +84,10 @@ else
 	"${BUILDAH[@]}" push --format docker "$IMAGE" "dir:$TMP/pushed" >/dev/null 2>&1 ||
 		die "buildah push to a directory failed"
 	gz_bytes=$(layer_sum <"$TMP/pushed/manifest.json")
-	ctr=$("${BUILDAH[@]}" from --pull-never --name smserve-bench-ctr "$IMAGE" 2>/dev/null) &&
-		ROOTFS=$("${BUILDAH[@]}" mount "$ctr" 2>/dev/null) || die "cannot export the image's root file system"
+	if ! ctr=$("${BUILDAH[@]}" from --pull-never --name smserve-bench-ctr "$IMAGE" 2>/dev/null) ||
+		! ROOTFS=$("${BUILDAH[@]}" mount "$ctr" 2>/dev/null); then
+		die "cannot export the image's root file system"
+	fi
 	files_bytes=$(find "$ROOTFS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 fi
 
@@ -141,7 +144,7 @@ for ((i = 0; i < RUNS; i++)); do
 done
 read -r host_med host_max < <(stats "$TMP/host.us")
 
-img_med= img_max=
+img_med='' img_max=''
 if [[ -n $ROOTFS ]]; then
 	: >"$TMP/image.us"
 	for ((i = 0; i < RUNS; i++)); do
@@ -149,6 +152,7 @@ if [[ -n $ROOTFS ]]; then
 		time_to_ping "$port" env -i PATH=/usr/bin:/bin SAGEMAKER_BIND_TO_PORT="$port" \
 			unshare --mount --pid --kill-child --root="$ROOTFS" /smserve serve >>"$TMP/image.us" || exit 1
 		# SIGTERM to the server (PID 1 of its namespace), not to unshare.
+		# shellcheck disable=SC2046
 		kill -TERM $(cat "/proc/$RUN_PID/task/$RUN_PID/children" 2>/dev/null) 2>/dev/null
 		wait "$RUN_PID" 2>/dev/null
 		RUN_PID=
@@ -166,7 +170,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo "# Image size and start time"
 	echo
 	echo "Measured by \`bash bench/image.sh\` on $(date -u +%Y-%m-%d), $(uname -sm), ${cpu:-unknown CPU}, $(nproc) CPUs;"
-	echo "image built with \`buildah bud --format docker\` from the Dockerfile (FROM scratch), model \`$MODEL_DIR\`."
+	echo "image built with \`buildah bud --format docker\` from the Dockerfile (FROM scratch), plug-in \`${MODEL:-model.c}\`, model \`$MODEL_DIR\`."
 	echo
 	echo "| Image | Size |"
 	echo "|---|---|"

@@ -1,0 +1,2001 @@
+/*
+ * model.c - smserve's default model: a linear learner that speaks SageMaker's
+ * common data formats.
+ *
+ * What it computes. One linear function per output, z = W (x - mean) / scale
+ * + b, then one of four links:
+ *
+ *   regression    score = z                       (LinearRegression, Ridge)
+ *   binary        score = 1 / (1 + e^-z)          (LogisticRegression, 2 classes)
+ *   multinomial   scores = softmax(z)             (LogisticRegression, 3+ classes)
+ *   ovr           scores = sigmoid(z) / sum       (one-vs-rest, liblinear)
+ *
+ * in double precision and in scikit-learn's order of operations, so a model
+ * exported by tools/export_linear.py answers here what predict and
+ * predict_proba answered in Python (labels equal, scores within ~1e-15).
+ *
+ * Where the model comes from. model_load reads one text file,
+ * <model-dir>/linear-model.txt ("smserve-linear-model 1", specified in
+ * docs/model-format.md). Every problem is reported as "file:line: expected
+ * ...", and the server then exits non-zero.
+ *
+ * What it speaks: SageMaker's "common data formats for inference" in, the
+ * Linear Learner's response formats out.
+ *
+ *   in   text/csv                one record per line, LF or CRLF (also when
+ *                                Content-Type is missing)
+ *        application/json        {"instances": [...]}, each instance
+ *                                {"features": [...]}, {"data": {"features":
+ *                                {"values": [...]}}}, sparse {"keys", "shape",
+ *                                "values"}, or a plain array [...]
+ *        application/jsonlines   one instance per line
+ *   out  application/json        {"predictions": [{"score": ..,
+ *                                "predicted_label": ..}, ...]}
+ *        application/jsonlines   one {"score": .., ...} per line
+ *        text/csv                one label (or regression value) per line
+ *
+ * The answer's type comes from Accept (q-values honoured); a missing Accept
+ * or * / * (spaced here, as the three bytes would end this comment) means
+ * SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else JSON. Numbers are
+ * written as printf's "%.17g" would, so they read back as the same doubles.
+ *
+ * How a request flows. The body is read once, front to back: each record is
+ * parsed into one scratch vector, predicted, and its answer appended to a
+ * 64 KiB output buffer that goes to the server in large writes. Nothing is
+ * allocated per record, so a 1,000,000-record batch costs what its bytes
+ * cost. A bad record anywhere turns the whole answer into a 400 naming the
+ * record and field (model_response_error discards what was written): never
+ * a partial answer. Unsupported types get 415 and 406 naming the supported
+ * ones.
+ *
+ * Sections, in reading order: limits; the model; small helpers; numbers
+ * (reading and writing); loading the model file; prediction; the output
+ * buffer; content negotiation; one request; CSV; JSON; JSON Lines; the
+ * three plug-in functions.
+ */
+#include "model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+/* ======================================================================== */
+/* Limits                                                                    */
+/* ======================================================================== */
+
+#define MODEL_FILE "linear-model.txt"     /* the one file in the model directory */
+#define FORMAT_NAME "smserve-linear-model" /* first word of the file */
+#define FORMAT_VERSION 1                   /* the version this file reads */
+
+#define MAX_MODEL_BYTES (1024UL * 1024 * 1024) /* 1 GiB: far past any linear model */
+#define MAX_FEATURES 16777216UL  /* 2^24: 128 MiB per weight row already */
+#define MAX_LABELS 10000         /* classes; also bounds the duplicate check */
+#define MAX_LABEL_LEN 64         /* bytes of one label, as in docs/model-format.md */
+#define MAX_NUMBER_LEN 512       /* longest number token handed to strtod */
+#define JSON_MAX_DEPTH 64        /* nesting allowed in a request; bounds recursion */
+#define OUT_CHUNK 65536          /* bytes per model_response_write */
+#define SHOWN_TOKEN 40           /* bytes of a bad token quoted in a message */
+#define NUMBER_TEXT 32           /* room for "%.17g" of any double (24 + slack) */
+
+/* ======================================================================== */
+/* The model                                                                 */
+/* ======================================================================== */
+
+enum kind { KIND_REGRESSION, KIND_BINARY, KIND_MULTINOMIAL, KIND_OVR };
+static const char *const KIND_NAME[] = {"regression", "binary", "multinomial", "ovr"};
+
+/* The three media types, as requests name them and as answers are labelled. */
+enum format { FMT_JSON, FMT_JSONLINES, FMT_CSV, FMT_COUNT };
+static const char *const FORMAT_TYPE[FMT_COUNT] = {
+	"application/json", "application/jsonlines", "text/csv"};
+#define SUPPORTED_TYPES "application/json, application/jsonlines, text/csv"
+
+/* A class label, rendered once at load in both spellings an answer uses. */
+struct label {
+	char csv[MAX_LABEL_LEN + 1];  /* as written in the model file */
+	char json[MAX_LABEL_LEN + 3]; /* a number as is, anything else quoted */
+	size_t csv_len, json_len;
+};
+
+struct model {
+	enum kind kind;
+	size_t n_features;   /* inputs per record */
+	size_t n_outputs;    /* weight rows: 1 (regression, binary) or one per class */
+	size_t n_labels;     /* 0 for regression */
+	double *weights;     /* n_outputs x n_features, row-major */
+	double *intercept;   /* n_outputs */
+	double *mean;        /* n_features, or NULL: inputs are not standardized */
+	double *scale;       /* n_features when mean is set; all > 0 */
+	struct label *labels;
+	enum format default_accept; /* for Accept missing or * / * */
+	size_t max_record_out;      /* bytes one record's answer can take */
+};
+
+/* ======================================================================== */
+/* Small helpers                                                             */
+/* ======================================================================== */
+
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+static int is_space(int c) { return c == ' ' || c == '\t'; }
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
+
+/* Case-insensitive comparison of s[0..n) with the whole of lit (media types
+ * and parameter names are case-insensitive, RFC 9110 8.3.1). */
+static int equal_ci(const char *s, size_t n, const char *lit)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (lit[i] == '\0' || lower((unsigned char)s[i]) != lower((unsigned char)lit[i]))
+			return 0;
+	return lit[n] == '\0';
+}
+
+static int equal_word(const char *s, size_t n, const char *lit)
+{
+	return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+/* Trims spaces and tabs from both ends of [*s, *e). */
+static void trim(const char **s, const char **e)
+{
+	while (*s < *e && is_space((unsigned char)**s))
+		(*s)++;
+	while (*e > *s && is_space((unsigned char)(*e)[-1]))
+		(*e)--;
+}
+
+static void format_msg(char *buf, size_t size, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void format_msg(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+/* Copies at most SHOWN_TOKEN bytes of [s, e) into out for a message, with
+ * anything unprintable shown as '?', so that messages stay short ASCII. */
+static const char *shown(char out[SHOWN_TOKEN + 4], const char *s, const char *e)
+{
+	size_t n = (size_t)(e - s), i;
+	size_t k = n > SHOWN_TOKEN ? SHOWN_TOKEN : n;
+	for (i = 0; i < k; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[i] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
+	}
+	if (k < n)
+		memcpy(out + k, "...", 3), k += 3;
+	out[k] = '\0';
+	return out;
+}
+
+/* ======================================================================== */
+/* Numbers                                                                   */
+/* ======================================================================== */
+/*
+ * One reader for every number: model file, CSV field, JSON value. strtod alone
+ * would accept too much ("0x1p3", "inf", "nan", " 5", "1e5junk" as a prefix),
+ * so the syntax is checked here first, and strtod is only the slow path.
+ *
+ *   CSV and model file   [+-] digits [. digits] [e [+-] digits], or .5, 5.
+ *   JSON (RFC 8259 6)    - (0 | [1-9] digits) [. digits] [e [+-] digits]
+ *
+ * Fast path (Clinger, 1990): when the digits form an integer m <= 2^53 and the
+ * decimal exponent e is within +-22, m and 10^|e| are both exact doubles and
+ * one IEEE multiplication or division rounds correctly. Iris-like data
+ * ("5.1" = 51 / 10) always takes it. Anything else (long mantissas, large
+ * exponents) goes to strtod, which rounds correctly too.
+ */
+
+enum num_syntax { NUM_CSV, NUM_JSON };
+enum { NUM_OK = 0, NUM_BAD = -1, NUM_RANGE = -2, NUM_LONG = -3 };
+
+static const double POW10[23] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The slow path: strtod on a NUL-terminated copy of an already checked token. */
+static int number_slow(const char *s, size_t n, double *out)
+{
+	char buf[MAX_NUMBER_LEN + 1];
+	char *end;
+	if (n > MAX_NUMBER_LEN)
+		return NUM_LONG;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	errno = 0;
+	*out = strtod(buf, &end);
+	if (end != buf + n) /* cannot happen for a checked token; refuse anyway */
+		return NUM_BAD;
+	return isinf(*out) ? NUM_RANGE : NUM_OK;
+}
+
+/* Reads one number at *pp (before end). On NUM_OK stores it in *out and moves
+ * *pp past it; the caller checks what follows. NUM_BAD: no number here, *pp
+ * unchanged. NUM_RANGE (too large for a double) and NUM_LONG (longer than
+ * MAX_NUMBER_LEN): well-formed but unusable, *pp moved past it. */
+static int parse_number(const char **pp, const char *end, enum num_syntax syn, double *out)
+{
+	const char *s = *pp, *p = s, *digits;
+	uint64_t m = 0;
+	long exp10 = 0;
+	int neg = 0, exact = 1;
+	size_t n_int, n_frac = 0;
+
+	if (p < end && (*p == '-' || (*p == '+' && syn == NUM_CSV)))
+		neg = *p++ == '-';
+	for (digits = p; p < end && is_digit(*p); p++) {
+		if (m <= (UINT64_MAX - 9) / 10)
+			m = m * 10 + (uint64_t)(*p - '0');
+		else
+			exact = 0, exp10++; /* digit dropped: strtod decides */
+	}
+	n_int = (size_t)(p - digits);
+	if (syn == NUM_JSON && (n_int == 0 || (n_int > 1 && *digits == '0')))
+		return NUM_BAD; /* JSON: no ".5", no "01" */
+	if (p < end && *p == '.') {
+		for (digits = ++p; p < end && is_digit(*p); p++) {
+			if (m <= (UINT64_MAX - 9) / 10)
+				m = m * 10 + (uint64_t)(*p - '0'), exp10--;
+			else
+				exact = 0;
+		}
+		n_frac = (size_t)(p - digits);
+		if (syn == NUM_JSON && n_frac == 0)
+			return NUM_BAD; /* JSON: no "5." */
+	}
+	if (n_int + n_frac == 0)
+		return NUM_BAD;
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		long e = 0;
+		int eneg = 0;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			eneg = *p++ == '-';
+		if (p >= end || !is_digit(*p))
+			return NUM_BAD;
+		for (; p < end && is_digit(*p); p++)
+			if (e < 100000) /* past this, the value is 0 or inf anyway */
+				e = e * 10 + (*p - '0');
+		exp10 += eneg ? -e : e;
+	}
+
+	if (exact && m == 0) {
+		*out = neg ? -0.0 : 0.0;
+	} else if (exact && m <= (1ULL << 53) && exp10 >= -22 && exp10 <= 22) {
+		double v = (double)m;
+		v = exp10 < 0 ? v / POW10[-exp10] : v * POW10[exp10];
+		*out = neg ? -v : v;
+	} else {
+		*pp = p;
+		return number_slow(s, (size_t)(p - s), out);
+	}
+	*pp = p;
+	return NUM_OK;
+}
+
+/*
+ * Writing numbers: exactly what printf's "%.17g" writes (17 significant
+ * digits always read back as the same double, so clients can compare exactly
+ * what was computed), without printf's cost, which is most of the time of a
+ * JSON answer. v = m * 2^be with m < 2^53; its 17 digits are
+ *
+ *   D = round(v * 10^s),  s = 16 - floor(log10 v),  10^16 <= D < 10^17
+ *     = round(m * 5^s * 2^(s + be))
+ *
+ * m * 5^s is exact in 128 bits (two 64-bit halves) for s <= 32, so D is
+ * rounded exactly (half to even, as glibc does) for 1e-16 <= |v| < 2^64,
+ * which holds nearly every probability and regression value. Outside that
+ * range (and for subnormals) snprintf does it.
+ */
+
+static const uint64_t POW5[28] = {
+	1ULL, 5ULL, 25ULL, 125ULL, 625ULL, 3125ULL, 15625ULL, 78125ULL, 390625ULL,
+	1953125ULL, 9765625ULL, 48828125ULL, 244140625ULL, 1220703125ULL, 6103515625ULL,
+	30517578125ULL, 152587890625ULL, 762939453125ULL, 3814697265625ULL,
+	19073486328125ULL, 95367431640625ULL, 476837158203125ULL, 2384185791015625ULL,
+	11920928955078125ULL, 59604644775390625ULL, 298023223876953125ULL,
+	1490116119384765625ULL, 7450580596923828125ULL};
+
+/* The 128-bit product a * b as two 64-bit halves. */
+static void mul_64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
+{
+	uint64_t a0 = a & 0xffffffffU, a1 = a >> 32, b0 = b & 0xffffffffU, b1 = b >> 32;
+	uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+	uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffU) + (p10 & 0xffffffffU);
+	*lo = (mid << 32) | (p00 & 0xffffffffU);
+	*hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+
+/* (hi:lo) / 2^k rounded half to even, for 1 <= k <= 127; UINT64_MAX if the
+ * quotient does not fit in 64 bits (never for the callers' operands). */
+static uint64_t shift_round(uint64_t hi, uint64_t lo, int k)
+{
+	uint64_t q, rh, rl, hh, hl; /* quotient, remainder and half, as hi:lo */
+	if (k < 64) {
+		if (hi >> k)
+			return UINT64_MAX;
+		q = (lo >> k) | (hi << (64 - k));
+		rh = 0, rl = lo & ((1ULL << k) - 1);
+		hh = 0, hl = 1ULL << (k - 1);
+	} else if (k == 64) {
+		q = hi;
+		rh = 0, rl = lo;
+		hh = 0, hl = 1ULL << 63;
+	} else {
+		q = hi >> (k - 64);
+		rh = hi & ((1ULL << (k - 64)) - 1), rl = lo;
+		hh = 1ULL << (k - 65), hl = 0;
+	}
+	if (rh > hh || (rh == hh && rl > hl) || (rh == hh && rl == hl && (q & 1)))
+		q++;
+	return q;
+}
+
+/* The 17 digits D and decimal exponent e of v > 0 (v = D * 10^(e-16)),
+ * correctly rounded; -1 outside the range where 128 bits are enough. */
+static int digits17(double v, uint64_t *digits, int *exp10)
+{
+	uint64_t bits, m, hi, lo, d;
+	int be, e, x;
+
+	memcpy(&bits, &v, sizeof bits);
+	be = (int)(bits >> 52 & 0x7ff);
+	if (be == 0 || be == 0x7ff)
+		return -1; /* subnormal, or not finite */
+	m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
+	be -= 1075;
+	/* floor(log10(2^(be+52))) = floor(x * 0.30103): 78913 / 2^18 is
+	 * log10(2) closely enough for |x| < 1000; it is floor(log10 v) or one
+	 * less, and the loop below steps up when D comes out with 18 digits. */
+	x = (be + 52) * 78913;
+	e = x >= 0 ? x / 262144 : -((-x + 262143) / 262144);
+	for (;; e++) {
+		int s = 16 - e, t = s + be;
+		if (s > 32 || be > 11)
+			return -1;
+		if (s >= 0) {
+			mul_64(m, POW5[s > 27 ? 27 : s], &hi, &lo);
+			if (s > 27) { /* times 5^(s-27) more: a 128 x 64 product */
+				uint64_t h2, l2;
+				mul_64(lo, POW5[s - 27], &h2, &l2);
+				hi = hi * POW5[s - 27] + h2;
+				lo = l2;
+			}
+			if (t >= 0) {
+				if (hi != 0 || t >= 64 || lo > (UINT64_MAX >> t))
+					return -1;
+				d = lo << t;
+			} else {
+				d = shift_round(hi, lo, -t);
+			}
+		} else { /* v >= 10^17: an integer below 2^64, divided by 10^-s */
+			uint64_t vi = m << be, p = 10, r;
+			for (x = 1; x < -s; x++)
+				p *= 10;
+			d = vi / p, r = vi % p;
+			if (r > p / 2 || (r == p / 2 && (d & 1)))
+				d++;
+		}
+		if (d < 100000000000000000ULL)
+			break;
+	}
+	if (d < 10000000000000000ULL)
+		return -1; /* cannot happen; printf will know */
+	*digits = d;
+	*exp10 = e;
+	return 0;
+}
+
+/* Writes the n low decimal digits of v into out[0..n), two at a time. */
+static void put_digits(char *out, uint32_t v, int n)
+{
+	static const char pairs[] =
+		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+		"8081828384858687888990919293949596979899";
+	for (; n >= 2; n -= 2, v /= 100)
+		memcpy(out + n - 2, pairs + 2 * (size_t)(v % 100), 2);
+	if (n == 1)
+		out[0] = (char)('0' + v % 10);
+}
+
+/* Writes v (finite) as printf("%.17g") would; returns the length (< 32). */
+static size_t format_double(char *buf, double v)
+{
+	char dig[17], *p = buf;
+	uint64_t d;
+	int e, i, nd = 17;
+
+	if (v == 0 || digits17(fabs(v), &d, &e) != 0) {
+		int n = snprintf(buf, NUMBER_TEXT, "%.17g", v);
+		return n > 0 ? (size_t)n : 0;
+	}
+	if (v < 0)
+		*p++ = '-';
+	put_digits(dig, (uint32_t)(d / 100000000), 9); /* two 32-bit halves: */
+	put_digits(dig + 9, (uint32_t)(d % 100000000), 8); /* cheaper than 64-bit */
+	while (nd > 1 && dig[nd - 1] == '0')
+		nd--; /* %g drops trailing zeros */
+	if (e < -4 || e >= 17) { /* d.ddde+XX */
+		int ae = e < 0 ? -e : e;
+		*p++ = dig[0];
+		if (nd > 1) {
+			*p++ = '.';
+			memcpy(p, dig + 1, (size_t)nd - 1);
+			p += nd - 1;
+		}
+		*p++ = 'e';
+		*p++ = e < 0 ? '-' : '+';
+		if (ae >= 100)
+			*p++ = (char)('0' + ae / 100);
+		*p++ = (char)('0' + ae / 10 % 10);
+		*p++ = (char)('0' + ae % 10);
+	} else if (e >= 0) { /* ddd.ddd */
+		for (i = 0; i <= e; i++)
+			*p++ = (char)(i < nd ? dig[i] : '0');
+		if (nd > e + 1) {
+			*p++ = '.';
+			memcpy(p, dig + e + 1, (size_t)(nd - e - 1));
+			p += nd - e - 1;
+		}
+	} else { /* 0.000ddd */
+		*p++ = '0';
+		*p++ = '.';
+		for (i = 0; i < -e - 1; i++)
+			*p++ = '0';
+		memcpy(p, dig, (size_t)nd);
+		p += nd;
+	}
+	return (size_t)(p - buf);
+}
+
+/* ======================================================================== */
+/* Loading the model file                                                    */
+/* ======================================================================== */
+/*
+ * The file is read whole, then line by line. Blank lines and lines whose
+ * first visible character is '#' are skipped everywhere. The other lines come
+ * in a fixed order, each one keyword and its values:
+ *
+ *   smserve-linear-model 1
+ *   kind multinomial                (regression | binary | multinomial | ovr)
+ *   features 4
+ *   labels 0 1 2                    (classifiers only)
+ *   mean ...  / scale ...           (optional, together: n_features each)
+ *   intercept ...                   (n_outputs numbers)
+ *   weights ...                     (n_outputs lines of n_features numbers)
+ *   end
+ *
+ * A fixed order makes every message precise: at each line there is exactly
+ * one thing (or two) the reader expects, and that is what it says.
+ */
+
+struct reader {
+	const char *path;        /* for messages */
+	const char *p, *end;     /* the unread rest of the file */
+	const char *line, *eol;  /* the current significant line, without EOL */
+	const char *cur;         /* scanning position within it */
+	unsigned long line_no;   /* its number, 1-based */
+	unsigned long next_no;   /* number of the line at p */
+	int have_line;           /* line is loaded and not yet consumed */
+	char *err;
+	size_t err_size;
+};
+
+static int load_error(struct reader *r, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static int load_error(struct reader *r, const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	format_msg(r->err, r->err_size, "%s:%lu: %s", r->path,
+		   r->have_line ? r->line_no : r->next_no, msg);
+	return -1;
+}
+
+/* Loads the next significant line (skipping blanks and comments) unless one
+ * is loaded already. Returns 1, or 0 at the end of the file. */
+static int reader_line(struct reader *r)
+{
+	while (!r->have_line && r->p < r->end) {
+		const char *nl = memchr(r->p, '\n', (size_t)(r->end - r->p));
+		const char *s = r->p, *e = nl ? nl : r->end;
+		r->line_no = r->next_no++;
+		r->p = nl ? nl + 1 : r->end;
+		if (e > s && e[-1] == '\r')
+			e--;
+		trim(&s, &e);
+		if (s == e || *s == '#')
+			continue;
+		r->line = r->cur = s;
+		r->eol = e;
+		r->have_line = 1;
+	}
+	return r->have_line;
+}
+
+/* The next space-separated word of the current line; returns its length
+ * (0 at the end of the line). */
+static size_t reader_word(struct reader *r, const char **w)
+{
+	const char *p = r->cur;
+	while (p < r->eol && is_space((unsigned char)*p))
+		p++;
+	*w = p;
+	while (p < r->eol && !is_space((unsigned char)*p))
+		p++;
+	r->cur = p;
+	return (size_t)(p - *w);
+}
+
+/* The first word of the next significant line, without consuming the line;
+ * "" at the end of the file. */
+static size_t reader_peek(struct reader *r, const char **w)
+{
+	size_t n;
+	if (!reader_line(r)) {
+		*w = "";
+		return 0;
+	}
+	r->cur = r->line;
+	n = reader_word(r, w);
+	r->cur = r->line;
+	return n;
+}
+
+/* What the current line holds, for "got ..." in messages: the line in
+ * quotes, or "the end of the file". */
+static const char *reader_got(struct reader *r, char buf[SHOWN_TOKEN + 6])
+{
+	size_t n;
+	if (!r->have_line)
+		return "the end of the file";
+	buf[0] = '\'';
+	n = 1 + strlen(shown(buf + 1, r->line, r->eol));
+	buf[n] = '\'';
+	buf[n + 1] = '\0';
+	return buf;
+}
+
+/* Starts the line that must begin with keyword; describes it as `what`. */
+static int reader_expect(struct reader *r, const char *keyword, const char *what)
+{
+	const char *w;
+	char got[SHOWN_TOKEN + 6];
+	size_t n = reader_peek(r, &w);
+	if (!r->have_line || !equal_word(w, n, keyword))
+		return load_error(r, "expected %s, got %s", what, reader_got(r, got));
+	reader_word(r, &w);
+	return 0;
+}
+
+/* The line must hold no more words. */
+static int reader_done(struct reader *r, const char *what)
+{
+	const char *w;
+	char got[SHOWN_TOKEN + 4];
+	size_t n = reader_word(r, &w);
+	if (n > 0)
+		return load_error(r, "expected only %s, got '%s' after it", what,
+				  shown(got, w, w + n));
+	r->have_line = 0;
+	return 0;
+}
+
+/* A whole number from 1 to max, in plain digits. */
+static int reader_count(struct reader *r, const char *what, unsigned long max, size_t *out)
+{
+	const char *w;
+	char got[SHOWN_TOKEN + 4];
+	size_t n = reader_word(r, &w), i;
+	unsigned long v = 0;
+	for (i = 0; i < n && is_digit(w[i]) && v <= max; i++)
+		v = v * 10 + (unsigned long)(w[i] - '0');
+	if (n == 0 || i < n || v < 1 || v > max)
+		return load_error(r, "expected %s, a whole number from 1 to %lu, got '%s'",
+				  what, max, n ? shown(got, w, w + n) : "nothing");
+	*out = (size_t)v;
+	return reader_done(r, what);
+}
+
+/* Exactly n finite numbers after the keyword; positive ones if positive. */
+static int reader_numbers(struct reader *r, const char *keyword, double *dst, size_t n,
+			  int positive)
+{
+	const char *w;
+	char got[SHOWN_TOKEN + 4];
+	size_t i, len;
+	for (i = 0; i < n; i++) {
+		const char *p;
+		len = reader_word(r, &w);
+		if (len == 0)
+			return load_error(r, "expected %zu numbers after '%s', got %zu",
+					  n, keyword, i);
+		p = w;
+		if (parse_number(&p, w + len, NUM_CSV, &dst[i]) != NUM_OK || p != w + len)
+			return load_error(r, "expected a finite number as value %zu of '%s', got '%s'",
+					  i + 1, keyword, shown(got, w, w + len));
+		if (positive && !(dst[i] > 0))
+			return load_error(r, "expected a positive number as value %zu of '%s', got '%s'",
+					  i + 1, keyword, shown(got, w, w + len));
+	}
+	len = reader_word(r, &w);
+	if (len > 0)
+		return load_error(r, "expected %zu numbers after '%s', got more", n, keyword);
+	r->have_line = 0;
+	return 0;
+}
+
+/* Whether a label spells a JSON number (then JSON answers carry it bare, so
+ * iris's 0, 1, 2 arrive as numbers, as from the Linear Learner). */
+static int is_json_number(const char *s, size_t n)
+{
+	const char *p = s;
+	double v;
+	return parse_number(&p, s + n, NUM_JSON, &v) != NUM_BAD && p == s + n;
+}
+
+/* "labels" and one word per class: 1-64 visible ASCII bytes without '"',
+ * '\' or ',', so that a label needs no escaping in CSV or JSON. */
+static int reader_labels(struct reader *r, struct model *m)
+{
+	const char *w;
+	char got[SHOWN_TOKEN + 4];
+	const char *start;
+	size_t n, i, k = 0;
+
+	if (reader_expect(r, "labels", "'labels' and one label per class"))
+		return -1;
+	start = r->cur;
+	while (reader_word(r, &w) > 0)
+		k++;
+	if (k < 2 || k > MAX_LABELS || (m->kind == KIND_BINARY && k != 2))
+		return load_error(r, "expected %s labels after 'labels', got %zu",
+				  m->kind == KIND_BINARY ? "2" : "2 to 10000", k);
+	m->labels = calloc(k, sizeof *m->labels);
+	if (m->labels == NULL)
+		return load_error(r, "expected memory for %zu labels (out of memory)", k);
+	m->n_labels = k;
+	r->cur = start;
+	for (i = 0; i < k; i++) {
+		struct label *l = &m->labels[i];
+		size_t j;
+		n = reader_word(r, &w);
+		for (j = 0; j < n; j++)
+			if (w[j] < 0x21 || w[j] > 0x7e || w[j] == '"' || w[j] == '\\' || w[j] == ',')
+				break;
+		if (n > MAX_LABEL_LEN || j < n)
+			return load_error(r, "expected label %zu to be 1-64 visible ASCII characters "
+					  "other than '\"', '\\' and ',', got '%s'",
+					  i + 1, shown(got, w, w + n));
+		memcpy(l->csv, w, n);
+		l->csv_len = n;
+		if (is_json_number(w, n)) {
+			memcpy(l->json, w, n);
+			l->json_len = n;
+		} else {
+			l->json[0] = '"';
+			memcpy(l->json + 1, w, n);
+			l->json[n + 1] = '"';
+			l->json_len = n + 2;
+		}
+		for (j = 0; j < i; j++)
+			if (m->labels[j].csv_len == n && memcmp(m->labels[j].csv, w, n) == 0)
+				return load_error(r, "expected distinct labels, got '%s' twice",
+						  l->csv);
+	}
+	r->have_line = 0;
+	return 0;
+}
+
+/* The first line: the format's name and version. */
+static int reader_header(struct reader *r)
+{
+	const char *w;
+	char got[SHOWN_TOKEN + 4];
+	size_t n;
+	if (reader_expect(r, FORMAT_NAME, "'" FORMAT_NAME " 1' (the first line of a file "
+			  "written by tools/export_linear.py)"))
+		return -1;
+	n = reader_word(r, &w);
+	if (!equal_word(w, n, "1"))
+		return load_error(r, "expected format version %d, got '%s' (this smserve reads "
+				  "version %d only)", FORMAT_VERSION,
+				  n ? shown(got, w, w + n) : "nothing", FORMAT_VERSION);
+	return reader_done(r, "the version");
+}
+
+static int reader_kind(struct reader *r, struct model *m)
+{
+	const char *w;
+	char got[SHOWN_TOKEN + 4];
+	size_t n, k;
+	if (reader_expect(r, "kind", "'kind' and regression, binary, multinomial or ovr"))
+		return -1;
+	n = reader_word(r, &w);
+	for (k = 0; k < sizeof KIND_NAME / sizeof KIND_NAME[0]; k++)
+		if (equal_word(w, n, KIND_NAME[k])) {
+			m->kind = (enum kind)k;
+			return reader_done(r, "the kind");
+		}
+	return load_error(r, "expected regression, binary, multinomial or ovr after 'kind', "
+			  "got '%s'", n ? shown(got, w, w + n) : "nothing");
+}
+
+/* Allocates the arrays once the shape is known. The shape was bounded by
+ * MAX_FEATURES and MAX_LABELS; the file size bounds it again, since every
+ * weight takes at least two bytes, so a short file cannot claim gigabytes. */
+static int reader_alloc(struct reader *r, struct model *m, size_t file_size,
+			unsigned long features_line)
+{
+	size_t weights = m->n_outputs * m->n_features;
+	if (weights > file_size / 2) {
+		format_msg(r->err, r->err_size, "%s:%lu: expected %zu features, but the file "
+			   "(%zu bytes) is too short to hold %zu weight lines of %zu numbers",
+			   r->path, features_line, m->n_features, file_size, m->n_outputs,
+			   m->n_features);
+		return -1;
+	}
+	m->weights = malloc(weights * sizeof *m->weights);
+	m->intercept = malloc(m->n_outputs * sizeof *m->intercept);
+	if (m->weights == NULL || m->intercept == NULL)
+		return load_error(r, "expected memory for %zu weights (out of memory)", weights);
+	return 0;
+}
+
+/* Reads the body of the file after the header, in the fixed order. */
+static int read_model(struct reader *r, struct model *m, size_t file_size)
+{
+	const char *w;
+	char got[SHOWN_TOKEN + 6];
+	size_t n, k;
+	unsigned long features_line;
+
+	if (reader_header(r) || reader_kind(r, m))
+		return -1;
+	if (reader_expect(r, "features", "'features' and the number of features"))
+		return -1;
+	features_line = r->line_no;
+	if (reader_count(r, "the number of features", MAX_FEATURES, &m->n_features))
+		return -1;
+	if (m->kind != KIND_REGRESSION && reader_labels(r, m))
+		return -1;
+	m->n_outputs = m->kind == KIND_REGRESSION || m->kind == KIND_BINARY ? 1 : m->n_labels;
+	if (reader_alloc(r, m, file_size, features_line))
+		return -1;
+
+	n = reader_peek(r, &w);
+	if (equal_word(w, n, "mean")) {
+		m->mean = malloc(m->n_features * sizeof *m->mean);
+		m->scale = malloc(m->n_features * sizeof *m->scale);
+		if (m->mean == NULL || m->scale == NULL)
+			return load_error(r, "expected memory for mean and scale (out of memory)");
+		reader_word(r, &w);
+		if (reader_numbers(r, "mean", m->mean, m->n_features, 0) ||
+		    reader_expect(r, "scale", "'scale' and one positive number per feature") ||
+		    reader_numbers(r, "scale", m->scale, m->n_features, 1))
+			return -1;
+	}
+	if (reader_expect(r, "intercept", m->mean ? "'intercept' and one number per output"
+			  : "'mean' (optional) or 'intercept' and one number per output") ||
+	    reader_numbers(r, "intercept", m->intercept, m->n_outputs, 0))
+		return -1;
+	for (k = 0; k < m->n_outputs; k++) {
+		char what[96];
+		format_msg(what, sizeof what, "'weights' line %zu of %zu (one number per feature)",
+			   k + 1, m->n_outputs);
+		if (reader_expect(r, "weights", what) ||
+		    reader_numbers(r, "weights", m->weights + k * m->n_features, m->n_features, 0))
+			return -1;
+	}
+	if (reader_expect(r, "end", "'end' after the last 'weights' line") ||
+	    reader_done(r, "'end'"))
+		return -1;
+	if (reader_line(r))
+		return load_error(r, "expected nothing after 'end', got %s", reader_got(r, got));
+	return 0;
+}
+
+/* Reads the whole file into memory (NUL-terminated, for safety only). */
+static char *slurp(const char *path, size_t *size, char *err, size_t err_size)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	if (f == NULL) {
+		format_msg(err, err_size, "%s: expected the model file (%s); write it with "
+			   "tools/export_linear.py", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t got;
+		if (cap - len < 65536) {
+			char *nb;
+			cap = cap ? cap * 2 : 65536;
+			nb = cap <= MAX_MODEL_BYTES + 65536 ? realloc(buf, cap + 1) : NULL;
+			if (nb == NULL) {
+				format_msg(err, err_size, "%s: expected a model file of at most "
+					   "%lu bytes that fits in memory", path, MAX_MODEL_BYTES);
+				goto fail;
+			}
+			buf = nb;
+		}
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		format_msg(err, err_size, "%s: expected a readable file (%s)", path, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	*size = len;
+	return buf;
+fail:
+	free(buf);
+	fclose(f);
+	return NULL;
+}
+
+/* SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, checked once at start: a value this
+ * model cannot produce would fail every request without Accept, so it stops
+ * the server instead. */
+static int default_accept(enum format *out, char *err, size_t err_size)
+{
+	const char *v = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
+	const char *s, *e;
+	char got[SHOWN_TOKEN + 4];
+	int f;
+	*out = FMT_JSON;
+	if (v == NULL)
+		return 0;
+	s = v;
+	e = strchr(v, ';') ? strchr(v, ';') : v + strlen(v);
+	trim(&s, &e);
+	if (s == e || equal_ci(s, (size_t)(e - s), "*/*"))
+		return 0;
+	for (f = 0; f < FMT_COUNT; f++)
+		if (equal_ci(s, (size_t)(e - s), FORMAT_TYPE[f])) {
+			*out = (enum format)f;
+			return 0;
+		}
+	format_msg(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of "
+		   SUPPORTED_TYPES ", got '%s'", shown(got, v, v + strlen(v)));
+	return -1;
+}
+
+/* The largest answer one record can produce, in any output format, so that
+ * the writer checks room once per record rather than once per byte. */
+static size_t record_room(const struct model *m)
+{
+	size_t label = 0, i;
+	for (i = 0; i < m->n_labels; i++)
+		if (m->labels[i].json_len > label)
+			label = m->labels[i].json_len;
+	/* {"score":[ n x (number ,) ],"predicted_label": label }, \n */
+	return 64 + m->n_outputs * (NUMBER_TEXT + 1) + label;
+}
+
+/* ======================================================================== */
+/* Prediction                                                                */
+/* ======================================================================== */
+
+static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
+
+/* Turns one record's features x (standardized in place) into the model's
+ * decision values z and, for classifiers, the index of the predicted label;
+ * with scores set, z then becomes the probabilities (a CSV answer of labels
+ * needs none, and skipping exp() is a third of the time). Returns -1 when a
+ * value is not finite (huge inputs), which JSON cannot carry.
+ * The arithmetic follows scikit-learn's: decision = x.W^T + b; predict is the
+ * argmax of the decision (first on ties; z > 0 for binary); predict_proba is
+ * expit (binary), softmax after subtracting the max (multinomial), or expit
+ * normalised by its sum (ovr). */
+static int predict(const struct model *m, double *x, double *z, size_t *label, int scores)
+{
+	size_t n = m->n_features, k, j, best = 0;
+	double sum = 0;
+
+	if (m->mean != NULL)
+		for (j = 0; j < n; j++)
+			x[j] = (x[j] - m->mean[j]) / m->scale[j];
+	for (k = 0; k < m->n_outputs; k++) {
+		const double *w = m->weights + k * n;
+		double s = 0;
+		for (j = 0; j < n; j++)
+			s += w[j] * x[j];
+		z[k] = s + m->intercept[k];
+		if (!isfinite(z[k]))
+			return -1;
+		if (z[k] > z[best])
+			best = k;
+	}
+	*label = m->kind == KIND_BINARY ? z[0] > 0 : best;
+	if (!scores)
+		return 0;
+	switch (m->kind) {
+	case KIND_REGRESSION:
+		return 0;
+	case KIND_BINARY:
+		z[0] = sigmoid(z[0]);
+		return 0;
+	case KIND_MULTINOMIAL: {
+		double top = z[best];
+		for (k = 0; k < m->n_outputs; k++)
+			sum += z[k] = exp(z[k] - top);
+		break;
+	}
+	case KIND_OVR:
+		for (k = 0; k < m->n_outputs; k++)
+			sum += z[k] = sigmoid(z[k]);
+		break;
+	}
+	if (!(sum > 0)) /* ovr with every sigmoid underflowed: no distribution */
+		return -1;
+	for (k = 0; k < m->n_outputs; k++)
+		z[k] /= sum;
+	return 0;
+}
+
+/* ======================================================================== */
+/* The output buffer                                                         */
+/* ======================================================================== */
+/*
+ * Answers are built in one buffer of OUT_CHUNK bytes (or two records' worth,
+ * if larger) and handed to the server whenever the next record might not fit:
+ * few large writes, no per-value calls. If the server refuses a write (the
+ * answer passed its response limit), writing stops and the server answers 500.
+ */
+
+struct writer {
+	model_response *out;
+	char *buf;
+	size_t len, cap;
+	int refused; /* model_response_write said no: stop */
+};
+
+static void w_flush(struct writer *w)
+{
+	if (w->len > 0 && !w->refused && model_response_write(w->out, w->buf, w->len) != 0)
+		w->refused = 1;
+	w->len = 0;
+}
+
+/* Makes room for need bytes (need <= cap, guaranteed by job_init). */
+static void w_room(struct writer *w, size_t need)
+{
+	if (w->cap - w->len < need)
+		w_flush(w);
+}
+
+static void w_bytes(struct writer *w, const char *s, size_t n)
+{
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+}
+
+#define W_LIT(w, lit) w_bytes((w), (lit), sizeof(lit) - 1)
+
+static void w_double(struct writer *w, double v)
+{
+	w->len += format_double(w->buf + w->len, v);
+}
+
+/* ======================================================================== */
+/* Content negotiation                                                       */
+/* ======================================================================== */
+
+/* The input format from Content-Type. Empty means text/csv (batch transform
+ * and many clients send none). Parameters are ignored except label_size,
+ * which must be 0: a label column would be read as a feature. */
+static int content_format(const char *ct, enum format *fmt, char *msg, size_t size)
+{
+	const char *s = ct, *e = ct + strcspn(ct, ";"), *p;
+	char got[SHOWN_TOKEN + 4];
+	int f;
+	trim(&s, &e);
+	*fmt = FMT_CSV;
+	if (s == e)
+		return 0;
+	for (f = 0; f < FMT_COUNT; f++)
+		if (equal_ci(s, (size_t)(e - s), FORMAT_TYPE[f]))
+			break;
+	if (f == FMT_COUNT) {
+		format_msg(msg, size, "unsupported Content-Type '%s'; supported: text/csv, "
+			   "application/json, application/jsonlines", shown(got, s, e));
+		return -1;
+	}
+	*fmt = (enum format)f;
+	for (p = e; *p == ';';) {
+		const char *ns = p + 1, *ne, *vs, *ve;
+		p = ns + strcspn(ns, ";");
+		ne = ns + strcspn(ns, "=;");
+		vs = ne < p ? ne + 1 : p;
+		ve = p;
+		trim(&ns, &ne);
+		trim(&vs, &ve);
+		if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"')
+			vs++, ve--;
+		if (equal_ci(ns, (size_t)(ne - ns), "label_size") && !equal_word(vs, (size_t)(ve - vs), "0")) {
+			format_msg(msg, size, "unsupported Content-Type parameter label_size=%s; "
+				   "send records without a label column (label_size=0)",
+				   shown(got, vs, ve));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The q of one Accept element's parameters, in thousandths (RFC 9110 12.4.2:
+ * "0" to "1" with at most three decimals); 1000 when absent, -1 if malformed. */
+static int accept_q(const char *p, const char *e)
+{
+	while (p < e) {
+		const char *ns = p + 1, *pe = ns, *v;
+		while (pe < e && *pe != ';')
+			pe++;
+		v = ns;
+		while (v < pe && is_space((unsigned char)*v))
+			v++;
+		if (pe - v >= 2 && lower((unsigned char)v[0]) == 'q' && v[1] == '=') {
+			const char *d = v + 2, *de = pe;
+			int q, scale = 100;
+			trim(&d, &de);
+			if (d == de || (*d != '0' && *d != '1'))
+				return -1;
+			q = (*d++ - '0') * 1000;
+			if (d < de && *d++ != '.')
+				return -1;
+			for (; d < de; d++, scale /= 10) {
+				if (!is_digit(*d) || scale == 0)
+					return -1;
+				q += (*d - '0') * scale;
+			}
+			return q > 1000 ? -1 : q;
+		}
+		p = pe;
+	}
+	return 1000;
+}
+
+/* How specifically one media range names type t: 3 exact, 2 "type/ *",
+ * 1 "* / *", 0 not at all. */
+static int accept_match(const char *s, const char *e, const char *t)
+{
+	size_t n = (size_t)(e - s), tl = strcspn(t, "/"), i;
+	if (equal_ci(s, n, t))
+		return 3;
+	if (n == tl + 2 && s[tl] == '/' && s[tl + 1] == '*') {
+		for (i = 0; i < tl; i++)
+			if (lower((unsigned char)s[i]) != t[i])
+				return 0;
+		return 2;
+	}
+	return equal_word(s, n, "*/*") ? 1 : 0;
+}
+
+/* Picks the answer's format from Accept. Missing or "* / *": the default
+ * (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else JSON). A list: each type this
+ * model produces gets the q of the most specific range naming it; the best q
+ * wins, then the more specific match, then the earlier element, then the
+ * default. */
+static int accept_format(const char *accept, enum format dflt, enum format *fmt,
+			 char *msg, size_t size)
+{
+	int q[FMT_COUNT], spec[FMT_COUNT], pos[FMT_COUNT], f, best = -1, i = 0;
+	const char *p = accept, *s = accept, *e = accept + strlen(accept);
+	char got[SHOWN_TOKEN + 4];
+
+	trim(&s, &e);
+	if (s == e || equal_word(s, (size_t)(e - s), "*/*")) {
+		*fmt = dflt;
+		return 0;
+	}
+	for (f = 0; f < FMT_COUNT; f++)
+		q[f] = 0, spec[f] = 0, pos[f] = 0;
+	while (*p) {
+		const char *el = p, *ee = p + strcspn(p, ","), *re = el + strcspn(el, ";,");
+		int eq = accept_q(re, ee);
+		trim(&el, &re);
+		for (f = 0; f < FMT_COUNT && eq >= 0; f++) {
+			int sp = accept_match(el, re, FORMAT_TYPE[f]);
+			if (sp > spec[f])
+				spec[f] = sp, q[f] = eq, pos[f] = i;
+		}
+		p = *ee ? ee + 1 : ee;
+		i++;
+	}
+	for (f = 0; f < FMT_COUNT; f++) {
+		if (q[f] == 0)
+			continue;
+		if (best < 0 || q[f] > q[best] ||
+		    (q[f] == q[best] && (spec[f] > spec[best] ||
+		     (spec[f] == spec[best] && (pos[f] < pos[best] ||
+		      (pos[f] == pos[best] && f == (int)dflt))))))
+			best = f;
+	}
+	if (best < 0) {
+		format_msg(msg, size, "cannot produce Accept '%s'; supported: " SUPPORTED_TYPES,
+			   shown(got, s, e));
+		return -1;
+	}
+	*fmt = (enum format)best;
+	return 0;
+}
+
+/* ======================================================================== */
+/* One request                                                               */
+/* ======================================================================== */
+/*
+ * A job carries what reading and answering one request needs: the scratch
+ * vectors (allocated once per request, never per record), the writer, the
+ * number of the record being read, and the 400 message if one is set.
+ */
+
+struct job {
+	const struct model *m;
+	enum format out_fmt;
+	struct writer w;
+	double *x;              /* the current record's features */
+	double *z;              /* its scores */
+	double *keys, *vals;    /* sparse JSON records: keys and values as read */
+	unsigned char *seen;    /* sparse JSON records: keys already given */
+	size_t record;          /* 1-based number of the record being read */
+	size_t answered;        /* records answered so far */
+	char err[512];          /* the 400 message */
+};
+
+static int fail(struct job *j, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static int fail(struct job *j, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(j->err, sizeof j->err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* One allocation holds every scratch array; sparse ones only for JSON. */
+static int job_init(struct job *j, const struct model *m, enum format in, model_response *out)
+{
+	size_t n = m->n_features, doubles = n + m->n_outputs;
+	size_t sparse = in == FMT_CSV ? 0 : n;
+	size_t cap = 2 * m->max_record_out > OUT_CHUNK ? 2 * m->max_record_out : OUT_CHUNK;
+	double *d;
+
+	memset(j, 0, sizeof *j);
+	d = malloc((doubles + 2 * sparse) * sizeof(double) + sparse + cap);
+	if (d == NULL)
+		return -1;
+	j->m = m;
+	j->x = d;
+	j->z = d + n;
+	j->keys = d + doubles;
+	j->vals = j->keys + sparse;
+	j->seen = (unsigned char *)(j->vals + sparse);
+	j->w.buf = (char *)(j->seen + sparse);
+	memset(j->seen, 0, sparse); /* sparse_scatter keeps it all-zero between records */
+	j->w.cap = cap;
+	j->w.out = out;
+	return 0;
+}
+
+/* Predicts the record in j->x and appends its answer. */
+static int answer_record(struct job *j)
+{
+	const struct model *m = j->m;
+	struct writer *w = &j->w;
+	size_t label = 0, k;
+
+	if (predict(m, j->x, j->z, &label, j->out_fmt != FMT_CSV) != 0)
+		return fail(j, "record %zu: the model's score is not a finite number "
+			    "(features too large)", j->record);
+	w_room(w, m->max_record_out);
+	if (j->out_fmt == FMT_CSV) {
+		if (m->kind == KIND_REGRESSION)
+			w_double(w, j->z[0]);
+		else
+			w_bytes(w, m->labels[label].csv, m->labels[label].csv_len);
+		W_LIT(w, "\n");
+	} else {
+		if (j->out_fmt == FMT_JSON && j->answered > 0)
+			W_LIT(w, ",");
+		W_LIT(w, "{\"score\":");
+		if (m->kind == KIND_MULTINOMIAL || m->kind == KIND_OVR) {
+			W_LIT(w, "[");
+			for (k = 0; k < m->n_outputs; k++) {
+				if (k > 0)
+					W_LIT(w, ",");
+				w_double(w, j->z[k]);
+			}
+			W_LIT(w, "]");
+		} else {
+			w_double(w, j->z[0]);
+		}
+		if (m->kind != KIND_REGRESSION) {
+			W_LIT(w, ",\"predicted_label\":");
+			w_bytes(w, m->labels[label].json, m->labels[label].json_len);
+		}
+		W_LIT(w, "}");
+		if (j->out_fmt == FMT_JSONLINES)
+			W_LIT(w, "\n");
+	}
+	j->answered++;
+	return w->refused ? -1 : 0;
+}
+
+/* ======================================================================== */
+/* CSV                                                                       */
+/* ======================================================================== */
+/*
+ * One record per line; LF or CRLF; the last newline is optional. Fields are
+ * numbers only, as written by a program: no quotes, no spaces, no empty
+ * fields (a linear model has no "missing"), no nan or inf. A blank line is a
+ * record with no features and so an error: dropping it would shift every
+ * later answer against its input line in a batch transform join.
+ */
+
+/* Says what is wrong with the field starting at s. */
+static int csv_bad_field(struct job *j, size_t field, const char *s, const char *eol, int rc)
+{
+	const char *e = s;
+	char got[SHOWN_TOKEN + 4];
+	while (e < eol && *e != ',')
+		e++;
+	if (rc == NUM_RANGE)
+		return fail(j, "record %zu, field %zu: number out of range, got '%s'",
+			    j->record, field, shown(got, s, e));
+	if (s == e)
+		return fail(j, "record %zu, field %zu: expected a number, got an empty field",
+			    j->record, field);
+	return fail(j, "record %zu, field %zu: expected a number, got '%s'",
+		    j->record, field, shown(got, s, e));
+}
+
+/* The usual CSV field, read in one pass: an optional '-', then at most 15
+ * digits with at most one '.', up to a ',' or the end of the line. With 15
+ * digits m < 2^53, so m / 10^k rounds correctly (Clinger's fast path, as in
+ * parse_number). Returns 0, reading nothing, for anything else (exponents,
+ * long mantissas, errors): parse_number decides those. */
+static int csv_simple(const char **pp, const char *eol, double *out)
+{
+	const char *p = *pp;
+	uint64_t m = 0;
+	int neg = 0, digits = 0, frac = -1; /* frac: digits after the '.', if any */
+	double v;
+
+	if (p < eol && *p == '-')
+		neg = 1, p++;
+	for (; p < eol; p++) {
+		unsigned d = (unsigned)(unsigned char)*p - '0';
+		if (d < 10) {
+			m = m * 10 + d;
+			digits++;
+			frac += frac >= 0;
+		} else if (*p == '.' && frac < 0) {
+			frac = 0;
+		} else {
+			break;
+		}
+	}
+	if (digits == 0 || digits > 15 || (p < eol && *p != ','))
+		return 0;
+	v = frac > 0 ? (double)m / POW10[frac] : (double)m;
+	*out = neg ? -v : v;
+	*pp = p;
+	return 1;
+}
+
+/* Reads the fields of one line [p, eol) into j->x. */
+static int csv_record(struct job *j, const char *p, const char *eol)
+{
+	size_t n = j->m->n_features, i = 0;
+	if (p == eol)
+		return fail(j, "record %zu: expected %zu features, got an empty line",
+			    j->record, n);
+	for (;;) {
+		const char *s = p;
+		double v;
+		if (!csv_simple(&p, eol, &v)) {
+			int rc = parse_number(&p, eol, NUM_CSV, &v);
+			if (rc != NUM_OK || (p < eol && *p != ','))
+				return csv_bad_field(j, i + 1, s, eol, rc);
+		}
+		if (i < n)
+			j->x[i] = v;
+		i++;
+		if (p == eol)
+			break;
+		p++; /* the comma */
+	}
+	if (i != n)
+		return fail(j, "record %zu: expected %zu features, got %zu", j->record, n, i);
+	return 0;
+}
+
+static int read_csv(struct job *j, const char *p, const char *end)
+{
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+		if (eol > p && eol[-1] == '\r')
+			eol--;
+		j->record++;
+		if (csv_record(j, p, eol) || answer_record(j))
+			return -1;
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/* ======================================================================== */
+/* JSON                                                                      */
+/* ======================================================================== */
+/*
+ * A recursive-descent reader that knows the shapes it expects and streams
+ * each instance into j->x as it goes; nothing is built in memory. Recursion
+ * happens only for nesting, and JSON_MAX_DEPTH bounds it. Unknown members
+ * (such as "configuration") are checked for well-formedness and skipped.
+ *
+ *   document   {"instances": [instance, ...]}
+ *   instance   [number, ...]
+ *            | {"features": vector}
+ *            | {"data": {"features": vector}}
+ *   vector     [number, ...]                        dense
+ *            | {"values": [...]}                    dense
+ *            | {"keys": [...], "values": [...], "shape": [n]}   sparse
+ *
+ * Strings are validated (escapes, no control bytes) but not checked as UTF-8:
+ * their content only matters for member names, which are ASCII.
+ */
+
+struct json {
+	struct job *j;
+	const char *start;  /* of the body, for line and column in messages */
+	const char *line;   /* JSON Lines: start of the current line */
+	const char *p, *end;
+	int lines;          /* JSON Lines: a newline ends a value */
+};
+
+#define KEY_CAP 16 /* longest member name the reader looks for, with room */
+
+static int js_peek(const struct json *s)
+{
+	return s->p < s->end ? (unsigned char)*s->p : -1;
+}
+
+static void js_ws(struct json *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r' ||
+				 (*s->p == '\n' && !s->lines)))
+		s->p++;
+}
+
+/* "malformed JSON at line L, column C: expected X, got Y". Line and column
+ * are counted only here, on the error path, so reading stays linear. */
+static int js_syntax(struct json *s, const char *expected)
+{
+	const char *q, *bol = s->lines ? s->line : s->start;
+	unsigned long line = 1, col;
+	char got[24];
+	int c = js_peek(s);
+	if (!s->lines)
+		for (q = s->start; q < s->p; q++)
+			if (*q == '\n')
+				line++, bol = q + 1;
+	col = (unsigned long)(s->p - bol) + 1;
+	if (c < 0)
+		format_msg(got, sizeof got, "the end of the body");
+	else if (c == '\n')
+		format_msg(got, sizeof got, "the end of the line");
+	else if (c >= 0x20 && c < 0x7f)
+		format_msg(got, sizeof got, "'%c'", c);
+	else
+		format_msg(got, sizeof got, "byte 0x%02x", (unsigned)c);
+	if (s->lines)
+		return fail(s->j, "record %zu: malformed JSON at column %lu: expected %s, got %s",
+			    s->j->record, col, expected, got);
+	return fail(s->j, "malformed JSON at line %lu, column %lu: expected %s, got %s",
+		    line, col, expected, got);
+}
+
+static int hex_value(int c)
+{
+	if (is_digit(c))
+		return c - '0';
+	c = lower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The value of the four hex digits at p (of a \uXXXX escape), or -1 if they
+ * are not four hex digits. */
+static int hex4(const char *p)
+{
+	int v = 0, i;
+	for (i = 0; i < 4; i++) {
+		int h = hex_value(p[i]);
+		if (h < 0)
+			return -1;
+		v = v << 4 | h;
+	}
+	return v;
+}
+
+/* Reads the string at s->p (a '"'). With key set, decodes up to KEY_CAP
+ * bytes of it there and sets *klen (> KEY_CAP: longer than any name we
+ * want). Non-ASCII escapes decode to 0xff, which matches no name. */
+static int js_string(struct json *s, char *key, size_t *klen)
+{
+	const char *p = s->p + 1;
+	size_t n = 0;
+	for (;; p++) {
+		int c;
+		if (p >= s->end) {
+			s->p = p;
+			return js_syntax(s, "'\"' to end the string");
+		}
+		c = (unsigned char)*p;
+		if (c == '"')
+			break;
+		if (c < 0x20) {
+			s->p = p;
+			return js_syntax(s, "a string without control characters");
+		}
+		if (c == '\\') {
+			static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+			const char *hit;
+			int v;
+			if (++p >= s->end || *p == '\0' || (hit = strchr(from, *p)) == NULL) {
+				if (p < s->end && *p == 'u' && s->end - p > 4 &&
+				    (v = hex4(p + 1)) >= 0) {
+					c = v < 0x80 ? v : 0xff;
+					p += 4;
+				} else {
+					s->p = p;
+					return js_syntax(s, "an escape: \\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\uXXXX");
+				}
+			} else {
+				c = (unsigned char)to[hit - from];
+			}
+		}
+		if (key != NULL && n < KEY_CAP)
+			key[n] = (char)c;
+		n++;
+	}
+	s->p = p + 1;
+	if (klen != NULL)
+		*klen = n;
+	return 0;
+}
+
+/* Is the reader at something that may follow a value? */
+static int js_at_value_end(const struct json *s)
+{
+	int c = js_peek(s);
+	return c < 0 || c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' ||
+	       c == '\r' || c == '\n';
+}
+
+static int js_skip(struct json *s, int depth);
+
+/* Object members: call with *first = 1 just past '{'. Returns 1 with the
+ * name in key/klen and s->p at the value, 0 past the closing '}', -1 on
+ * error. */
+static int js_member(struct json *s, int *first, char *key, size_t *klen)
+{
+	js_ws(s);
+	if (js_peek(s) == '}') {
+		s->p++;
+		return 0;
+	}
+	if (!*first) {
+		if (js_peek(s) != ',')
+			return js_syntax(s, "',' or '}'");
+		s->p++;
+		js_ws(s);
+	}
+	*first = 0;
+	if (js_peek(s) != '"')
+		return js_syntax(s, "a member name in double quotes");
+	if (js_string(s, key, klen))
+		return -1;
+	js_ws(s);
+	if (js_peek(s) != ':')
+		return js_syntax(s, "':'");
+	s->p++;
+	js_ws(s);
+	return 1;
+}
+
+/* Array elements: call with *first = 1 just past '['. Returns 1 with s->p at
+ * the element, 0 past the closing ']', -1 on error. */
+static int js_element(struct json *s, int *first)
+{
+	js_ws(s);
+	if (*first && js_peek(s) == ']') {
+		s->p++;
+		return 0;
+	}
+	if (!*first) {
+		if (js_peek(s) == ']') {
+			s->p++;
+			return 0;
+		}
+		if (js_peek(s) != ',')
+			return js_syntax(s, "',' or ']'");
+		s->p++;
+		js_ws(s);
+		if (js_peek(s) == ']')
+			return js_syntax(s, "a value after ','");
+	}
+	*first = 0;
+	return 1;
+}
+
+static int key_is(const char *key, size_t klen, const char *name)
+{
+	return klen <= KEY_CAP && equal_word(key, klen, name);
+}
+
+/* Skips one value of any kind, checking that it is well-formed. */
+static int js_skip(struct json *s, int depth)
+{
+	int c = js_peek(s), first = 1, rc;
+	char key[KEY_CAP];
+	size_t klen;
+	double v;
+
+	if (depth > JSON_MAX_DEPTH)
+		return js_syntax(s, "at most 64 levels of nesting");
+	switch (c) {
+	case '{':
+		s->p++;
+		while ((rc = js_member(s, &first, key, &klen)) == 1)
+			if (js_skip(s, depth + 1))
+				return -1;
+		return rc;
+	case '[':
+		s->p++;
+		while ((rc = js_element(s, &first)) == 1)
+			if (js_skip(s, depth + 1))
+				return -1;
+		return rc;
+	case '"':
+		return js_string(s, NULL, NULL);
+	case 't': case 'f': case 'n': {
+		const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+		size_t n = strlen(lit);
+		if ((size_t)(s->end - s->p) >= n && memcmp(s->p, lit, n) == 0) {
+			s->p += n;
+			if (js_at_value_end(s))
+				return 0;
+		}
+		return js_syntax(s, "a JSON value");
+	}
+	default:
+		/* a number: any in-syntax one will do, even one too large to use */
+		if (parse_number(&s->p, s->end, NUM_JSON, &v) != NUM_BAD && js_at_value_end(s))
+			return 0;
+		return js_syntax(s, "a JSON value");
+	}
+}
+
+/* A number where a feature belongs; `what` and `index` name it in messages
+ * ("field 3", "value 2", "key 1"). */
+static int js_number(struct json *s, const char *what, size_t index, double *v)
+{
+	const char *start = s->p, *e = s->p;
+	char got[SHOWN_TOKEN + 4];
+	size_t r = s->j->record;
+	int rc = parse_number(&s->p, s->end, NUM_JSON, v);
+
+	if (rc == NUM_OK && js_at_value_end(s))
+		return 0;
+	s->p = start;
+	if (rc == NUM_RANGE)
+		return fail(s->j, "record %zu, %s %zu: number out of range", r, what, index);
+	if (rc == NUM_LONG)
+		return fail(s->j, "record %zu, %s %zu: expected a number of at most %d characters",
+			    r, what, index, MAX_NUMBER_LEN);
+	switch (js_peek(s)) {
+	case '"':
+		return fail(s->j, "record %zu, %s %zu: expected a number, got a string", r, what, index);
+	case '[':
+		return fail(s->j, "record %zu, %s %zu: expected a number, got an array", r, what, index);
+	case '{':
+		return fail(s->j, "record %zu, %s %zu: expected a number, got an object", r, what, index);
+	}
+	while (e < s->end && !strchr(",]}\" \t\r\n", *e) && *e != '\0')
+		e++;
+	if (e == start)
+		return js_syntax(s, "a number");
+	return fail(s->j, "record %zu, %s %zu: expected a number, got '%s'",
+		    r, what, index, shown(got, start, e));
+}
+
+/* An array of numbers at s->p (a '['): the first cap into dst, all counted. */
+static int js_numbers(struct json *s, const char *what, double *dst, size_t cap, size_t *count)
+{
+	int first = 1, rc;
+	size_t i = 0;
+	double v;
+	s->p++;
+	while ((rc = js_element(s, &first)) == 1) {
+		if (js_number(s, what, i + 1, &v))
+			return -1;
+		if (i < cap)
+			dst[i] = v;
+		i++;
+	}
+	*count = i;
+	return rc;
+}
+
+/* Moves the sparse record's keys and values into the dense j->x, checking
+ * that every key is a distinct feature index (0-based, as in SageMaker's
+ * protobuf records). */
+static int sparse_scatter(struct json *s, size_t nkeys, size_t nvals)
+{
+	struct job *j = s->j;
+	size_t n = j->m->n_features, i;
+
+	if (nkeys > n)
+		return fail(j, "record %zu: expected at most %zu keys, got %zu", j->record, n, nkeys);
+	if (nkeys != nvals)
+		return fail(j, "record %zu: expected as many values as keys, got %zu keys and "
+			    "%zu values", j->record, nkeys, nvals);
+	memset(j->x, 0, n * sizeof *j->x);
+	for (i = 0; i < nkeys; i++) {
+		double k = j->keys[i];
+		size_t idx;
+		if (!(k >= 0 && k < (double)n && k == floor(k)))
+			return fail(j, "record %zu, key %zu: expected a whole number from 0 to %zu, "
+				    "got %.17g", j->record, i + 1, n - 1, k);
+		idx = (size_t)k;
+		if (j->seen[idx])
+			return fail(j, "record %zu, key %zu: key %zu given twice", j->record, i + 1, idx);
+		j->seen[idx] = 1;
+		j->x[idx] = j->vals[i];
+	}
+	for (i = 0; i < nkeys; i++) /* clear only what was set: O(keys), not O(n) */
+		j->seen[(size_t)j->keys[i]] = 0;
+	return 0;
+}
+
+/* The object form of a vector: {"values": [...]} (dense) or with "keys"
+ * (sparse); "shape", if given, must be [n_features]. Members may come in any
+ * order, so keys and values are kept until the object ends. */
+static int js_vector_object(struct json *s, int depth)
+{
+	struct job *j = s->j;
+	size_t n = j->m->n_features, nkeys = 0, nvals = 0, nshape = 0, klen;
+	int first = 1, rc, have_keys = 0, have_vals = 0, have_shape = 0;
+	double shape[2];
+	char key[KEY_CAP];
+
+	s->p++;
+	while ((rc = js_member(s, &first, key, &klen)) == 1) {
+		int *have = key_is(key, klen, "keys") ? &have_keys
+			  : key_is(key, klen, "values") ? &have_vals
+			  : key_is(key, klen, "shape") ? &have_shape : NULL;
+		if (have == NULL) {
+			if (js_skip(s, depth + 1))
+				return -1;
+			continue;
+		}
+		if (*have)
+			return fail(j, "record %zu: \"%.*s\" given twice", j->record, (int)klen, key);
+		*have = 1;
+		if (js_peek(s) != '[')
+			return fail(j, "record %zu: expected \"%.*s\" to be an array", j->record,
+				    (int)klen, key);
+		if (have == &have_keys)
+			rc = js_numbers(s, "key", j->keys, n, &nkeys);
+		else if (have == &have_vals)
+			rc = js_numbers(s, "value", j->vals, n, &nvals);
+		else
+			rc = js_numbers(s, "shape entry", shape, 2, &nshape);
+		if (rc < 0)
+			return -1;
+	}
+	if (rc < 0)
+		return -1;
+	if (!have_vals)
+		return fail(j, "record %zu: expected a \"values\" array in the features object",
+			    j->record);
+	if (have_shape && (nshape != 1 || shape[0] != (double)n))
+		return fail(j, "record %zu: expected \"shape\" to be [%zu]", j->record, n);
+	if (have_keys)
+		return sparse_scatter(s, nkeys, nvals);
+	if (nvals != n)
+		return fail(j, "record %zu: expected %zu features, got %zu", j->record, n, nvals);
+	memcpy(j->x, j->vals, n * sizeof *j->x);
+	return 0;
+}
+
+/* A feature vector: an array of numbers, or the object form. */
+static int js_vector(struct json *s, int depth)
+{
+	struct job *j = s->j;
+	size_t n = j->m->n_features, count;
+
+	if (depth > JSON_MAX_DEPTH)
+		return js_syntax(s, "at most 64 levels of nesting");
+	if (js_peek(s) == '{')
+		return js_vector_object(s, depth);
+	if (js_peek(s) != '[')
+		return fail(j, "record %zu: expected the features as an array of numbers or an "
+			    "object with \"values\"", j->record);
+	if (js_numbers(s, "field", j->x, n, &count))
+		return -1;
+	if (count != n)
+		return fail(j, "record %zu: expected %zu features, got %zu", j->record, n, count);
+	return 0;
+}
+
+/* {"features": vector, ...}: the CDF "data" object, whose field for the
+ * Linear Learner is named "features". */
+static int js_data(struct json *s, int depth)
+{
+	struct job *j = s->j;
+	int first = 1, rc, got = 0;
+	char key[KEY_CAP];
+	size_t klen;
+
+	if (js_peek(s) != '{')
+		return fail(j, "record %zu: expected \"data\" to be an object with \"features\"",
+			    j->record);
+	s->p++;
+	while ((rc = js_member(s, &first, key, &klen)) == 1) {
+		if (!key_is(key, klen, "features")) {
+			if (js_skip(s, depth + 1))
+				return -1;
+		} else if (got++) {
+			return fail(j, "record %zu: \"features\" given twice", j->record);
+		} else if (js_vector(s, depth + 1)) {
+			return -1;
+		}
+	}
+	if (rc == 0 && !got)
+		return fail(j, "record %zu: expected a \"features\" member in \"data\"", j->record);
+	return rc;
+}
+
+/* One instance: a plain array, {"features": ...} or {"data": {...}}; other
+ * members ("configuration", ids) are skipped. */
+static int js_instance(struct json *s, int depth)
+{
+	struct job *j = s->j;
+	int first = 1, rc, got = 0;
+	char key[KEY_CAP];
+	size_t klen;
+
+	if (depth > JSON_MAX_DEPTH)
+		return js_syntax(s, "at most 64 levels of nesting");
+	if (js_peek(s) == '[')
+		return js_vector(s, depth);
+	if (js_peek(s) != '{')
+		return fail(j, "record %zu: expected an array of numbers or an object with "
+			    "\"features\" or \"data\"", j->record);
+	s->p++;
+	while ((rc = js_member(s, &first, key, &klen)) == 1) {
+		int features = key_is(key, klen, "features"), data = key_is(key, klen, "data");
+		if (!features && !data) {
+			if (js_skip(s, depth + 1))
+				return -1;
+			continue;
+		}
+		if (got++)
+			return fail(j, "record %zu: expected one \"features\" or \"data\" member, "
+				    "got two", j->record);
+		if (features ? js_vector(s, depth + 1) : js_data(s, depth + 1))
+			return -1;
+	}
+	if (rc == 0 && !got)
+		return fail(j, "record %zu: expected a \"features\" or \"data\" member", j->record);
+	return rc;
+}
+
+/* application/json: {"instances": [...]}, other members skipped. */
+static int read_json(struct job *j, const char *p, const char *end)
+{
+	struct json s;
+	int first = 1, rc, have = 0;
+	char key[KEY_CAP];
+	size_t klen;
+
+	memset(&s, 0, sizeof s);
+	s.j = j;
+	s.start = s.line = s.p = p;
+	s.end = end;
+	js_ws(&s);
+	if (js_peek(&s) != '{')
+		return js_syntax(&s, "a JSON object with an \"instances\" array");
+	s.p++;
+	while ((rc = js_member(&s, &first, key, &klen)) == 1) {
+		int efirst = 1, erc;
+		if (!key_is(key, klen, "instances")) {
+			if (js_skip(&s, 2))
+				return -1;
+			continue;
+		}
+		if (have++)
+			return fail(j, "\"instances\" given twice");
+		if (js_peek(&s) != '[')
+			return fail(j, "expected \"instances\" to be an array");
+		s.p++;
+		while ((erc = js_element(&s, &efirst)) == 1) {
+			j->record++;
+			if (js_instance(&s, 3) || answer_record(j))
+				return -1;
+		}
+		if (erc < 0)
+			return -1;
+	}
+	if (rc < 0)
+		return -1;
+	js_ws(&s);
+	if (s.p < end)
+		return js_syntax(&s, "nothing after the JSON object");
+	if (!have)
+		return fail(j, "expected an \"instances\" array in the JSON object");
+	return 0;
+}
+
+/* ======================================================================== */
+/* JSON Lines                                                                */
+/* ======================================================================== */
+/*
+ * One instance per line, in any of the instance forms above; LF or CRLF; the
+ * last newline is optional. As for CSV, a blank line is an error rather than
+ * something to skip, so that N lines in are always N lines out.
+ */
+
+static int read_jsonlines(struct job *j, const char *p, const char *end)
+{
+	struct json s;
+
+	memset(&s, 0, sizeof s);
+	s.j = j;
+	s.start = s.p = p;
+	s.end = end;
+	s.lines = 1;
+	while (s.p < end) {
+		j->record++;
+		s.line = s.p;
+		js_ws(&s);
+		if (s.p == end || *s.p == '\n')
+			return fail(j, "record %zu: expected a JSON object, got an empty line",
+				    j->record);
+		if (js_instance(&s, 1))
+			return -1;
+		js_ws(&s);
+		if (s.p < end) {
+			if (*s.p != '\n')
+				return js_syntax(&s, "the end of the line after the JSON value");
+			s.p++;
+		}
+		if (answer_record(j))
+			return -1;
+	}
+	return 0;
+}
+
+/* ======================================================================== */
+/* The plug-in functions                                                     */
+/* ======================================================================== */
+
+model *model_load(const char *dir, char *err, size_t err_size)
+{
+	char path[4096];
+	struct model *m;
+	struct reader r;
+	char *text;
+	size_t size;
+	int rc;
+
+	if (err_size > 0)
+		err[0] = '\0';
+	rc = snprintf(path, sizeof path, "%s/%s", dir, MODEL_FILE);
+	if (rc < 0 || (size_t)rc >= sizeof path) {
+		format_msg(err, err_size, "%s: expected a model directory path shorter than %zu bytes",
+			   dir, sizeof path - sizeof MODEL_FILE - 1);
+		return NULL;
+	}
+	m = calloc(1, sizeof *m);
+	if (m == NULL) {
+		format_msg(err, err_size, "%s: out of memory", path);
+		return NULL;
+	}
+	if (default_accept(&m->default_accept, err, err_size) ||
+	    (text = slurp(path, &size, err, err_size)) == NULL) {
+		model_unload(m);
+		return NULL;
+	}
+	memset(&r, 0, sizeof r);
+	r.path = path;
+	r.p = text;
+	r.end = text + size;
+	r.next_no = 1;
+	r.err = err;
+	r.err_size = err_size;
+	rc = read_model(&r, m, size);
+	free(text);
+	if (rc != 0) {
+		model_unload(m);
+		return NULL;
+	}
+	m->max_record_out = record_room(m);
+	return m;
+}
+
+void model_invoke(model *m, const model_request *req, model_response *out)
+{
+	enum format in, outf;
+	const char *body = (const char *)req->body, *end = body + req->body_len;
+	struct job j;
+	char msg[512];
+	int rc;
+
+	if (content_format(req->content_type, &in, msg, sizeof msg)) {
+		model_response_error(out, 415, msg);
+		return;
+	}
+	if (accept_format(req->accept, m->default_accept, &outf, msg, sizeof msg)) {
+		model_response_error(out, 406, msg);
+		return;
+	}
+	if (req->body_len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
+		body += 3; /* a UTF-8 byte order mark, as some editors save CSV */
+	if (body == end) {
+		model_response_error(out, 400, "empty body: expected at least one record");
+		return;
+	}
+	if (job_init(&j, m, in, out)) {
+		model_response_error(out, 500, "out of memory");
+		return;
+	}
+	j.out_fmt = outf;
+	model_response_type(out, FORMAT_TYPE[outf]);
+	if (outf == FMT_JSON)
+		W_LIT(&j.w, "{\"predictions\":[");
+	rc = in == FMT_CSV ? read_csv(&j, body, end)
+	   : in == FMT_JSON ? read_json(&j, body, end)
+	   : read_jsonlines(&j, body, end);
+	if (rc == 0 && outf == FMT_JSON) {
+		w_room(&j.w, 4);
+		W_LIT(&j.w, "]}\n");
+	}
+	if (rc == 0)
+		w_flush(&j.w);
+	else if (!j.w.refused)
+		model_response_error(out, 400, j.err);
+	free(j.x);
+}
+
+void model_unload(model *m)
+{
+	if (m == NULL)
+		return;
+	free(m->weights);
+	free(m->intercept);
+	free(m->mean);
+	free(m->scale);
+	free(m->labels);
+	free(m);
+}

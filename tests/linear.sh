@@ -1,0 +1,477 @@
+#!/usr/bin/env bash
+# tests/linear.sh - the default model (model.c, a linear learner) end to end,
+# through the real server.
+#
+#   SMSERVE=./build/smserve-default bash tests/linear.sh      (from the repo root)
+#   SMSERVE=./build/asan-default bash tests/linear.sh
+#
+# 1. Loading: broken model files (missing, wrong version, bad number, wrong
+#    counts, truncated) stop the server with "file:line: expected ...".
+# 2. The 150 iris rows in every request and response format, against
+#    scikit-learn's predict and predict_proba committed in
+#    tests/vectors/iris_expected.csv (labels exactly, scores within 1e-9).
+# 3. Accept negotiation, 400/406/415 with the record and field named, no
+#    partial answers, N records in -> N lines out.
+# 4. A 1,000,000-record CSV batch (body limit raised with
+#    SAGEMAKER_MAX_PAYLOAD_IN_MB), checked line by line.
+# 5. If python3-sklearn is installed: tools/export_linear.py round trips of
+#    LinearRegression, Ridge, Lasso, binary and multinomial LogisticRegression,
+#    one-vs-rest, and Pipelines with StandardScaler. Without it they print
+#    "# SKIP" lines; everything else needs only bash, curl and python3.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+export LC_ALL=C
+SMSERVE=${SMSERVE:-./build/smserve-default}
+source tests/lib.sh
+
+PY=/usr/bin/python3
+VECTORS=tests/vectors/iris_expected.csv
+T=$TEST_TMP
+unset SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_MAX_PAYLOAD_IN_MB
+
+# ---- helpers ---------------------------------------------------------------
+
+# post FILE [CONTENT-TYPE [ACCEPT]]: POSTs FILE to /invocations on $PORT.
+# "-" for CONTENT-TYPE or ACCEPT sends no such header at all. Sets STATUS,
+# CTYPE and BODY (the body is also in $T/body).
+post() {
+	local file=$1 ct=${2:--} acc=${3:--} meta
+	local args=(-s --max-time 120 -o "$T/body" -w '%{http_code} %{content_type}')
+	if [[ $ct == - ]]; then args+=(-H 'Content-Type:'); else args+=(-H "Content-Type: $ct"); fi
+	if [[ $acc == - ]]; then args+=(-H 'Accept:'); else args+=(-H "Accept: $acc"); fi
+	meta=$(curl "${args[@]}" --data-binary "@$file" "http://127.0.0.1:$PORT/invocations")
+	STATUS=${meta%% *}
+	CTYPE=${meta#* }
+	BODY=$(cat "$T/body")
+}
+
+# send TEXT [CONTENT-TYPE [ACCEPT]]: post with the body given inline (printf %b).
+send() {
+	printf '%b' "$1" >"$T/req"
+	post "$T/req" "${2:--}" "${3:--}"
+}
+
+# expect_error NAME STATUS REGEX: the last answer was STATUS with an
+# {"error": ...} body matching REGEX.
+expect_error() {
+	if [[ $STATUS == "$2" && $CTYPE == application/json* && $BODY =~ ^\{\"error\":\ \".*\"\}$ && $BODY =~ $3 ]]; then
+		ok "$1"
+	else
+		not_ok "$1" "expected $2 /$3/, got $STATUS [${BODY:0:300}]"
+	fi
+}
+
+# check MODE EXPECTED GOT: compares an answer with scikit-learn's (see
+# compare below); prints "ok" or what differs.
+check() {
+	"$PY" - "$@" <<'PY'
+import json, sys
+mode, expected, got = sys.argv[1:4]
+rows = [l.rstrip("\n").split(",") for l in open(expected).readlines()[1:]]
+labels = [r[4] for r in rows]
+probs = [[float(x) for x in r[5:]] for r in rows]
+data = open(got, "rb").read().decode()
+def fail(msg):
+    print(msg); sys.exit(0)
+if mode == "csv":
+    if not data.endswith("\n"): fail("no newline at the end")
+    lines = data[:-1].split("\n")
+    if len(lines) != len(labels): fail("%d lines for %d records" % (len(lines), len(labels)))
+    for i, (g, e) in enumerate(zip(lines, labels)):
+        if g != e: fail("record %d: label %r, scikit-learn %r" % (i + 1, g, e))
+    print("ok"); sys.exit(0)
+if mode == "json":
+    preds = json.loads(data)["predictions"]
+else:  # jsonlines: N lines, each ending in a newline
+    if not data.endswith("\n"): fail("no newline at the end")
+    preds = [json.loads(l) for l in data[:-1].split("\n")]
+if len(preds) != len(labels): fail("%d answers for %d records" % (len(preds), len(labels)))
+for i, (p, e, q) in enumerate(zip(preds, labels, probs)):
+    if sorted(p) != ["predicted_label", "score"]: fail("record %d: keys %s" % (i + 1, sorted(p)))
+    if type(p["predicted_label"]) is not int or str(p["predicted_label"]) != e:
+        fail("record %d: predicted_label %r, scikit-learn %s" % (i + 1, p["predicted_label"], e))
+    s = p["score"]
+    if len(s) != len(q) or max(abs(a - b) for a, b in zip(s, q)) > 1e-9:
+        fail("record %d: score %r, scikit-learn %r" % (i + 1, s, q))
+print("ok")
+PY
+}
+
+# to_json FORM INPUT.csv OUT: the iris features as a request of the given form.
+to_json() {
+	"$PY" - "$@" <<'PY'
+import json, sys
+form, src, dst = sys.argv[1:4]
+X = [[float(v) for v in l.split(",")] for l in open(src).read().split("\n") if l]
+def sparse(x):
+    keys = [k for k, v in enumerate(x) if v != 0][::-1]    # any order will do
+    return {"keys": keys, "shape": [len(x)], "values": [x[k] for k in keys]}
+inst = {
+    "features": lambda x: {"features": x},
+    "data": lambda x: {"data": {"features": {"values": x}}},
+    "sparse": lambda x: {"data": {"features": sparse(x)}},
+    "sparse-features": lambda x: {"features": sparse(x)},
+    "plain": lambda x: x,
+}
+with open(dst, "w") as f:
+    if form.startswith("lines-"):
+        for x in X:
+            f.write(json.dumps(inst[form[6:]](x)) + "\n")
+    else:
+        json.dump({"configuration": {"k": [1, {"a": None}]}, "instances": [inst[form](x) for x in X]}, f, indent=1)
+PY
+}
+
+tail -n +2 "$VECTORS" | cut -d, -f1-4 >"$T/iris.csv"
+tail -n +2 "$VECTORS" | cut -d, -f5 >"$T/labels.txt"
+
+# serve NAME ARGS...: start_server, tried three times, since the free port it
+# picks can be taken by another process before the server binds it.
+serve() {
+	local i
+	for i in 1 2 3; do
+		start_server "$@" && return 0
+	done
+	return 1
+}
+
+# ---- 1. loading ------------------------------------------------------------
+
+# load_fails NAME REGEX FILE-TEXT: a model directory holding FILE-TEXT (or
+# none, for "-") makes the server exit non-zero with REGEX on its output.
+load_fails() {
+	local dir=$T/bad-$RANDOM out rc
+	mkdir -p "$dir"
+	[[ $3 != - ]] && printf '%b' "$3" >"$dir/linear-model.txt"
+	out=$(timeout 10 "$SMSERVE" --port "$(free_port)" --model-dir "$dir" 2>&1)
+	rc=$?
+	if [[ $rc -ne 0 && $rc -ne 124 && $out =~ $2 ]]; then
+		ok "load: $1"
+	else
+		not_ok "load: $1" "exit $rc, output [${out:0:300}]"
+	fi
+	check_sanitizer_log "load: $1" <(printf '%s' "$out")
+}
+
+H='smserve-linear-model 1\nkind binary\nfeatures 2\nlabels no yes\n'
+load_fails "missing file" 'linear-model.txt: expected the model file' -
+load_fails "wrong version" 'linear-model.txt:1: expected format version 1, got .2.' 'smserve-linear-model 2\n'
+load_fails "not a model file" 'linear-model.txt:1: expected .smserve-linear-model 1.' '{"coef": [1, 2]}\n'
+load_fails "unknown kind" 'linear-model.txt:3: expected regression, binary, multinomial or ovr' '# c\nsmserve-linear-model 1\nkind logistic\n'
+load_fails "bad number" 'linear-model.txt:6: expected a finite number as value 2 of .weights., got .x.' "${H}intercept 1\nweights 1 x\nend\n"
+load_fails "nan weight" 'linear-model.txt:6: expected a finite number as value 1 of .weights., got .nan.' "${H}intercept 1\nweights nan 1\nend\n"
+load_fails "too many numbers" 'linear-model.txt:6: expected 2 numbers after .weights., got more' "${H}intercept 1\nweights 1 2 3\nend\n"
+load_fails "too few numbers" 'linear-model.txt:6: expected 2 numbers after .weights., got 1' "${H}intercept 1\nweights 1\nend\n"
+load_fails "wrong label count" 'linear-model.txt:4: expected 2 labels after .labels., got 3' 'smserve-linear-model 1\nkind binary\nfeatures 2\nlabels a b c\n'
+load_fails "missing weight line" 'linear-model.txt:8: expected .weights. line 3 of 3' 'smserve-linear-model 1\nkind multinomial\nfeatures 2\nlabels x y z\nintercept 1 2 3\nweights 1 2\nweights 1 2\nend\n'
+load_fails "zero scale" 'linear-model.txt:5: expected a positive number as value 2 of .scale.' 'smserve-linear-model 1\nkind regression\nfeatures 2\nmean 0 0\nscale 1 0\n'
+load_fails "truncated (no end)" 'linear-model.txt:7: expected .end. after the last .weights. line, got the end of the file' "${H}intercept 1\nweights 1 2\n"
+load_fails "text after end" 'linear-model.txt:8: expected nothing after .end.' "${H}intercept 1\nweights 1 2\nend\nweights 3 4\n"
+mkdir -p "$T/accept-env" && cp models/iris/linear-model.txt "$T/accept-env/"
+out=$(SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/x-recordio-protobuf timeout 10 "$SMSERVE" --port "$(free_port)" --model-dir "$T/accept-env" 2>&1)
+rc=$?
+if [[ $rc -ne 0 && $rc -ne 124 && $out =~ SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT:\ expected\ one\ of ]]; then
+	ok "load: SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT it cannot produce stops the server"
+else
+	not_ok "load: SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT it cannot produce stops the server" "exit $rc [${out:0:300}]"
+fi
+
+# ---- 2. the 150 iris rows in every format ---------------------------------
+
+serve iris --model-dir models/iris || { finish; exit 1; }
+
+post "$T/iris.csv" text/csv text/csv
+expect "iris csv->csv: status and type" "200 text/csv" "$STATUS $CTYPE"
+expect "iris csv->csv: labels equal scikit-learn's predict" ok "$(check csv "$VECTORS" "$T/body")"
+post "$T/iris.csv" text/csv application/json
+expect "iris csv->json: status and type" "200 application/json" "$STATUS $CTYPE"
+expect "iris csv->json: labels and probabilities" ok "$(check json "$VECTORS" "$T/body")"
+post "$T/iris.csv" text/csv application/jsonlines
+expect "iris csv->jsonlines: status and type" "200 application/jsonlines" "$STATUS $CTYPE"
+expect "iris csv->jsonlines: 150 lines, labels and probabilities" ok "$(check jsonl "$VECTORS" "$T/body")"
+
+# CRLF line ends, no final newline, charset and label_size=0 parameters
+sed 's/$/\r/' "$T/iris.csv" | head -c -2 >"$T/iris-crlf.csv"
+post "$T/iris-crlf.csv" 'text/csv; charset=utf-8; label_size=0' text/csv
+expect "iris csv with CRLF, no final newline, parameters" ok "$(check csv "$VECTORS" "$T/body")"
+post "$T/iris.csv" - text/csv
+expect "no Content-Type is text/csv" ok "$(check csv "$VECTORS" "$T/body")"
+post "$T/iris.csv" 'TEXT/CSV' text/csv
+expect "media types are case-insensitive" ok "$(check csv "$VECTORS" "$T/body")"
+
+for form in features data sparse sparse-features plain; do
+	to_json "$form" "$T/iris.csv" "$T/iris-$form.json"
+	post "$T/iris-$form.json" application/json application/json
+	expect "iris json ($form) -> json" ok "$(check json "$VECTORS" "$T/body")"
+done
+for form in features data sparse plain; do
+	to_json "lines-$form" "$T/iris.csv" "$T/iris-lines-$form.jsonl"
+	post "$T/iris-lines-$form.jsonl" application/jsonlines application/jsonlines
+	expect "iris jsonlines ($form) -> jsonlines" ok "$(check jsonl "$VECTORS" "$T/body")"
+done
+post "$T/iris-lines-features.jsonl" application/jsonlines text/csv
+expect "iris jsonlines -> csv" ok "$(check csv "$VECTORS" "$T/body")"
+head -c -1 "$T/iris-lines-data.jsonl" | sed 's/$/\r/' >"$T/iris-crlf.jsonl"
+post "$T/iris-crlf.jsonl" application/jsonlines text/csv
+expect "iris jsonlines with CRLF, no final newline" ok "$(check csv "$VECTORS" "$T/body")"
+
+send '5.1,3.5,1.4,0.2' text/csv application/json
+expect "one record: the Linear Learner's JSON shape" \
+	'{"predictions":[{"score":[0.98469474660185408,0.01530519137358697,6.202455901346555e-08],"predicted_label":0}]}' "$BODY"
+send '{"instances": []}' application/json application/json
+expect "no instances: no predictions" '200 {"predictions":[]}' "$STATUS $BODY"
+
+# ---- 3. Accept --------------------------------------------------------------
+
+send '6.7,3.0,5.2,2.3' text/csv -
+expect "no Accept: application/json" "200 application/json" "$STATUS $CTYPE"
+send '6.7,3.0,5.2,2.3' text/csv '*/*'
+expect "Accept */*: application/json" "200 application/json" "$STATUS $CTYPE"
+send '6.7,3.0,5.2,2.3' text/csv 'text/csv;q=0.5, application/json;q=0.9'
+expect "Accept q-values: the higher wins" "200 application/json" "$STATUS $CTYPE"
+send '6.7,3.0,5.2,2.3' text/csv 'application/json;q=0.1, application/jsonlines'
+expect "Accept q-values: q defaults to 1" "200 application/jsonlines" "$STATUS $CTYPE"
+send '6.7,3.0,5.2,2.3' text/csv 'image/png, text/*;q=0.3'
+expect "Accept text/*: text/csv" "200 text/csv 2" "$STATUS $CTYPE $BODY"
+send '6.7,3.0,5.2,2.3' text/csv 'text/csv, */*'
+expect "Accept: an exact type beats */* at equal q" "200 text/csv" "$STATUS $CTYPE"
+send '6.7,3.0,5.2,2.3' text/csv 'text/csv;q=0, */*;q=0.5'
+expect "Accept: q=0 refuses a type" "200 application/json" "$STATUS $CTYPE"
+send '6.7,3.0,5.2,2.3' text/csv 'application/xml'
+expect_error "Accept it cannot produce: 406 naming the supported types" 406 "application/xml.*supported: application/json, application/jsonlines, text/csv"
+send '6.7,3.0,5.2,2.3' text/csv 'text/csv;q=0'
+expect_error "Accept with only q=0: 406" 406 "supported"
+
+# ---- 3. errors: 400 with the record and field, 415 -------------------------
+
+send '5.1,3.5,1.4,0.2\n6.7,3.0,5.2\n' text/csv
+expect_error "csv: too few features" 400 'record 2: expected 4 features, got 3'
+send '5.1,3.5,1.4,0.2,9\n' text/csv
+expect_error "csv: too many features" 400 'record 1: expected 4 features, got 5'
+send '5.1,3.5,1.4,0.2\n1,2,abc,4\n' text/csv
+expect_error "csv: not a number" 400 "record 2, field 3: expected a number, got 'abc'"
+send '1,2,NaN,4' text/csv
+expect_error "csv: NaN" 400 "record 1, field 3: expected a number, got 'NaN'"
+send '1,2,3,-inf' text/csv
+expect_error "csv: infinity" 400 "record 1, field 4: expected a number, got '-inf'"
+send '1,2,3,1e999' text/csv
+expect_error "csv: out of range" 400 "record 1, field 4: number out of range"
+send '1,0x10,3,4' text/csv
+expect_error "csv: hex is not a number" 400 "record 1, field 2: expected a number, got '0x10'"
+send '1, 2,3,4' text/csv
+expect_error "csv: no spaces around numbers" 400 "record 1, field 2: expected a number, got ' 2'"
+send '1,,3,4' text/csv
+expect_error "csv: empty field" 400 'record 1, field 2: expected a number, got an empty field'
+send '1,2,3,4\n\n1,2,3,4\n' text/csv
+expect_error "csv: empty line" 400 'record 2: expected 4 features, got an empty line'
+send '' text/csv
+expect_error "empty body" 400 'empty body'
+send '{"instances": [[1,2,3,4], [1,2,"3",4]]}' application/json
+expect_error "json: a string feature" 400 'record 2, field 3: expected a number, got a string'
+send '{"instances": [[1,2,3,NaN]]}' application/json
+expect_error "json: NaN" 400 "record 1, field 4: expected a number, got 'NaN'"
+send '{"instances": [[1,2,3,Infinity]]}' application/json
+expect_error "json: Infinity" 400 "record 1, field 4: expected a number, got 'Infinity'"
+send '{"instances": [{"features": [1,2,3]}]}' application/json
+expect_error "json: wrong count" 400 'record 1: expected 4 features, got 3'
+send '{"instances": [[1,2,3,4]]' application/json
+expect_error "json: malformed (unterminated)" 400 'malformed JSON at line 1, column 26'
+send '{"instances": [[1,2,3,4],]}' application/json
+expect_error "json: malformed (trailing comma)" 400 'malformed JSON at line 1, column 26'
+send '{"instances": [[1,2,3,4]]}\n}' application/json
+expect_error "json: malformed (text after the object)" 400 'malformed JSON at line 2, column 1'
+send '{"instance": [[1,2,3,4]]}' application/json
+expect_error "json: no instances" 400 'expected an \\"instances\\" array'
+send '{"instances": [{"features": {"keys": [0, 7], "shape": [4], "values": [1, 2]}}]}' application/json
+expect_error "json sparse: key out of range" 400 'record 1, key 2: expected a whole number from 0 to 3, got 7'
+send '{"instances": [{"features": {"keys": [1, 1], "values": [1, 2]}}]}' application/json
+expect_error "json sparse: repeated key" 400 'record 1, key 2: key 1 given twice'
+send '{"instances": [{"features": {"keys": [0], "shape": [5], "values": [1]}}]}' application/json
+expect_error "json sparse: wrong shape" 400 'record 1: expected \\"shape\\" to be \[4\]'
+printf '{"configuration": %s' "$(printf '[%.0s' $(seq 100000))" >"$T/deep.json"
+post "$T/deep.json" application/json
+expect_error "json: 100000 levels of nesting is a 400, not a crash" 400 'at most 64 levels of nesting'
+printf '{"instances": [%s' "$(printf '[%.0s' $(seq 100000))" >"$T/deep.json"
+post "$T/deep.json" application/json
+expect_error "json: arrays nested in an instance are a 400, not a crash" 400 'record 1, field 1: expected a number, got an array'
+send '{"features": [1,2,3,4]}\n{"features": [1,2,3,4], }\n' application/jsonlines
+expect_error "jsonlines: malformed line" 400 'record 2: malformed JSON at column 25'
+send '{"features": [1,2,3,4]}\n\n{"features": [1,2,3,4]}' application/jsonlines
+expect_error "jsonlines: empty line" 400 'record 2: expected a JSON object, got an empty line'
+send '1,2,3,4' application/x-npy
+expect_error "415 naming the supported types" 415 "unsupported Content-Type 'application/x-npy'; supported: text/csv, application/json, application/jsonlines"
+send '1,2,3,4' 'text/csv; label_size=1'
+expect_error "415 for a label column" 415 'label_size=1'
+
+# no partial answer: 1000 good records, then a bad one
+for _ in $(seq 7); do cat "$T/iris.csv"; done | head -n 1000 >"$T/partial.csv"
+echo '1,2,3' >>"$T/partial.csv"
+post "$T/partial.csv" text/csv text/csv
+expect_error "a bad record 1001 gets a 400 and nothing else" 400 '^\{"error": "record 1001: expected 4 features, got 3"\}$'
+
+# N records in, N lines out; labels checked against a plain-Python reading of
+# the model file (docs/model-format.md), for records scikit-learn never saw
+"$PY" - "$T/random.csv" "$T/random-expected.txt" models/iris/linear-model.txt <<'PY'
+import math, random, sys
+random.seed(7)
+out, exp, model = sys.argv[1:4]
+m = {}
+for line in open(model):
+    w = line.split()
+    if not w or w[0].startswith("#"): continue
+    m.setdefault(w[0], []).append(w[1:])
+mean = [float(v) for v in m["mean"][0]]; scale = [float(v) for v in m["scale"][0]]
+b = [float(v) for v in m["intercept"][0]]; W = [[float(v) for v in r] for r in m["weights"]]
+labels = m["labels"][0]
+with open(out, "w") as f, open(exp, "w") as e:
+    for i in range(5000):
+        x = [round(random.uniform(0, 8), random.randint(0, 3)) for _ in range(4)]
+        f.write(",".join(repr(v) for v in x) + "\n")
+        xs = [(v - mu) / s for v, mu, s in zip(x, mean, scale)]
+        z = [sum(wj * xj for wj, xj in zip(r, xs)) + bk for r, bk in zip(W, b)]
+        e.write(labels[max(range(len(z)), key=lambda k: (z[k], -k))] + "\n")
+PY
+post "$T/random.csv" text/csv text/csv
+expect "5000 records in: 5000 lines out" "5000" "$(wc -l <"$T/body")"
+if cmp -s "$T/body" "$T/random-expected.txt"; then ok "5000 records: labels as the model file defines them"
+else not_ok "5000 records: labels as the model file defines them" "$(diff "$T/body" "$T/random-expected.txt" | head -3)"; fi
+post "$T/random.csv" text/csv application/jsonlines
+expect "5000 records in: 5000 JSON lines out, each ending in a newline" "5000 yes" \
+	"$(wc -l <"$T/body") $([[ $(tail -c 1 "$T/body" | od -An -c | tr -d ' ') == '\n' ]] && echo yes)"
+stop_server iris
+
+SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv serve default-accept --model-dir models/iris || { finish; exit 1; }
+send '6.7,3.0,5.2,2.3' text/csv -
+expect "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv: no Accept gets CSV" "200 text/csv 2" "$STATUS $CTYPE $BODY"
+send '6.7,3.0,5.2,2.3' text/csv '*/*'
+expect "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv: */* gets CSV" "200 text/csv" "$STATUS $CTYPE"
+send '6.7,3.0,5.2,2.3' text/csv 'application/json'
+expect "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: an explicit Accept wins" "200 application/json" "$STATUS $CTYPE"
+stop_server default-accept
+
+# ---- 4. a 1,000,000-record batch -------------------------------------------
+
+N=1000000
+awk -v n=$N '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) print a[i % NR] }' "$T/iris.csv" >"$T/big.csv"
+awk -v n=$N '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) print a[i % NR] }' "$T/labels.txt" >"$T/big-expected.txt"
+SAGEMAKER_MAX_PAYLOAD_IN_MB=32 serve batch --model-dir models/iris || { finish; exit 1; }
+t0=$(date +%s%N)
+post "$T/big.csv" text/csv text/csv
+t1=$(date +%s%N)
+expect "1,000,000 records: status" "200 text/csv" "$STATUS $CTYPE"
+expect "1,000,000 records: 1,000,000 lines" "$N" "$(wc -l <"$T/body")"
+if cmp -s "$T/body" "$T/big-expected.txt"; then ok "1,000,000 records: every label equals scikit-learn's"
+else not_ok "1,000,000 records: every label equals scikit-learn's" "$(cmp "$T/body" "$T/big-expected.txt" 2>&1 | head -1)"; fi
+echo "# 1,000,000-record CSV batch ($(wc -c <"$T/big.csv") bytes) answered in $(( (t1 - t0) / 1000000 )) ms (curl, loopback, $(basename "$SMSERVE"))"
+post "$T/big.csv" text/csv application/json
+expect_error "1,000,000 records as JSON pass the 64 MiB response limit: 500, no partial answer" 500 'larger than the limit'
+stop_server batch
+
+# ---- 5. exporter round trips (scikit-learn) ---------------------------------
+
+if ! "$PY" -c 'import sklearn' 2>/dev/null; then
+	echo "# SKIP: python3-sklearn not installed (exporter round trips)"
+	finish
+	exit $?
+fi
+
+# fit NAME: fits one estimator, saves it with joblib, writes X as CSV and
+# scikit-learn's answers as the vectors file format (features, label, probas).
+fit() {
+	"$PY" - "$1" "$T/rt-$1" <<'PY'
+import sys, os, joblib, warnings
+import numpy as np
+from sklearn import datasets, linear_model as lm
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+warnings.filterwarnings("ignore")
+name, d = sys.argv[1:3]
+os.makedirs(d, exist_ok=True)
+Xi, yi = datasets.load_iris(return_X_y=True)
+Xb, yb = datasets.load_breast_cancer(return_X_y=True)
+Xw, yw = datasets.load_wine(return_X_y=True)
+Xd, yd = datasets.load_diabetes(return_X_y=True)
+yb_text = np.where(yb == 1, "benign", "malignant")
+est, X, y = {
+    "linreg": (lm.LinearRegression(), Xd, yd),
+    "ridge": (lm.Ridge(alpha=0.5), Xd, yd),
+    "lasso-scaled": (make_pipeline(StandardScaler(), lm.Lasso(alpha=0.1)), Xd, yd),
+    "binary-scaled": (make_pipeline(StandardScaler(), lm.LogisticRegression(max_iter=5000)), Xb, yb),
+    "binary-text-labels": (make_pipeline(StandardScaler(), lm.LogisticRegression(max_iter=5000)), Xb, yb_text),
+    "multinomial-scaled": (make_pipeline(StandardScaler(), lm.LogisticRegression(max_iter=5000)), Xw, yw),
+    "multinomial-raw": (lm.LogisticRegression(max_iter=10000, C=10), Xi, yi),
+    "ovr-liblinear": (lm.LogisticRegression(solver="liblinear"), Xi, yi + 1),
+    "float-labels": (lm.LogisticRegression(max_iter=5000), Xi, yi.astype(float)),
+}[name]
+est.fit(X, y)
+joblib.dump(est, os.path.join(d, "est.joblib"))
+with open(os.path.join(d, "X.csv"), "w") as f:
+    for x in X:
+        f.write(",".join(repr(float(v)) for v in x) + "\n")
+with open(os.path.join(d, "expected.txt"), "w") as f:
+    if hasattr(est, "predict_proba"):
+        for lab, p in zip(est.predict(X), est.predict_proba(X)):
+            f.write("%s %s\n" % (lab.item() if hasattr(lab, "item") else lab, " ".join(repr(float(v)) for v in p)))
+    else:
+        for v in est.predict(X):
+            f.write("%r\n" % float(v))
+PY
+}
+
+# compare_rt DIR: the server's jsonlines answer against scikit-learn's.
+compare_rt() {
+	"$PY" - "$1" <<'PY'
+import json, sys
+d = sys.argv[1]
+exp = [l.split() for l in open(d + "/expected.txt").read().splitlines()]
+data = open(d + "/got.jsonl").read()
+if not data.endswith("\n"): print("no final newline"); sys.exit()
+got = [json.loads(l) for l in data[:-1].split("\n")]
+if len(got) != len(exp): print("%d answers for %d records" % (len(got), len(exp))); sys.exit()
+for i, (g, e) in enumerate(zip(got, exp)):
+    if len(e) == 1:  # regression: a value, no label
+        if set(g) != {"score"} or abs(g["score"] - float(e[0])) > 1e-9 * max(1, abs(float(e[0]))):
+            print("record %d: %r, scikit-learn %s" % (i + 1, g, e[0])); sys.exit()
+        continue
+    label, probs = e[0], [float(v) for v in e[1:]]
+    if str(g["predicted_label"]) != label:
+        print("record %d: label %r, scikit-learn %s" % (i + 1, g["predicted_label"], label)); sys.exit()
+    s = g["score"]
+    s = [1 - s, s] if len(probs) == 2 else s   # binary: score is P(second class)
+    if max(abs(a - b) for a, b in zip(s, probs)) > 1e-9:
+        print("record %d: score %r, scikit-learn %r" % (i + 1, g["score"], probs)); sys.exit()
+print("ok")
+PY
+}
+
+for name in linreg ridge lasso-scaled binary-scaled binary-text-labels multinomial-scaled \
+	multinomial-raw ovr-liblinear float-labels; do
+	d=$T/rt-$name
+	fit "$name"
+	if ! "$PY" tools/export_linear.py "$d/est.joblib" -o "$d/model" --tar "$d/model.tar.gz" >"$d/export.log" 2>&1; then
+		not_ok "export $name" "$(cat "$d/export.log")"
+		continue
+	fi
+	expect "export $name: model.tar.gz holds linear-model.txt at its root" "linear-model.txt" "$(tar tzf "$d/model.tar.gz")"
+	mkdir -p "$d/unpacked" && tar xzf "$d/model.tar.gz" -C "$d/unpacked"
+	serve "rt-$name" --model-dir "$d/unpacked" || continue
+	post "$d/X.csv" text/csv application/jsonlines
+	cp "$T/body" "$d/got.jsonl"
+	expect "round trip $name: answers equal scikit-learn's" ok "$(compare_rt "$d")"
+	stop_server "rt-$name"
+done
+expect "export float-labels: labels keep Python's spelling" "labels 0.0 1.0 2.0" "$(grep '^labels' "$T/rt-float-labels/model/linear-model.txt")"
+expect "export binary-text-labels: text labels" "labels benign malignant" "$(grep '^labels' "$T/rt-binary-text-labels/model/linear-model.txt")"
+
+# an estimator the format cannot hold is refused with a reason
+"$PY" -c '
+import joblib, sys
+from sklearn.svm import SVC
+from sklearn.datasets import load_iris
+joblib.dump(SVC().fit(*load_iris(return_X_y=True)), sys.argv[1])' "$T/svc.joblib"
+out=$("$PY" tools/export_linear.py "$T/svc.joblib" -o "$T/svc" 2>&1)
+rc=$?
+if [[ $rc -ne 0 && $out =~ "SVC is not fitted or not linear" ]]; then ok "exporter refuses SVC with a reason"
+else not_ok "exporter refuses SVC with a reason" "exit $rc [$out]"; fi
+
+finish

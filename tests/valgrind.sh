@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# tests/valgrind.sh - the loop process under valgrind over 10,000+ requests:
+# keep-alive and fresh connections, pings, invocations, chunked bodies, 404s,
+# malformed requests and clients that vanish mid-request. Passes when
+# valgrind finds no memory error and no leak in the loop process after
+# SIGTERM. (Workers are forked copies; --child-silent-after-fork keeps the
+# report to the loop process, which is the one that lives for months.)
+set -u
+cd "$(dirname "$0")/.." || exit 1
+SMSERVE=${SMSERVE:-./build/smserve-faulty}
+source tests/lib.sh
+
+if ! command -v valgrind >/dev/null; then
+	echo "# SKIP: valgrind not installed"
+	finish
+	exit
+fi
+
+PORT=$(free_port)
+vlog=$TEST_TMP/valgrind.txt
+valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
+	--child-silent-after-fork=yes --log-file="$vlog" \
+	"$SMSERVE" --port "$PORT" --workers 2 --no-access-log >"$TEST_TMP/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/ping" && break; sleep 0.1; done
+
+base=http://127.0.0.1:$PORT
+count() { grep -c "^$1$"; }
+n_ping=$(curl -s -o /dev/null -w '%{http_code}\n' "$base/ping?[1-4000]" | count 200)
+n_inv=$(curl -s -o /dev/null -w '%{http_code}\n' -d 'a,b,c' "$base/invocations?[1-4000]" | count 200)
+n_chunk=$(curl -s -o /dev/null -w '%{http_code}\n' -H 'Transfer-Encoding: chunked' -d 'chunked' "$base/invocations?[1-1000]" | count 200)
+n_404=$(curl -s -o /dev/null -w '%{http_code}\n' "$base/nope?[1-1000]" | count 404)
+n_fresh=0
+for i in $(seq 100); do
+	[[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Connection: close' -d "$i" "$base/invocations") == 200 ]] && n_fresh=$((n_fresh + 1))
+done
+for i in $(seq 50); do
+	raw "$PORT" 'GET /ping HTTP/1.1\nHost: x\n\n' 1 >/dev/null
+	raw "$PORT" 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial' 0.05 >/dev/null
+	raw "$PORT" 'POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab' 0.05 >/dev/null
+	raw "$PORT" 'GET /ping HTTP/1.1\r\nHost: x' 0.05 >/dev/null
+done
+curl -s -o /dev/null -H 'X-Amzn-SageMaker-Custom-Attributes: crash' -d x "$base/invocations"
+expect "10,000 keep-alive requests answered (4000 pings, 4000 invocations, 1000 chunked, 1000 404s)" \
+	"4000 4000 1000 1000" "$n_ping $n_inv $n_chunk $n_404"
+expect "100 requests on fresh connections" 100 "$n_fresh"
+
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID"
+rc=$?
+expect "valgrind: no memory error and no leak in the loop process (exit status)" 0 "$rc"
+if [[ -s $vlog ]]; then
+	echo "# valgrind report:"
+	sed 's/^/#   /' "$vlog" | head -40
+fi
+finish
