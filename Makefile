@@ -66,9 +66,11 @@ build/asan-%: smserve.c model.h
 PLUGIN_echo   = examples/echo/model.c
 PLUGIN_faulty = tests/plugins/faulty.c
 PLUGIN_default = model.c
+PLUGIN_xgboost = examples/xgboost/model.c
 build/smserve-echo build/asan-echo: examples/echo/model.c
 build/smserve-faulty build/asan-faulty: tests/plugins/faulty.c
 build/smserve-default build/asan-default: model.c
+build/smserve-xgboost build/asan-xgboost: examples/xgboost/model.c
 
 test-bins: build/smserve-echo build/smserve-faulty build/smserve-default
 asan: build/asan-echo build/asan-faulty build/asan-default

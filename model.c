@@ -1495,9 +1495,10 @@ static int js_skip(struct json *s, int depth);
 
 /* Object members: call with *first = 1 just past '{'. Returns 1 with the
  * name in key/klen and s->p at the value, 0 past the closing '}', -1 on
- * error. */
+ * error; *klen is 0 unless a name was read. */
 static int js_member(struct json *s, int *first, char *key, size_t *klen)
 {
+	*klen = 0;
 	js_ws(s);
 	if (js_peek(s) == '}') {
 		s->p++;
