@@ -63,6 +63,13 @@ build/asan-%: smserve.c model.h
 	@mkdir -p build
 	$(CC) $(WARN) -O1 -g $(SAN) -o $@ smserve.c $(PLUGIN_$*) -lm
 
+# Static (musl when installed) builds of the same plug-ins, as the image ships them.
+build/static-%: smserve.c model.h
+	@mkdir -p build
+	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(PLUGIN_$*) -lm
+build/static-echo: examples/echo/model.c
+build/static-default: model.c
+
 PLUGIN_echo   = examples/echo/model.c
 PLUGIN_faulty = tests/plugins/faulty.c
 PLUGIN_default = model.c
@@ -77,6 +84,9 @@ asan: build/asan-echo build/asan-faulty build/asan-default
 
 run: smserve
 	./smserve serve --port $(PORT) --model-dir $(MODEL_DIR)
+
+bench:
+	bash bench/run.sh
 
 test:
 	bash test.sh
@@ -93,4 +103,4 @@ install: smserve
 clean:
 	rm -rf smserve smserve-static build .model
 
-.PHONY: FORCE static image test-bins asan run test lint install clean
+.PHONY: FORCE bench static image test-bins asan run test lint install clean

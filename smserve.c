@@ -42,6 +42,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -211,14 +212,19 @@ struct slice {
 	size_t n;
 };
 
-static int slice_eq_nocase(struct slice s, const char *lit)
+/* Compares with a lower-case literal of length n; the length test rejects
+ * most header names at the cost of one comparison. */
+static int slice_eq_nocase_n(struct slice s, const char *lit, size_t n)
 {
 	size_t i;
-	for (i = 0; i < s.n; i++)
-		if (lit[i] == '\0' || lower_ascii(s.p[i]) != lit[i])
+	if (s.n != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (lower_ascii(s.p[i]) != lit[i])
 			return 0;
-	return lit[i] == '\0';
+	return 1;
 }
+#define slice_eq_nocase(s, lit) slice_eq_nocase_n((s), (lit), sizeof(lit) - 1)
 
 static int slice_has_prefix_nocase(struct slice s, const char *lit)
 {
@@ -239,7 +245,13 @@ static int is_tchar(unsigned char c)
 {
 	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
 		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /* ======================================================================== */
@@ -289,11 +301,19 @@ struct http_request {
 	uint64_t content_length;
 	int expect_continue;
 	struct slice content_type, accept, custom_attributes;
-	struct slice amzn_name[MAX_AMZN_HEADERS], amzn_value[MAX_AMZN_HEADERS];
 	size_t amzn_count;
 	int error_status;           /* set with PARSE_ERROR */
 	const char *error;          /* short message for the JSON error body */
+	/* Last, so that clearing a request can stop before them: only the first
+	 * amzn_count entries are ever read. */
+	struct slice amzn_name[MAX_AMZN_HEADERS], amzn_value[MAX_AMZN_HEADERS];
 };
+
+/* Clears a request for parsing, except the header arrays (see above). */
+static void request_clear(struct http_request *req)
+{
+	memset(req, 0, offsetof(struct http_request, amzn_name));
+}
 
 static int parse_fail(struct http_request *req, int status, const char *why)
 {
@@ -319,6 +339,8 @@ static int scan_head(const char *buf, size_t len, struct head_scan *s, struct ht
 		s->pos = s->start;
 	}
 	for (i = s->pos; i < len; i++) {
+		if ((unsigned char)buf[i] > '\r')
+			continue;               /* the common case: one test per byte */
 		if (buf[i] == '\n')
 			return parse_fail(req, 400, "bare LF in request head");
 		if (buf[i] != '\r')
@@ -615,7 +637,7 @@ static int http_parse_head(const char *buf, size_t len, struct head_scan *s,
 	r = scan_head(buf, len, s, req);
 	if (r != PARSE_DONE)
 		return r;
-	memset(req, 0, sizeof *req);
+	request_clear(req);
 	line.p = buf + s->start;
 	line.n = s->first_line_end - s->start;
 	if ((r = parse_request_line(line, req)) != PARSE_DONE)
@@ -876,7 +898,7 @@ struct conn {
 	int64_t deadline;         /* ms; 0 when none */
 	int64_t started_us;       /* first byte of this request, for the log */
 	/* the response: a head built here, then a body (static or owned) */
-	char head[1536];
+	char head[2048];
 	size_t head_len;
 	const char *body;
 	size_t body_out_len;
@@ -975,31 +997,66 @@ static int64_t seconds_from_now(int s)
 	return now_ms + (int64_t)s * 1000;
 }
 
+/* Appends to the response head, never past its end. The head is sized for
+ * the longest one smserve builds (a 255-byte Content-Type and 1024 bytes of
+ * custom attributes), so nothing is cut in practice. Plain copies, not
+ * snprintf: this runs once per response. */
+static void head_append(struct conn *c, const char *s, size_t n)
+{
+	if (n > sizeof c->head - c->head_len)
+		n = sizeof c->head - c->head_len;
+	memcpy(c->head + c->head_len, s, n);
+	c->head_len += n;
+}
+
+static void head_append_str(struct conn *c, const char *s)
+{
+	head_append(c, s, strlen(s));
+}
+
+static void head_append_number(struct conn *c, uint64_t v)
+{
+	char digits[20];
+	size_t i = sizeof digits;
+	do {
+		digits[--i] = "0123456789"[v % 10];
+		v /= 10;
+	} while (v);
+	head_append(c, digits + i, sizeof digits - i);
+}
+
 /* Builds the response head. body may be NULL for an empty body; for HEAD
  * requests the head describes the body but the body is not sent. */
 static void respond_full(struct conn *c, int status, const char *type, const char *body,
 	size_t len, const char *extra)
 {
 	size_t keep = c->head_len - c->out_off;  /* an unsent interim 100, if any */
-	size_t n;
-	int no_length = status == 204;           /* RFC 9110 8.6 */
 	if (draining || !c->req.keep_alive)
 		c->close_after = 1;
 	memmove(c->head, c->head + c->out_off, keep);
-	n = keep;
-	n += (size_t)snprintf(c->head + n, sizeof c->head - n,
-		"HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason_phrase(status), http_date);
-	if (len > 0 || (type && status != 204))
-		n += (size_t)snprintf(c->head + n, sizeof c->head - n, "Content-Type: %s\r\n",
-			type ? type : "application/octet-stream");
-	if (!no_length)
-		n += (size_t)snprintf(c->head + n, sizeof c->head - n, "Content-Length: %zu\r\n", len);
+	c->head_len = keep;
+	head_append_str(c, "HTTP/1.1 ");
+	head_append_number(c, (uint64_t)status);
+	head_append_str(c, " ");
+	head_append_str(c, reason_phrase(status));
+	head_append_str(c, "\r\nDate: ");
+	head_append_str(c, http_date);
+	if (len > 0 || (type && status != 204)) {
+		head_append_str(c, "\r\nContent-Type: ");
+		head_append_str(c, type ? type : "application/octet-stream");
+	}
+	if (status != 204) {                     /* RFC 9110 8.6: none on 204 */
+		head_append_str(c, "\r\nContent-Length: ");
+		head_append_number(c, len);
+	}
 	if (c->close_after)
-		n += (size_t)snprintf(c->head + n, sizeof c->head - n, "Connection: close\r\n");
+		head_append_str(c, "\r\nConnection: close");
 	else if (c->req.minor == 0)
-		n += (size_t)snprintf(c->head + n, sizeof c->head - n, "Connection: keep-alive\r\n");
-	n += (size_t)snprintf(c->head + n, sizeof c->head - n, "%s\r\n", extra ? extra : "");
-	c->head_len = n < sizeof c->head ? n : sizeof c->head - 1;
+		head_append_str(c, "\r\nConnection: keep-alive");
+	head_append_str(c, "\r\n");
+	if (extra)
+		head_append_str(c, extra);       /* whole header lines, each ending in CRLF */
+	head_append_str(c, "\r\n");
 	c->out_off = 0;
 	c->body = c->req.method == M_HEAD ? NULL : body;
 	c->body_out_len = c->req.method == M_HEAD ? 0 : len;
@@ -1049,7 +1106,7 @@ static void conn_reset(struct conn *c)
 	c->body = NULL;
 	c->head_len = c->out_off = c->body_out_len = 0;
 	memset(&c->scan, 0, sizeof c->scan);
-	memset(&c->req, 0, sizeof c->req);
+	request_clear(&c->req);
 	memset(&c->chunk, 0, sizeof c->chunk);
 	c->body_start = c->body_len = c->raw_pos = c->req_end = 0;
 	c->state = CONN_READ_HEAD;

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: smserve side by side with nginx and the Python
+# stacks, all on loopback in one run, so the ratios hold on a noisy machine.
+#
+#   bash bench/run.sh [SECONDS]      (default 5 s per wrk run)
+#
+# Peers (Debian packages, installed when missing): nginx answering from
+# memory (the practical ceiling for HTTP/1.1 here), the AWS walkthrough's
+# Flask app on Flask's own server and under gunicorn, and a scikit-learn
+# iris model under gunicorn (what the AWS scikit-learn container does).
+# smserve runs twice: with the echo plug-in (the Flask app's twin) and with
+# the default model (the scikit-learn peer's twin, asked for CSV answers).
+# Throughput is measured on `make`'s build (glibc, -O2); memory on the static
+# build the image ships (musl, -Os), whose RSS has no shared libc pages.
+#
+# Writes bench/results/bench.md (the table README.md quotes) and
+# bench/results/bench.svg (the chart).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+DUR=${1:-5}
+out_md=bench/results/bench.md
+out_svg=bench/results/bench.svg
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v valgrind >/dev/null || need+=(valgrind)
+/usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
+/usr/bin/python3 -c 'import gunicorn' 2>/dev/null || need+=(gunicorn)
+/usr/bin/python3 -c 'import sklearn' 2>/dev/null || need+=(python3-sklearn)
+if [[ ${#need[@]} -gt 0 ]]; then
+	echo "installing ${need[*]}" >&2
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >/dev/null 2>&1 ||
+		{ echo "bench: could not install ${need[*]}" >&2; exit 2; }
+fi
+make -s build/static-echo build/static-default build/smserve-echo || exit 1
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# ---- inputs: one record, a ~1 MB batch of iris-like records ----
+/usr/bin/python3 - "$work/batch.csv" <<'PY'
+import random, sys
+random.seed(1)
+with open(sys.argv[1], "w") as f:
+    while f.tell() < 1_000_000:
+        f.write("%.1f,%.1f,%.1f,%.1f\n" % (random.uniform(4, 8), random.uniform(2, 4.5),
+                                          random.uniform(1, 7), random.uniform(0.1, 2.5)))
+PY
+batch_bytes=$(stat -c %s "$work/batch.csv")
+lua() { # NAME BODY-LUA-EXPRESSION [EXTRA-HEADER-LINES]
+	cat >"$work/$1.lua" <<LUA
+wrk.method = "POST"
+wrk.body = $2
+wrk.headers["Content-Type"] = "text/csv"
+${3:-}
+LUA
+}
+lua record '"5.1,3.5,1.4,0.2"'
+lua record_csv '"5.1,3.5,1.4,0.2"' 'wrk.headers["Accept"] = "text/csv"'
+lua batch_csv "io.open(\"$work/batch.csv\", \"rb\"):read(\"*a\")" 'wrk.headers["Accept"] = "text/csv"'
+printf 'wrk.headers["Connection"] = "close"\n' >"$work/close.lua"
+
+# ---- servers ----
+declare -A port=([nginx]=18090 [flask]=18091 [gunicorn]=18092 [sklearn]=18094 [echo]=18095 [model]=18096
+	[secho]=18097 [smodel]=18098)
+start() { # NAME COMMAND...
+	local name=$1; shift
+	"$@" >"$work/$name.log" 2>&1 &
+	pids+=($!)
+	eval "pid_$name=$!"
+	for _ in $(seq 300); do
+		curl -s -o /dev/null "http://127.0.0.1:${port[$name]}/ping" && return 0
+		sleep 0.05
+	done
+	echo "bench: $name did not start: $(tail -3 "$work/$name.log")" >&2
+	exit 1
+}
+sed "s#@WORK@#$work#g; s#@PORT@#${port[nginx]}#g" bench/peers/nginx.conf >"$work/nginx.conf"
+start nginx nginx -c "$work/nginx.conf" -p "$work"
+start flask env FLASK_APP=tests/peers/web_app_serve.py /usr/bin/python3 -m flask run --host 127.0.0.1 --port "${port[flask]}"
+start gunicorn /usr/bin/python3 -m gunicorn --chdir tests/peers -w 2 -b "127.0.0.1:${port[gunicorn]}" web_app_serve:app
+start sklearn /usr/bin/python3 -m gunicorn --chdir bench/peers -w 2 -b "127.0.0.1:${port[sklearn]}" sklearn_app:app
+start echo ./build/smserve-echo --port "${port[echo]}" --workers 2 --no-access-log
+start model ./build/smserve-default --port "${port[model]}" --model-dir models/iris --workers 2 --no-access-log
+start secho ./build/static-echo --port "${port[secho]}" --workers 2 --no-access-log
+start smodel ./build/static-default --port "${port[smodel]}" --model-dir models/iris --workers 2 --no-access-log
+
+# ---- measurements ----
+# rss_kib PID: resident set; private_kib PID: memory no other process shares.
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+private_kib() { awk '/^Private_(Clean|Dirty)/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
+smserve_memory() { # PID LABEL -> a table row: loop RSS, each worker's RSS and private memory
+	local loop=$1 w row
+	row="| $2 | loop $(rss_kib "$loop") KiB RSS, $(private_kib "$loop") KiB private |"
+	for w in $(pgrep -P "$loop"); do row+=" worker $(rss_kib "$w") KiB RSS, $(private_kib "$w") KiB private;"; done
+	echo "$row"
+}
+mem_idle_echo=$(smserve_memory "$pid_secho" "static echo, idle")
+mem_idle_model=$(smserve_memory "$pid_smodel" "static default model, idle")
+
+rate() { # NAME PATH CONNECTIONS [LUA] -> "req/s p50 p99 errors"
+	local script=()
+	[[ -n ${4:-} ]] && script=(-s "$work/$4.lua")
+	wrk -t2 -c"$3" -d"${DUR}s" --timeout 10s --latency "${script[@]}" "http://127.0.0.1:${port[$1]}$2" 2>&1 | awk '
+		/Requests\/sec/ {r = $2}
+		/^ +50%/ {p50 = $2} /^ +99%/ {p99 = $2}
+		/Non-2xx|Socket errors/ {e = e $0}
+		END {printf "%s %s %s %s\n", r, p50, p99, (e == "" ? "none" : "ERRORS:" e)}'
+}
+
+declare -A rps
+rows=()
+run() { # SCENARIO NAME PATH CONNECTIONS [LUA]
+	local r p50 p99 err
+	read -r r p50 p99 err < <(rate "$2" "$3" "$4" "${5:-}")
+	rps[$1/$2]=$r
+	rows+=("| $1 | $2 | $r | $p50 | $p99 | ${err//|/ } |")
+	printf '%-8s %-9s %12s %10s %10s %s\n' "$1" "$2" "$r" "$p50" "$p99" "$err"
+}
+
+echo "scenario server           req/s        p50        p99 errors"
+for s in nginx flask gunicorn echo; do run ping "$s" /ping 32; done
+for s in nginx flask gunicorn echo; do run echo "$s" /invocations 32 record; done
+for s in sklearn model; do run model "$s" /invocations 32 record_csv; done
+for s in sklearn model; do run batch "$s" /invocations 4 batch_csv; done
+for s in nginx echo; do run c1000 "$s" /ping 1000; done
+(sleep $((DUR / 2)); smserve_memory "$pid_secho" "static echo, under 1,000 connections" >"$work/mem_load") &
+rate secho /invocations 1000 record >/dev/null
+for s in nginx echo; do run newconn "$s" /ping 32 close; done
+mem_load_echo=$(cat "$work/mem_load")
+
+# ---- start time: exec to the first 200 from /ping, 20 starts ----
+start_ms=()
+for i in $(seq 20); do
+	p=$((19000 + i))
+	t0=$(date +%s%N)
+	./build/static-default --port "$p" --model-dir models/iris --workers 2 >/dev/null 2>&1 &
+	sp=$!
+	until (exec 3<>"/dev/tcp/127.0.0.1/$p" && printf 'GET /ping HTTP/1.1\r\nHost: x\r\n\r\n' >&3 &&
+		IFS= read -r l <&3 && [[ $l == "HTTP/1.1 200"* ]]) 2>/dev/null; do :; done
+	t1=$(date +%s%N)
+	kill "$sp"; wait "$sp" 2>/dev/null
+	start_ms+=("$(( (t1 - t0) / 1000 ))")
+done
+start_median=$(printf '%s\n' "${start_ms[@]}" | sort -n | awk '{a[NR] = $1} END {printf "%.2f", (a[10] + a[11]) / 2000}')
+
+# ---- instructions per request: callgrind counts the same on every run ----
+ir_of() { # N -> total instructions of the loop process serving N pings + N invocations
+	local p=19100 f="$work/cg.$1" loop
+	valgrind --tool=callgrind --callgrind-out-file="$f.%p" ./build/smserve-echo --port "$p" --workers 1 --no-access-log >/dev/null 2>&1 &
+	loop=$!
+	for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$p/ping" && break; sleep 0.1; done
+	curl -s -o /dev/null "http://127.0.0.1:$p/ping?[1-$1]"
+	curl -s -o /dev/null -d '5.1,3.5,1.4,0.2' "http://127.0.0.1:$p/invocations?[1-$1]"
+	kill "$loop"; wait "$loop" 2>/dev/null
+	awk '/^summary:/ {print $2}' "$f.$loop"
+}
+ir_small=$(ir_of 1000)
+ir_large=$(ir_of 11000)
+ir_per_req=$(( (ir_large - ir_small) / 20000 ))
+
+# ---- the report ----
+ratio() { awk -v a="${rps[$1]}" -v b="${rps[$2]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+mbps() { awk -v r="${rps[$1]}" -v b="$batch_bytes" 'BEGIN { printf "%.1f", r * b / 1e6 }'; }
+mkdir -p bench/results
+{
+	echo "# smserve benchmark"
+	echo
+	echo "$(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
+	echo "$(uname -sr), wrk -t2 on the same machine, ${DUR} s per run. Command: \`make bench\`."
+	echo
+	echo "| scenario | server | req/s | p50 | p99 | errors |"
+	echo "|---|---|---|---|---|---|"
+	printf '%s\n' "${rows[@]}"
+	echo
+	echo "| ratio | value |"
+	echo "|---|---|"
+	echo "| /ping: smserve / nginx | $(ratio ping/echo ping/nginx) |"
+	echo "| /ping: smserve / gunicorn | $(ratio ping/echo ping/gunicorn) |"
+	echo "| echo /invocations: smserve / nginx's /ping | $(ratio echo/echo ping/nginx) |"
+	echo "| echo /invocations: smserve / gunicorn | $(ratio echo/echo echo/gunicorn) |"
+	echo "| echo /invocations: smserve / Flask | $(ratio echo/echo echo/flask) |"
+	echo "| one record: default model / scikit-learn peer | $(ratio model/model model/sklearn) |"
+	echo "| 1 MB batch: default model / scikit-learn peer ($(mbps batch/model) vs $(mbps batch/sklearn) MB/s) | $(ratio batch/model batch/sklearn) |"
+	echo "| 1,000 connections / 32 connections, smserve /ping | $(ratio c1000/echo ping/echo) |"
+	echo "| new connection per request: smserve / nginx | $(ratio newconn/echo newconn/nginx) |"
+	echo
+	echo "| memory | |"
+	echo "|---|---|"
+	echo "$mem_idle_echo"
+	echo "$mem_idle_model"
+	echo "$mem_load_echo"
+	echo
+	echo "Start (exec to the first 200 from /ping, default model, median of 20): ${start_median} ms."
+	echo "Instructions per request in the loop process (callgrind, pings and echo invocations): ${ir_per_req}."
+} >"$out_md"
+
+bench/chart.sh "$out_md" >"$out_svg"
+echo
+cat "$out_md"
