@@ -1080,6 +1080,7 @@ static void respond_error(struct conn *c, int status, const char *message)
  * be trusted or skipped, so answer and close (RFC 9112 9.3). */
 static void fail_and_close(struct conn *c, int status, const char *message)
 {
+	log_line("%d %s", status, message);   /* one line per error, access log or not */
 	c->close_after = 1;
 	respond_error(c, status, message);
 }
@@ -1770,6 +1771,7 @@ static void serve_invocation(struct conn *c)
 	}
 	if (queue_len >= cfg.queue_max) {
 		static const char retry[] = "Retry-After: 1\r\n";
+		log_line("503 queue full (%d requests waiting)", queue_len);
 		respond_error_with(c, 503, "server busy: every model worker is busy and the queue is full",
 			retry);
 		return;
@@ -1829,6 +1831,7 @@ static void head_complete(struct conn *c)
 		size_t need = r->head_len + (size_t)r->content_length;
 		if (need > c->in_cap && conn_resize(c, need) != 0) {
 			c->close_after = 1;
+			log_line("503 request bodies in memory would pass %zu bytes", cfg.max_buffered);
 			respond_error_with(c, 503, "server busy: too many request bodies in memory",
 				"Retry-After: 1\r\n");
 			return;
@@ -1987,9 +1990,17 @@ static const char refuse_503[] =
 /* Sends a canned 503 on a connection we cannot keep, and closes it. */
 static void refuse(int fd)
 {
+	static int64_t last_log_ms = -1000;
+	static long refused;            /* since the last log line: at most one a second */
 	ssize_t r = send(fd, refuse_503, sizeof refuse_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)r;
 	close(fd);
+	refused++;
+	if (now_ms - last_log_ms >= 1000) {
+		log_line("503 refused %ld connection(s): no descriptor select() can watch", refused);
+		last_log_ms = now_ms;
+		refused = 0;
+	}
 }
 
 static void accept_clients(void)

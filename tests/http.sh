@@ -362,8 +362,10 @@ test_command_line() {
 
 	start_server quiet --no-access-log || return
 	curl -s -o /dev/null -d x "$(url /invocations)"
+	raw "$PORT" 'GET /ping HTTP/1.1\nHost: x\n\n' >/dev/null
 	stop_server quiet
 	expect "--no-access-log: no access lines" 0 "$(grep -c 'POST /invocations' "$SERVER_LOG")"
+	expect "an error still gets its line" 1 "$(grep -c 'smserve: 400 bare LF in request head' "$SERVER_LOG")"
 }
 
 # ---- more connections than select() can watch ----
