@@ -749,6 +749,9 @@ static int reader_alloc(struct reader *r, struct model *m, size_t file_size,
 			   m->n_features);
 		return -1;
 	}
+	/* Never malloc(0): reader_count and reader_labels refuse zero counts, which
+	 * clang's analyzer loses across those calls.
+	 * NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI) */
 	m->weights = malloc(weights * sizeof *m->weights);
 	m->intercept = malloc(m->n_outputs * sizeof *m->intercept);
 	if (m->weights == NULL || m->intercept == NULL)

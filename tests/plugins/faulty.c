@@ -48,6 +48,15 @@ void model_unload(model *m)
 	free(m);
 }
 
+/* What snprintf put into a buffer of size bytes, given what it returned: the
+ * length it wanted, which a long header can push past the buffer. */
+static size_t written(int n, size_t size)
+{
+	if (n < 0)
+		return 0;
+	return (size_t)n < size ? (size_t)n : size - 1;
+}
+
 static void inspect(const model_request *req, model_response *out)
 {
 	char line[2048];
@@ -56,14 +65,14 @@ static void inspect(const model_request *req, model_response *out)
 	model_response_type(out, "text/plain");
 	n = snprintf(line, sizeof line, "content_type=%s\naccept=%s\ncustom_attributes=%s\n",
 		req->content_type, req->accept, req->custom_attributes);
-	model_response_write(out, line, (size_t)n);
+	model_response_write(out, line, written(n, sizeof line));
 	for (i = 0; i < req->header_count; i++) {
 		n = snprintf(line, sizeof line, "header %s=%s\n", req->headers[i].name,
 			req->headers[i].value);
-		model_response_write(out, line, (size_t)n);
+		model_response_write(out, line, written(n, sizeof line));
 	}
 	n = snprintf(line, sizeof line, "body_len=%zu\n", req->body_len);
-	model_response_write(out, line, (size_t)n);
+	model_response_write(out, line, written(n, sizeof line));
 }
 
 static void echo(const model_request *req, model_response *out)
@@ -88,8 +97,9 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		for (;;)
 			pause();
 	} else if (!strncmp(cmd, "big ", 4)) {
-		static const char xs[4096] = { 'x' };
+		char xs[4096];
 		long left = atol(cmd + 4);
+		memset(xs, 'x', sizeof xs);
 		model_response_type(out, "text/plain");
 		while (left > 0) {
 			size_t n = left > 4096 ? 4096 : (size_t)left;
