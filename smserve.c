@@ -296,7 +296,9 @@ struct http_request {
 	int minor;                  /* HTTP/1.minor (versions 1.2+ act as 1.1) */
 	size_t head_len;            /* bytes up to and including the empty line */
 	int keep_alive;
+	int conn_close, conn_keep_alive;  /* Connection options seen */
 	int chunked;
+	int other_coding;           /* a transfer coding other than chunked */
 	int has_length;
 	uint64_t content_length;
 	int expect_continue;
@@ -487,7 +489,7 @@ static int parse_content_length(struct slice v, struct http_request *req)
 /* Calls fn for each comma-separated element of a list field (RFC 9110 5.6.1),
  * trimmed of whitespace; empty elements are passed too, as a zero-length slice. */
 static int for_each_element(struct slice v, struct http_request *req,
-	int (*fn)(struct slice, struct http_request *, int last))
+	int (*fn)(struct slice, struct http_request *))
 {
 	size_t i = 0;
 	for (;;) {
@@ -502,7 +504,7 @@ static int for_each_element(struct slice v, struct http_request *req,
 			e--;
 		{
 			struct slice el = { v.p + b, e - b };
-			r = fn(el, req, i >= v.n);
+			r = fn(el, req);
 		}
 		if (r != PARSE_DONE)
 			return r;
@@ -512,44 +514,62 @@ static int for_each_element(struct slice v, struct http_request *req,
 	}
 }
 
-/* Transfer-Encoding: only `chunked`, last and once, is ours to decode. */
-static int transfer_coding(struct slice el, struct http_request *req, int last)
+/* Transfer-Encoding: only `chunked`, last and once, is ours to decode. The
+ * codings of every Transfer-Encoding line form one list (RFC 9110 5.3), so
+ * whether chunked came last is decided in check_framing. */
+static int transfer_coding(struct slice el, struct http_request *req)
 {
 	if (el.n == 0)
 		return parse_fail(req, 400, "empty transfer coding");
 	if (req->chunked)               /* chunked must be the last, applied once */
 		return parse_fail(req, 400, "chunked is not the final transfer coding");
-	if (slice_eq_nocase(el, "chunked")) {
+	if (slice_eq_nocase(el, "chunked"))
 		req->chunked = 1;
-		return PARSE_DONE;
-	}
-	if (last)
-		return parse_fail(req, 400, "final transfer coding is not chunked");
-	req->error_status = 501;         /* decided once we know chunked is last */
+	else
+		req->other_coding = 1;
 	return PARSE_DONE;
 }
 
-static int connection_option(struct slice el, struct http_request *req, int last)
+/* Connection options; `close` wins over `keep-alive` in any order. */
+static int connection_option(struct slice el, struct http_request *req)
 {
-	(void)last;
 	if (slice_eq_nocase(el, "close"))
-		req->keep_alive = 0;
-	else if (slice_eq_nocase(el, "keep-alive") && req->minor == 0)
-		req->keep_alive = 1;
+		req->conn_close = 1;
+	else if (slice_eq_nocase(el, "keep-alive"))
+		req->conn_keep_alive = 1;
 	return PARSE_DONE;
 }
 
-/* Host = uri-host [ ":" port ] (RFC 9110 7.2); empty is allowed. */
+static int is_host_char(unsigned char c, int in_brackets)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	if (in_brackets)                /* IP-literal: IPv6 (and IPvFuture) */
+		return c == ':' || c == '.';
+	return c != '\0' && strchr("-._~!$&'()*+,;=%", c) != NULL;
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name or
+ * IPv4 address, or an IP-literal in brackets, then an optional port of
+ * digits. An empty Host is allowed. */
 static int valid_host(struct slice v)
 {
-	size_t i;
-	for (i = 0; i < v.n; i++) {
-		unsigned char c = (unsigned char)v.p[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      strchr("-._~!$&'()*+,;=%:[]", c)))
-			return 0;
+	size_t i = 0;
+	if (v.n > 0 && v.p[0] == '[') {
+		for (i = 1; i < v.n && v.p[i] != ']'; i++)
+			if (!is_host_char((unsigned char)v.p[i], 1))
+				return 0;
+		if (i == v.n || i == 1)
+			return 0;               /* no closing bracket, or empty */
+		i++;
+	} else {
+		while (i < v.n && v.p[i] != ':' && is_host_char((unsigned char)v.p[i], 0))
+			i++;
 	}
-	return 1;
+	if (i < v.n && v.p[i] == ':')
+		for (i++; i < v.n && v.p[i] >= '0' && v.p[i] <= '9'; i++)
+			;
+	return i == v.n;
 }
 
 /* One field line "name: value". Field values may hold visible ASCII,
@@ -619,8 +639,12 @@ static int check_framing(struct http_request *req, int saw_te, int saw_expect)
 		return parse_fail(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
 	if (saw_te && req->has_length)
 		return parse_fail(req, 400, "both Transfer-Encoding and Content-Length");
-	if (saw_te && req->error_status == 501)
+	if (saw_te && !req->chunked)
+		return parse_fail(req, 400, "final transfer coding is not chunked");
+	if (saw_te && req->other_coding)
 		return parse_fail(req, 501, "unsupported transfer coding");
+	/* RFC 9112 9.3: 1.1 is persistent unless closed; 1.0 only if asked. */
+	req->keep_alive = !req->conn_close && (req->minor >= 1 || req->conn_keep_alive);
 	/* RFC 9110 15.2: never send 1xx to an HTTP/1.0 client. */
 	req->expect_continue = saw_expect && req->minor >= 1 &&
 		(req->chunked || req->content_length > 0);
@@ -642,7 +666,6 @@ static int http_parse_head(const char *buf, size_t len, struct head_scan *s,
 	line.n = s->first_line_end - s->start;
 	if ((r = parse_request_line(line, req)) != PARSE_DONE)
 		return r;
-	req->keep_alive = req->minor >= 1;
 	line_start = s->first_line_end + 2;
 	for (i = line_start;; i++) {
 		if (buf[i] != '\r')
@@ -674,7 +697,7 @@ static int http_parse_head(const char *buf, size_t len, struct head_scan *s,
 /* ======================================================================== */
 
 enum chunk_state {
-	CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_SIZE, CH_SIZE_BWS, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
 	CH_LINE_START, CH_TRAILER_NAME, CH_TRAILER_VALUE, CH_TRAILER_LF, CH_FINAL_LF, CH_DONE
 };
 
@@ -717,11 +740,19 @@ static int chunk_framing_byte(struct chunked *c, char ch, uint64_t max_body, int
 		}
 		if (c->digits == 0)
 			return chunk_fail(status, 400);
-		if (ch == ';' || ch == ' ' || ch == '\t')
+		if (ch == ';')
 			c->state = CH_EXT;
+		else if (ch == ' ' || ch == '\t')
+			c->state = CH_SIZE_BWS;
 		else if (ch == '\r')
 			c->state = CH_SIZE_LF;
 		else
+			return chunk_fail(status, 400);
+		return PARSE_MORE;
+	case CH_SIZE_BWS:               /* whitespace is allowed only before ";" */
+		if (ch == ';')
+			c->state = CH_EXT;
+		else if ((ch != ' ' && ch != '\t') || ++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
 			return chunk_fail(status, 400);
 		return PARSE_MORE;
 	case CH_EXT:                    /* unknown extensions are skipped */
