@@ -227,13 +227,20 @@ test_limits() {
 	[[ $(grep -c '^HTTP/1.1' <<<"$out") -eq 1 ]] && ok "the idle close sends nothing more" || not_ok "the idle close sends nothing more"
 	out=$(
 		exec 3<>"/dev/tcp/127.0.0.1/$PORT" 4<>"/dev/tcp/127.0.0.1/$PORT" 5<>"/dev/tcp/127.0.0.1/$PORT"
-		printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n' >&3
-		printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n' >&4
+		# Two bodies of 1,000,000 bytes held 90% sent: about 1.8 MiB of the 2 MiB.
+		{ printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n'; head -c 900000 /dev/zero; } >&3
+		{ printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n'; head -c 900000 /dev/zero; } >&4
 		sleep 0.2
-		printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n' >&5
+		{ printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n'; head -c 900000 /dev/zero; } >&5 2>/dev/null
 		read_response 5 && grep -c '^retry-after: 1' <<<"$R_HEADERS" | sed "s/^/$R_STATUS /"
 	)
 	expect "bodies over --max-buffered-mb: 503 with Retry-After" "503 1" "$out"
+	out=$(
+		for i in 3 4 5 6 7 8 9; do eval "exec $i<>/dev/tcp/127.0.0.1/$PORT"; done
+		for i in 3 4 5 6 7 8 9; do printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n' >&$i; done
+		curl -s -o /dev/null -w '%{http_code}' --data-binary @"$f" "$(url /invocations)"
+	)
+	expect "bodies announced but not sent hold no budget: a real 1 MiB body is still served" 200 "$out"
 	long=$(printf 'a%.0s' $(seq 8180))
 	out=$(curl -s -o /dev/null -w '%{http_code}' "$(url "/ping?$long")")
 	expect "a request-target of 8,186 bytes is served (RFC 9112 3: at least 8000)" 200 "$out"
