@@ -35,9 +35,13 @@ STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
 smserve: smserve.c model.h $(MODEL) .model
 	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(MODEL) $(LDFLAGS) -lm
 
-# Size matters in a scratch image: drop unused functions and unwind tables.
+# Size matters in a scratch image: drop unused functions and unwind tables,
+# and keep code and data in as few pages as the loader allows. RELRO is off:
+# in a static binary it covers only .init_array/.fini_array (336 bytes here)
+# and costs up to a page of alignment padding, 4% of the image.
 STATIC_FLAGS = -Os -static -s -ffunction-sections -fdata-sections -Wl,--gc-sections \
-               -fno-asynchronous-unwind-tables -fno-unwind-tables -Wl,-z,noseparate-code
+               -fno-asynchronous-unwind-tables -fno-unwind-tables -Wl,-z,noseparate-code \
+               -Wl,-z,norelro
 smserve-static: smserve.c model.h $(MODEL) .model
 	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(MODEL) -lm
 
@@ -79,8 +83,8 @@ build/smserve-faulty build/asan-faulty: tests/plugins/faulty.c
 build/smserve-default build/asan-default: model.c
 build/smserve-xgboost build/asan-xgboost: examples/xgboost/model.c
 
-test-bins: build/smserve-echo build/smserve-faulty build/smserve-default
-asan: build/asan-echo build/asan-faulty build/asan-default
+test-bins: build/smserve-echo build/smserve-faulty build/smserve-default build/smserve-xgboost
+asan: build/asan-echo build/asan-faulty build/asan-default build/asan-xgboost
 
 run: smserve
 	./smserve serve --port $(PORT) --model-dir $(MODEL_DIR)
@@ -91,7 +95,10 @@ bench:
 test:
 	bash test.sh
 
-LINT_FILES = smserve.c model.c examples/echo/model.c tests/plugins/faulty.c
+fuzz:
+	bash fuzz/run.sh $(or $(SECONDS),60)
+
+LINT_FILES = smserve.c model.c examples/echo/model.c examples/xgboost/model.c tests/plugins/faulty.c
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr $(LINT_FILES)
@@ -105,4 +112,4 @@ install: smserve
 clean:
 	rm -rf smserve smserve-static build .model
 
-.PHONY: FORCE bench static image test-bins asan run test lint install clean
+.PHONY: FORCE bench fuzz static image test-bins asan run test lint install clean

@@ -53,6 +53,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +74,7 @@
  * RFC 9112 section 3 asks servers to support request-targets of at least
  * 8000 octets; SageMaker's own headers are at most 1024 bytes each. */
 #define MAX_TARGET_BYTES 8192
+#define MAX_REQUEST_LINE (MAX_TARGET_BYTES + 32)  /* method, target, version */
 #define MAX_HEAD_BYTES ((size_t)32 * 1024)
 #define MAX_HEADER_FIELDS 100
 #define MAX_AMZN_HEADERS 32
@@ -332,7 +336,7 @@ static int parse_fail(struct http_request *req, int status, const char *why)
  */
 static int scan_head(const char *buf, size_t len, struct head_scan *s, struct http_request *req)
 {
-	size_t i;
+	size_t i, limit;
 	if (s->pos == 0) {              /* RFC 9112 2.2: ignore one leading CRLF */
 		if (len < 2 && len > 0 && buf[0] == '\r')
 			return PARSE_MORE;
@@ -340,9 +344,22 @@ static int scan_head(const char *buf, size_t len, struct head_scan *s, struct ht
 			s->start = 2;
 		s->pos = s->start;
 	}
-	for (i = s->pos; i < len; i++) {
+	/* A request starts with a method token: anything else (a TLS hello, a
+	 * stray byte) is answered at once rather than after the header timeout. */
+	if (s->pos == s->start && len > s->start && !is_tchar((unsigned char)buf[s->start]))
+		return parse_fail(req, 400, "malformed request line");
+	/* Errors are found in byte order, the length limits included, so the
+	 * answer does not depend on how the head was split into reads: a byte
+	 * past the limit is an error before anything is known about it. */
+	limit = s->start + (s->first_line_end ? MAX_HEAD_BYTES : MAX_REQUEST_LINE + 1);
+	for (i = s->pos;; i++) {
+		if (i >= limit)
+			return s->first_line_end ? parse_fail(req, 431, "request header section too large")
+			                         : parse_fail(req, 414, "request target too long");
+		if (i >= len)
+			break;
 		if ((unsigned char)buf[i] > '\r')
-			continue;               /* the common case: one test per byte */
+			continue;               /* the common case */
 		if (buf[i] == '\n')
 			return parse_fail(req, 400, "bare LF in request head");
 		if (buf[i] != '\r')
@@ -351,11 +368,15 @@ static int scan_head(const char *buf, size_t len, struct head_scan *s, struct ht
 			break;                  /* the LF may come in the next read */
 		if (buf[i + 1] != '\n')
 			return parse_fail(req, 400, "bare CR in request head");
-		if (s->first_line_end == 0)
+		if (s->first_line_end == 0) {
 			s->first_line_end = i;
+			limit = s->start + MAX_HEAD_BYTES;
+		}
 		/* An empty line: CRLF right after the previous CRLF. */
 		if (i >= s->start + 2 && buf[i - 1] == '\n') {
 			s->pos = i + 2;
+			if (s->pos - s->start > MAX_HEAD_BYTES)
+				return parse_fail(req, 431, "request header section too large");
 			return PARSE_DONE;
 		}
 		if (i == s->start)
@@ -363,10 +384,6 @@ static int scan_head(const char *buf, size_t len, struct head_scan *s, struct ht
 		i++;                        /* skip the LF we just checked */
 	}
 	s->pos = i;
-	if (s->first_line_end == 0 && len - s->start > MAX_TARGET_BYTES + 32)
-		return parse_fail(req, 414, "request target too long");
-	if (len - s->start >= MAX_HEAD_BYTES)
-		return parse_fail(req, 431, "request header section too large");
 	return PARSE_MORE;
 }
 
@@ -403,10 +420,13 @@ static int target_path(struct slice t, struct slice *path)
 			return 0;
 		} else
 			return -1;
-		while (i < t.n && t.p[i] != '/' && t.p[i] != '?')
-			i++;
-		if (i == 7 || i == 8)
-			return -1;              /* no authority */
+		{
+			size_t authority = i;
+			while (i < t.n && t.p[i] != '/' && t.p[i] != '?')
+				i++;
+			if (i == authority)
+				return -1;          /* no authority */
+		}
 	}
 	path->p = t.p + i;
 	path->n = 0;
@@ -458,6 +478,8 @@ static int parse_request_line(struct slice line, struct http_request *req)
 static int parse_content_length(struct slice v, struct http_request *req)
 {
 	size_t i = 0;
+	if (v.n == 0)
+		return parse_fail(req, 400, "invalid Content-Length");
 	while (i < v.n) {
 		uint64_t n = 0;
 		size_t digits = 0;
@@ -478,8 +500,8 @@ static int parse_content_length(struct slice v, struct http_request *req)
 			return parse_fail(req, 400, "conflicting Content-Length values");
 		req->has_length = 1;
 		req->content_length = n;
-		if (i < v.n)
-			i++;                    /* the comma */
+		if (i < v.n && ++i == v.n)  /* the comma, which must have a value after it */
+			return parse_fail(req, 400, "invalid Content-Length");
 	}
 	if (!req->has_length)
 		return parse_fail(req, 400, "invalid Content-Length");
@@ -950,6 +972,7 @@ static int queue_len;
 
 static void conn_process(struct conn *c);
 static void dispatch_queued(void);
+static void model_abandon(struct conn *c);
 
 /* The parsed request's slices point into the input buffer; when realloc
  * moves the buffer, move them with it. */
@@ -1013,6 +1036,8 @@ static struct conn *conn_new(int fd)
 
 static void conn_close(struct conn *c)
 {
+	if (c->state == CONN_IN_MODEL)
+		model_abandon(c);
 	conns[c->fd] = NULL;
 	while (max_conn_fd >= 0 && !conns[max_conn_fd])
 		max_conn_fd--;
@@ -1206,7 +1231,8 @@ again:
 			goto again;
 	} else {                        /* an interim 100 Continue went out */
 		c->head_len = c->out_off = 0;
-		c->deadline = seconds_from_now(cfg.body_timeout_s);
+		if (c->state == CONN_READ_BODY)   /* (the body may be complete by now) */
+			c->deadline = seconds_from_now(cfg.body_timeout_s);
 	}
 	return 0;
 }
@@ -1257,13 +1283,15 @@ static model *the_model;
 static int listen_fd = -1;
 static int reserve_fd = -1;    /* spare descriptor for EMFILE (see accept) */
 static int signal_pipe[2] = { -1, -1 };
+static pid_t loop_pid;         /* for the workers' parent-death check */
 
 /* ---- the worker process side (blocking I/O is fine here) ---- */
 
 struct model_response {
 	int status;
-	int bad_status;
+	int bad_status, status_invalid;   /* an out-of-range status was set */
 	int overflow;
+	int no_memory;                    /* realloc failed below the limit */
 	char type[256];
 	char attributes[1025];
 	char *body;
@@ -1274,6 +1302,7 @@ int model_response_status(model_response *out, int status)
 {
 	if (status < 200 || status > 599) {
 		out->bad_status = status;
+		out->status_invalid = 1;
 		return -1;
 	}
 	out->status = status;
@@ -1322,7 +1351,7 @@ int model_response_write(model_response *out, const void *data, size_t len)
 			cap = cfg.max_response;
 		p = realloc(out->body, cap);
 		if (!p) {
-			out->overflow = 1;
+			out->overflow = out->no_memory = 1;
 			return -1;
 		}
 		out->body = p;
@@ -1338,7 +1367,7 @@ int model_response_error(model_response *out, int status, const char *message)
 	char body[ERROR_BODY_MAX];
 	size_t n = json_error_body(body, sizeof body, message);
 	out->len = 0;
-	out->overflow = 0;
+	out->overflow = out->no_memory = 0;
 	if (model_response_status(out, status) != 0)
 		return -1;
 	strcpy(out->type, "application/json");
@@ -1413,7 +1442,7 @@ static void send_reply(int fd, model_response *out)
 	char meta[sizeof out->type + sizeof out->attributes];
 	size_t tl = strlen(out->type), al = strlen(out->attributes);
 	struct iovec iov[3];
-	if (out->bad_status) {
+	if (out->status_invalid) {
 		char msg[96];
 		snprintf(msg, sizeof msg, "the model returned an invalid HTTP status (%d)", out->bad_status);
 		model_response_error(out, 500, msg);
@@ -1421,8 +1450,11 @@ static void send_reply(int fd, model_response *out)
 		al = 0;
 	} else if (out->overflow) {
 		char msg[96];
-		snprintf(msg, sizeof msg, "the model's response is larger than the limit of %zu bytes",
-			cfg.max_response);
+		if (out->no_memory)
+			snprintf(msg, sizeof msg, "the model worker ran out of memory for its response");
+		else
+			snprintf(msg, sizeof msg, "the model's response is larger than the limit of %zu bytes",
+				cfg.max_response);
 		model_response_error(out, 500, msg);
 		tl = strlen(out->type);
 		al = 0;
@@ -1522,6 +1554,13 @@ static int worker_spawn(int i)
 		signal(SIGTERM, SIG_IGN);  /* the loop decides when workers stop */
 		signal(SIGINT, SIG_IGN);
 		signal(SIGCHLD, SIG_DFL);
+#ifdef __linux__
+		/* If the loop dies (even by SIGKILL), die too: a worker stuck in a
+		 * model would otherwise never read its socket and see the EOF. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != loop_pid)
+			_exit(0);               /* the loop died before prctl */
+#endif
 		close(sv[0]);
 		for (fd = 0; fd <= max_conn_fd; fd++)
 			if (conns[fd])
@@ -1711,6 +1750,36 @@ static void worker_receive(struct worker *w)
 				worker_fail(w, 503, "out of memory for the model's response");
 				return;
 			}
+		}
+	}
+}
+
+/* A connection closes while its request waits for a worker or runs in one:
+ * take it off the queue, or stop that worker, whose answer has nowhere to go
+ * and which may still be reading the body from the buffer about to be freed.
+ * The loop forks a replacement on its next turn. */
+static void model_abandon(struct conn *c)
+{
+	struct conn *prev = NULL, *q;
+	int i;
+	for (q = queue_head; q; prev = q, q = q->next_queued) {
+		if (q != c)
+			continue;
+		if (prev)
+			prev->next_queued = q->next_queued;
+		else
+			queue_head = q->next_queued;
+		if (queue_tail == q)
+			queue_tail = prev;
+		queue_len--;
+		return;
+	}
+	for (i = 0; i < cfg.workers; i++) {
+		if (workers[i].pid > 0 && workers[i].conn == c) {
+			if (!draining)
+				log_line("worker %ld: client gone, stopping its request", (long)workers[i].pid);
+			kill(workers[i].pid, SIGKILL);
+			worker_forget(&workers[i]);
 		}
 	}
 }
@@ -2127,6 +2196,10 @@ static void begin_drain(void)
 	if (listen_fd >= 0) {
 		close(listen_fd);
 		listen_fd = -1;
+	}
+	if (reserve_fd >= 0) {          /* a dup of the listener: it would keep it open */
+		close(reserve_fd);
+		reserve_fd = -1;
 	}
 	for (fd = 0; fd <= max_conn_fd; fd++) {
 		struct conn *c = conns[fd];
@@ -2555,6 +2628,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	reserve_fd = dup(listen_fd);
+	loop_pid = getpid();
 	now_ms = monotonic_us() / 1000;
 	update_http_date();
 	if (start_workers() != 0) {

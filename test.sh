@@ -9,7 +9,9 @@
 #
 # Optional parts skip with a "# SKIP" line when their tool is missing:
 # python3-flask (echo differential test), python3-sklearn (exporter round
-# trips), buildah + root (the image test), valgrind (the leak check).
+# trips), buildah + root (the image test), valgrind (the leak check), clang's
+# libFuzzer (the fuzzers: FUZZ_SECONDS each, default 10; CI runs 60),
+# cppcheck and clang-tidy (lint).
 set -u
 cd "$(dirname "$0")" || exit 1
 total_passed=0
@@ -20,10 +22,33 @@ note() { printf '%s\n' "$*"; }
 
 # run NAME COMMAND...: runs a test script, shows its failures and skips.
 run() {
-	local name=$1 out passed failed
+	local name=$1
 	shift
-	out=$("$@" 2>&1)
-	printf '%s\n' "$out" >"$log_dir/$name.log"
+	"$@" >"$log_dir/$name.log" 2>&1
+	report "$name"
+}
+
+# run_pair NAME1 CMD1... -- NAME2 CMD2...: two scripts at once (the plain and
+# the sanitizer build of the same test, on a 2-core machine), then both reports.
+run_pair() {
+	local name1=$1 cmd1=() name2 pid
+	shift
+	while [[ $1 != -- ]]; do cmd1+=("$1"); shift; done
+	shift
+	name2=$1
+	shift
+	"${cmd1[@]}" >"$log_dir/$name1.log" 2>&1 &
+	pid=$!
+	"$@" >"$log_dir/$name2.log" 2>&1
+	wait "$pid"
+	report "$name1"
+	report "$name2"
+}
+
+# report NAME: the failures and skips of a finished script, and its count.
+report() {
+	local name=$1 out passed failed
+	out=$(cat "$log_dir/$name.log")
 	grep -E '^(not ok|# )' <<<"$out" | sed "s/^/  [$name] /"
 	read -r passed failed < <(tail -n 1 <<<"$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
 	if [[ -z ${passed:-} ]]; then
@@ -32,27 +57,35 @@ run() {
 	fi
 	total_passed=$((total_passed + passed))
 	total_failed=$((total_failed + failed))
-	printf '%-14s %4d passed, %d failed\n' "$name" "$passed" "$failed"
+	printf '%-16s %4d passed, %d failed\n' "$name" "$passed" "$failed"
 }
 
 note "building (warnings are errors)"
 make -s WERROR=1 test-bins asan smserve || exit 1
 if command -v clang >/dev/null; then
-	for plugin in model.c examples/echo/model.c tests/plugins/faulty.c; do
+	for plugin in model.c examples/echo/model.c examples/xgboost/model.c tests/plugins/faulty.c; do
 		clang -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 			-Wformat=2 -Wundef -Werror -fsyntax-only smserve.c "$plugin" || exit 1
 	done
 fi
 
 run parser      bash tests/parser.sh
-run http        env SMSERVE=./build/smserve-faulty bash tests/http.sh
-run http-asan   env SMSERVE=./build/asan-faulty bash tests/http.sh
-run echo        env SMSERVE=./build/smserve-echo bash tests/echo_diff.sh
-run echo-asan   env SMSERVE=./build/asan-echo bash tests/echo_diff.sh
-run linear      env SMSERVE=./build/smserve-default bash tests/linear.sh
-run linear-asan env SMSERVE=./build/asan-default bash tests/linear.sh
+run_pair http env SMSERVE=./build/smserve-faulty bash tests/http.sh -- \
+	http-asan env SMSERVE=./build/asan-faulty bash tests/http.sh
+run hostile      env SMSERVE=./build/smserve-faulty bash tests/hostile.sh
+run hostile-asan env SMSERVE=./build/asan-faulty bash tests/hostile.sh
+run faults       env SMSERVE=./build/smserve-faulty bash tests/faults.sh
+run faults-asan  env SMSERVE=./build/asan-faulty bash tests/faults.sh
+run_pair echo env SMSERVE=./build/smserve-echo bash tests/echo_diff.sh -- \
+	echo-asan env SMSERVE=./build/asan-echo bash tests/echo_diff.sh
+run_pair linear env SMSERVE=./build/smserve-default bash tests/linear.sh -- \
+	linear-asan env SMSERVE=./build/asan-default bash tests/linear.sh
+run_pair xgboost env SMSERVE=./build/smserve-xgboost bash tests/xgboost.sh -- \
+	xgboost-asan env SMSERVE=./build/asan-xgboost bash tests/xgboost.sh
 run valgrind    bash tests/valgrind.sh
 run image       bash tests/image.sh
+run fuzz        bash tests/fuzz.sh "${FUZZ_SECONDS:-10}"
+run lint        bash tests/lint.sh
 
 note "logs: $log_dir"
 note "TOTAL: $total_passed passed, $total_failed failed"

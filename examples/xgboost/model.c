@@ -1,0 +1,3341 @@
+/*
+ * examples/xgboost/model.c - serves SageMaker XGBoost models: the same model
+ * artifacts, requests and answers as SageMaker's XGBoost container, from
+ * smserve's scratch image.
+ *
+ *   make MODEL=examples/xgboost/model.c        ./smserve with this plug-in
+ *   make build/smserve-xgboost                 the test build
+ *
+ * What it loads. The model file in the model directory (SageMaker unpacks
+ * model.tar.gz there): "xgboost-model" if present, else the directory's only
+ * file. XGBoost writes three formats, and real model.tar.gz files hold all
+ * three, often under the same name, so the format is read from the bytes:
+ *
+ *   "binf..."         the legacy binary format (XGBoost 1.x, any file name
+ *                     other than *.json / *.ubj; 0.x wrote it without "binf")
+ *   "{" then '"'      JSON (save_model("x.json"))
+ *   "{" then a marker UBJSON, binary JSON (save_model("x.ubj"); XGBoost 2.1
+ *                     and later for a name with no extension)
+ *
+ * and, inside a Python pickle of a Booster (what many training scripts save),
+ * whichever of the three the pickle holds; nothing in the pickle is run.
+ * JSON and UBJSON hold the same document, read by one walker through a small
+ * pull reader with a back end for each syntax. All three formats end up in
+ * the same flat arrays: every tree's nodes, renumbered breadth-first so that
+ * a node's right child directly follows its left one, in one array of
+ * 12-byte nodes. A malformed or truncated file is reported as "file: byte N:
+ * expected ..." and the server exits 1; nothing in the file is trusted
+ * (counts are checked against the bytes left, child links against cycles,
+ * feature indices against num_feature).
+ *
+ * What it computes: exactly what XGBoost's own predict computes, in the same
+ * float32 arithmetic and order, so that answers equal XGBoost's bit for bit:
+ *
+ *   margin[g] = base_margin[g] + leaf(tree 0) + leaf(tree 1) + ...   (float,
+ *               in tree order, each tree adding to its output group g)
+ *
+ * where base_margin is base_score through the objective's inverse link
+ * (logit for logistic objectives, log for count:poisson, reg:gamma and
+ * reg:tweedie; as stored for the others), and a dart model's leaves are
+ * scaled by their tree's weight_drop. Then the objective's link: sigmoid
+ * (reg:logistic, binary:logistic), exp (count:poisson, reg:gamma,
+ * reg:tweedie), softmax (multi:softprob), argmax (multi:softmax), or none
+ * (reg:squarederror, binary:logitraw, rank:pairwise). A missing value (empty
+ * CSV field, NaN, JSON null, absent libsvm index or sparse key) goes the way
+ * the node's default_left says. When the model records best_iteration, only
+ * the trees up to it are used, as SageMaker's container does (it predicts
+ * with best_ntree_limit).
+ *
+ * What it speaks: SageMaker's XGBoost formats.
+ *
+ *   in   text/csv (also when Content-Type is missing; no label column),
+ *        text/libsvm (text/x-libsvm; "label idx:value ...", label optional),
+ *        application/json and application/jsonlines in SageMaker's common
+ *        data formats ({"instances": [...]}, "features", sparse "keys")
+ *   out  text/csv (the default, as in SageMaker's container)  one prediction
+ *                 per line; all class probabilities, comma-separated, for
+ *                 multi:softprob
+ *        application/json       {"predictions":[{"score":0.25},...]}
+ *        application/jsonlines  {"score":0.25} per line
+ *
+ * Numbers go out as the shortest decimal that reads back as the same float32,
+ * so a client that parses them gets XGBoost's exact value.
+ *
+ * How a request flows: as in the default model (model.c), each record is read
+ * into one scratch vector, predicted, and its answer appended to a 64 KiB
+ * output buffer: nothing is allocated per record. A bad record anywhere makes
+ * the whole answer a 400 naming the record and field; unsupported types get
+ * 415 and 406.
+ *
+ * Sections, in reading order: limits; the model; small helpers; numbers;
+ * finding and reading the model file; the document reader (JSON and
+ * UBJSON); building trees; the model walker; the legacy binary format;
+ * finishing the model (and telling the formats apart, pickles included);
+ * prediction; the output buffer; content negotiation; one request; CSV;
+ * libsvm; JSON; JSON Lines; the plug-in functions.
+ */
+#define _POSIX_C_SOURCE 200809L /* opendir, stat */
+
+#include "../../model.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+/* ======================================================================== */
+/* Limits                                                                    */
+/* ======================================================================== */
+
+#define MODEL_FILE "xgboost-model"        /* what SageMaker's XGBoost writes */
+#define MAX_MODEL_BYTES (2048UL * 1024 * 1024) /* 2 GiB */
+#define MAX_FEATURES (1UL << 24)          /* 64 MiB of scratch per request */
+#define MAX_CLASSES 10000UL
+#define MAX_TREES (1UL << 24)
+#define MAX_NODES (1UL << 30)             /* per model; node links are 32-bit */
+#define DOC_MAX_DEPTH 64                  /* nesting in a model file */
+#define JSON_MAX_DEPTH 64                 /* nesting in a request */
+#define NAME_CAP 64                       /* longest name or value read as text */
+#define MAX_NUMBER_LEN 512                /* longest number token handed to strtod */
+#define OUT_CHUNK 65536                   /* bytes per model_response_write */
+#define SHOWN_TOKEN 40                    /* bytes of a bad token quoted in a message */
+#define NUMBER_TEXT 32                    /* room for one formatted number */
+
+/* ======================================================================== */
+/* The model                                                                 */
+/* ======================================================================== */
+
+/* What turns the summed margins into the answer. */
+enum link {
+	LINK_IDENTITY, /* the margin itself */
+	LINK_SIGMOID,  /* 1 / (1 + e^-m) */
+	LINK_EXP,      /* e^m */
+	LINK_SOFTPROB, /* softmax over the groups: one probability per class */
+	LINK_ARGMAX    /* the index of the largest margin, as a number */
+};
+
+/* How base_score (stored as a prediction) becomes a margin. */
+enum base_link { BASE_AS_IS, BASE_LOGIT, BASE_LOG };
+
+struct objective {
+	const char *name;
+	enum link link;
+	enum base_link base;
+};
+
+/* The objectives served, with XGBoost 1.7's links. binary:logitraw keeps
+ * base_score as it is (unlike binary:logistic), as XGBoost does. reg:linear
+ * is the old name of reg:squarederror, still in older SageMaker models. */
+static const struct objective OBJECTIVES[] = {
+	{"reg:squarederror", LINK_IDENTITY, BASE_AS_IS},
+	{"reg:linear", LINK_IDENTITY, BASE_AS_IS},
+	{"reg:logistic", LINK_SIGMOID, BASE_LOGIT},
+	{"binary:logistic", LINK_SIGMOID, BASE_LOGIT},
+	{"binary:logitraw", LINK_IDENTITY, BASE_AS_IS},
+	{"multi:softprob", LINK_SOFTPROB, BASE_AS_IS},
+	{"multi:softmax", LINK_ARGMAX, BASE_AS_IS},
+	{"count:poisson", LINK_EXP, BASE_LOG},
+	{"reg:tweedie", LINK_EXP, BASE_LOG},
+	{"reg:gamma", LINK_EXP, BASE_LOG},
+	{"rank:pairwise", LINK_IDENTITY, BASE_AS_IS},
+};
+#define N_OBJECTIVES (sizeof OBJECTIVES / sizeof OBJECTIVES[0])
+#define OBJECTIVE_LIST "reg:squarederror, reg:linear, reg:logistic, binary:logistic, " \
+	"binary:logitraw, multi:softprob, multi:softmax, count:poisson, reg:tweedie, " \
+	"reg:gamma, rank:pairwise"
+
+/*
+ * One tree node in 12 bytes. Children are adjacent (right = left + 1), so a
+ * step down the tree is one addition: left + (go right ? 1 : 0).
+ */
+struct node {
+	float value;   /* split threshold, or the leaf's value (times dart weight) */
+	uint32_t info; /* NODE_LEAF | NODE_DEFAULT_LEFT | feature index */
+	uint32_t left; /* index of the left child in the model's node array */
+};
+#define NODE_LEAF 0x80000000U
+#define NODE_DEFAULT_LEFT 0x40000000U
+#define NODE_FEATURE 0x3fffffffU
+
+/* The three media types answers come in, and the four requests come in. */
+enum format { FMT_JSON, FMT_JSONLINES, FMT_CSV, FMT_LIBSVM, FMT_COUNT };
+static const char *const FORMAT_TYPE[FMT_COUNT] = {
+	"application/json", "application/jsonlines", "text/csv", "text/libsvm"};
+#define OUT_FORMATS 3 /* the first three: what answers can be */
+#define SUPPORTED_ACCEPT "text/csv, application/json, application/jsonlines"
+#define SUPPORTED_CONTENT "text/csv, text/libsvm, application/json, application/jsonlines"
+
+struct model {
+	const struct objective *obj;
+	size_t n_features;   /* num_feature: inputs per record */
+	size_t n_groups;     /* outputs summed separately: classes, or 1 */
+	size_t n_outputs;    /* numbers per answer: n_groups for softprob, else 1 */
+	size_t n_trees;      /* the trees predictions use (to best_iteration) */
+	struct node *nodes;  /* every tree's nodes */
+	uint32_t *root;      /* n_trees: each tree's first node */
+	uint32_t *group;     /* n_trees: the output group each tree adds to */
+	float *base;         /* n_groups: the starting margins */
+	enum format default_accept;
+	size_t max_record_out; /* bytes one record's answer can take */
+};
+
+/* ======================================================================== */
+/* Small helpers                                                             */
+/* ======================================================================== */
+
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+static int is_space(int c) { return c == ' ' || c == '\t'; }
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
+
+/* Case-insensitive comparison of s[0..n) with the whole of lit. */
+static int equal_ci(const char *s, size_t n, const char *lit)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (lit[i] == '\0' || lower((unsigned char)s[i]) != lower((unsigned char)lit[i]))
+			return 0;
+	return lit[n] == '\0';
+}
+
+static int equal_word(const char *s, size_t n, const char *lit)
+{
+	return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+/* Trims spaces and tabs from both ends of [*s, *e). */
+static void trim(const char **s, const char **e)
+{
+	while (*s < *e && is_space((unsigned char)**s))
+		(*s)++;
+	while (*e > *s && is_space((unsigned char)(*e)[-1]))
+		(*e)--;
+}
+
+static void format_msg(char *buf, size_t size, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void format_msg(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+/* Copies at most SHOWN_TOKEN bytes of [s, e) into out for a message, with
+ * anything unprintable shown as '?', so that messages stay short ASCII. */
+static const char *shown(char out[SHOWN_TOKEN + 4], const char *s, const char *e)
+{
+	size_t n = (size_t)(e - s), i;
+	size_t k = n > SHOWN_TOKEN ? SHOWN_TOKEN : n;
+	for (i = 0; i < k; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[i] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
+	}
+	if (k < n)
+		memcpy(out + k, "...", 3), k += 3;
+	out[k] = '\0';
+	return out;
+}
+
+/* Grows *buf (of *cap elements of size each) to hold at least need. Returns
+ * 0, or -1 when out of memory or past limit elements. */
+static int grow(void **buf, size_t *cap, size_t need, size_t size, size_t limit)
+{
+	size_t n = *cap ? *cap : 16;
+	void *nb;
+	if (need <= *cap)
+		return 0;
+	if (need > limit)
+		return -1;
+	while (n < need)
+		n = n > limit / 2 ? limit : n * 2;
+	nb = realloc(*buf, n * size);
+	if (nb == NULL)
+		return -1;
+	*buf = nb;
+	*cap = n;
+	return 0;
+}
+
+/* ======================================================================== */
+/* Numbers                                                                   */
+/* ======================================================================== */
+/*
+ * Reading: as in model.c. The syntax is checked here ("0x1p3", " 5" and
+ * "1e5junk" are not numbers), and Clinger's fast path (an integer mantissa
+ * of at most 2^53 and a power of ten within 10^+-22, both exact doubles, one
+ * correctly rounded multiplication or division) handles the usual CSV
+ * field; strtod the rest. A feature is then rounded to float32, as XGBoost
+ * stores it (a DMatrix is float32): the same double-then-float rounding that
+ * numpy's astype(float32) does in SageMaker's container.
+ */
+
+enum num_syntax { NUM_CSV, NUM_JSON };
+enum { NUM_OK = 0, NUM_BAD = -1, NUM_RANGE = -2, NUM_LONG = -3 };
+
+static const double POW10[23] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The slow path: strtod on a NUL-terminated copy of an already checked token. */
+static int number_slow(const char *s, size_t n, double *out)
+{
+	char buf[MAX_NUMBER_LEN + 1];
+	char *end;
+	if (n > MAX_NUMBER_LEN)
+		return NUM_LONG;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	*out = strtod(buf, &end);
+	if (end != buf + n)
+		return NUM_BAD;
+	return isinf(*out) ? NUM_RANGE : NUM_OK;
+}
+
+/* Reads one number at *pp (before end); see model.c. NUM_OK: *out set and
+ * *pp moved past it. NUM_BAD: no number here, *pp unchanged. NUM_RANGE and
+ * NUM_LONG: well-formed but unusable, *pp moved past it. */
+static int parse_number(const char **pp, const char *end, enum num_syntax syn, double *out)
+{
+	const char *s = *pp, *p = s, *digits;
+	uint64_t m = 0;
+	long exp10 = 0;
+	int neg = 0, exact = 1;
+	size_t n_int, n_frac = 0;
+
+	if (p < end && (*p == '-' || (*p == '+' && syn == NUM_CSV)))
+		neg = *p++ == '-';
+	for (digits = p; p < end && is_digit(*p); p++) {
+		if (m <= (UINT64_MAX - 9) / 10)
+			m = m * 10 + (uint64_t)(*p - '0');
+		else
+			exact = 0, exp10++;
+	}
+	n_int = (size_t)(p - digits);
+	if (syn == NUM_JSON && (n_int == 0 || (n_int > 1 && *digits == '0')))
+		return NUM_BAD;
+	if (p < end && *p == '.') {
+		for (digits = ++p; p < end && is_digit(*p); p++) {
+			if (m <= (UINT64_MAX - 9) / 10)
+				m = m * 10 + (uint64_t)(*p - '0'), exp10--;
+			else
+				exact = 0;
+		}
+		n_frac = (size_t)(p - digits);
+		if (syn == NUM_JSON && n_frac == 0)
+			return NUM_BAD;
+	}
+	if (n_int + n_frac == 0)
+		return NUM_BAD;
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		long e = 0;
+		int eneg = 0;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			eneg = *p++ == '-';
+		if (p >= end || !is_digit(*p))
+			return NUM_BAD;
+		for (; p < end && is_digit(*p); p++)
+			if (e < 100000)
+				e = e * 10 + (*p - '0');
+		exp10 += eneg ? -e : e;
+	}
+	if (exact && m == 0) {
+		*out = neg ? -0.0 : 0.0;
+	} else if (exact && m <= (1ULL << 53) && exp10 >= -22 && exp10 <= 22) {
+		double v = (double)m;
+		v = exp10 < 0 ? v / POW10[-exp10] : v * POW10[exp10];
+		*out = neg ? -v : v;
+	} else {
+		*pp = p;
+		return number_slow(s, (size_t)(p - s), out);
+	}
+	*pp = p;
+	return NUM_OK;
+}
+
+/* A double rounded to float32 as IEEE (and numpy) round it, including to
+ * infinity past FLT_MAX, where C's cast would be undefined behaviour. The
+ * halfway point between FLT_MAX and 2^128 rounds to even, which is 2^128. */
+static float to_float(double d)
+{
+	if (d > FLT_MAX || d < -FLT_MAX) {
+		double mag = fabs(d) < 0x1.ffffffp127 ? FLT_MAX : INFINITY;
+		return (float)copysign(mag, d);
+	}
+	return (float)d;
+}
+
+/*
+ * Writing: the shortest decimal that reads back as the same float32
+ * ("0.31401494", not "0.314014941453933716"). For n = 9 digits down to 1 the
+ * candidate is f rounded to n significant digits, accepted while it lies
+ * strictly inside f's rounding interval (half the gap to each neighbouring
+ * float), which is checked exactly in double arithmetic: the candidate
+ * C * 10^k is exact by Clinger's argument above, and the difference of two
+ * doubles this close is exact (Sterbenz). Nine digits always suffice for a
+ * float32; values outside 1e-13..1e21, where 10^k is not exact, go to
+ * snprintf("%.9g").
+ */
+
+/* Whether c * 10^k (c < 10^10) reads back as f. */
+static int reads_back(double c, int k, float f)
+{
+	double v, fd = f;
+	if (k < -22 || k > 22)
+		return 0;
+	v = k < 0 ? c / POW10[-k] : c * POW10[k];
+	if (v >= fd)
+		return (v - fd) * 2 < (double)nextafterf(f, INFINITY) - fd;
+	return (fd - v) * 2 < fd - (double)nextafterf(f, -INFINITY);
+}
+
+/* Lays out digits (n of them, no trailing zeros) with the decimal exponent
+ * e of the first, as Python's repr does: positional for 1e-4 <= |v| < 1e16. */
+static size_t layout_digits(char *buf, const char *dig, int n, int e, int neg)
+{
+	char *p = buf;
+	int i;
+	if (neg)
+		*p++ = '-';
+	if (e < -4 || e >= 16) { /* d.ddde+XX */
+		int ae = e < 0 ? -e : e;
+		*p++ = dig[0];
+		if (n > 1) {
+			*p++ = '.';
+			memcpy(p, dig + 1, (size_t)n - 1);
+			p += n - 1;
+		}
+		*p++ = 'e';
+		*p++ = e < 0 ? '-' : '+';
+		p += sprintf(p, "%02d", ae);
+	} else if (e >= 0) { /* ddd.ddd */
+		for (i = 0; i <= e; i++)
+			*p++ = (char)(i < n ? dig[i] : '0');
+		if (n > e + 1) {
+			*p++ = '.';
+			memcpy(p, dig + e + 1, (size_t)(n - e - 1));
+			p += n - e - 1;
+		}
+	} else { /* 0.000ddd */
+		*p++ = '0';
+		*p++ = '.';
+		for (i = 0; i < -e - 1; i++)
+			*p++ = '0';
+		memcpy(p, dig, (size_t)n);
+		p += n;
+	}
+	return (size_t)(p - buf);
+}
+
+/* Writes finite f as the shortest decimal that reads back as f; returns the
+ * length (< NUMBER_TEXT). */
+static size_t format_float(char *buf, float f)
+{
+	double a = fabs((double)f), best = -1, c;
+	int e, n, best_e = 0, best_n = 0;
+	char dig[12];
+
+	if (f == 0)
+		return (size_t)sprintf(buf, signbit(f) ? "-0" : "0");
+	e = (int)floor(log10(a));
+	if (e >= -13 && e <= 21) {
+		/* log10 may be one off next to a power of ten: fix e by the digits */
+		c = nearbyint(e > 8 ? a / POW10[e - 8] : a * POW10[8 - e]);
+		e += c >= 1e9 ? 1 : c < 1e8 ? -1 : 0;
+	}
+	if (e >= -13 && e <= 21) {
+		for (n = 9; n >= 1; n--) {
+			int k = e - n + 1, ce = e;
+			c = nearbyint(k < 0 ? a * POW10[-k] : a / POW10[k]);
+			if (c >= POW10[n]) /* rounded up to 10^n: the same, one digit fewer */
+				c /= 10, k++, ce++;
+			if (c < POW10[n - 1] || !reads_back(c, k, (float)a))
+				break;
+			best = c, best_e = ce, best_n = n;
+		}
+	}
+	if (best < 0) {
+		int len = snprintf(buf, NUMBER_TEXT, "%.9g", (double)f);
+		return len > 0 ? (size_t)len : 0;
+	}
+	sprintf(dig, "%.0f", best);
+	while (best_n > 1 && dig[best_n - 1] == '0')
+		best_n--;
+	return layout_digits(buf, dig, best_n, best_e, f < 0);
+}
+
+/* ======================================================================== */
+/* Finding and reading the model file                                        */
+/* ======================================================================== */
+/*
+ * SageMaker's XGBoost container loads every file in the model directory.
+ * Here: "xgboost-model" if it exists (what the container's training writes),
+ * else the only regular file whose name does not start with '.'. Several
+ * candidates would be a guess, so that is an error naming them.
+ */
+
+static int is_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int find_model_file(const char *dir, char *path, size_t size, char *err, size_t err_size)
+{
+	DIR *d;
+	struct dirent *e;
+	char names[256] = "";
+	size_t used, len;
+	int found = 0, rc;
+
+	rc = snprintf(path, size, "%s/%s", dir, MODEL_FILE);
+	if (rc < 0 || (size_t)rc >= size) {
+		format_msg(err, err_size, "%s: expected a model directory path shorter than %zu bytes",
+			   dir, size - sizeof MODEL_FILE - 1);
+		return -1;
+	}
+	if (is_file(path))
+		return 0;
+	d = opendir(dir);
+	if (d == NULL) {
+		format_msg(err, err_size, "%s: expected a model directory (%s)", dir, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		char candidate[4096];
+		rc = snprintf(candidate, sizeof candidate, "%s/%s", dir, e->d_name);
+		if (e->d_name[0] == '.' || rc < 0 || (size_t)rc >= sizeof candidate ||
+		    !is_file(candidate))
+			continue;
+		if (found++ == 0 && (size_t)rc < size)
+			memcpy(path, candidate, (size_t)rc + 1);
+		used = strlen(names), len = strlen(e->d_name);
+		if (used + len + 3 < sizeof names) { /* list what fits in the message */
+			if (found > 1)
+				names[used++] = ',', names[used++] = ' ';
+			memcpy(names + used, e->d_name, len + 1);
+		}
+	}
+	closedir(d);
+	if (found == 1)
+		return 0;
+	if (found == 0)
+		format_msg(err, err_size, "%s: expected an XGBoost model file (%s, or any one file "
+			   "written by save_model), found none", dir, MODEL_FILE);
+	else
+		format_msg(err, err_size, "%s: expected one XGBoost model file, or one named %s; "
+			   "found %d: %s", dir, MODEL_FILE, found, names);
+	return -1;
+}
+
+/* Reads the whole file into memory. */
+static unsigned char *slurp(const char *path, size_t *size, char *err, size_t err_size)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	size_t len = 0, cap = 0;
+	if (f == NULL) {
+		format_msg(err, err_size, "%s: expected a readable model file (%s)", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t got;
+		if (cap - len < 65536) {
+			unsigned char *nb;
+			cap = cap ? cap * 2 : 65536;
+			nb = cap <= MAX_MODEL_BYTES + 65536 ? realloc(buf, cap) : NULL;
+			if (nb == NULL) {
+				format_msg(err, err_size, "%s: expected a model file of at most %lu bytes "
+					   "that fits in memory", path, MAX_MODEL_BYTES);
+				goto fail;
+			}
+			buf = nb;
+		}
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		format_msg(err, err_size, "%s: expected a readable file (%s)", path, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	*size = len;
+	return buf;
+fail:
+	free(buf);
+	fclose(f);
+	return NULL;
+}
+
+/* ======================================================================== */
+/* The document reader: JSON and UBJSON                                      */
+/* ======================================================================== */
+/*
+ * XGBoost's JSON and UBJSON files hold the same document. The walker below
+ * reads it through this pull interface, which hides the syntax:
+ *
+ *   doc_open    enter the object or array that comes next
+ *   doc_next    1 if the container has another member or element, 0 at its end
+ *   doc_key     an object member's name (after doc_next)
+ *   doc_number  a number (any width), doc_text a string, doc_skip any value
+ *
+ * UBJSON (ubjson.org) in brief: every value starts with a marker byte:
+ * Z null, T/F, i U I l L integers of 1, 1, 2, 4, 8 bytes, d D floats of 4
+ * and 8 bytes (all big-endian), S string (an integer length, then bytes),
+ * [ and { containers closed by ] and }. A container may open with "$x"
+ * (every element has type x, so elements carry no marker) and "#n" (n
+ * elements, no closing byte): XGBoost writes its float and integer arrays
+ * that way. Object member names are an integer length and bytes, without
+ * the S. N is a no-op, allowed between values.
+ *
+ * Errors name the file and byte offset; reading stops at the first.
+ */
+
+struct doc {
+	const unsigned char *start, *p, *end;
+	int ubj;          /* 1: UBJSON, 0: JSON */
+	int implicit;     /* UBJSON: the marker of the next value, from "$x" */
+	int depth;
+	const char *path; /* for messages */
+	char *err;
+	size_t err_size;
+};
+
+/* Where we are in one object or array. */
+struct cont {
+	int object;
+	int first;       /* JSON: nothing read yet */
+	long long count; /* UBJSON with "#n": elements left; else -1 */
+	int type;        /* UBJSON with "$x": x; else 0 */
+};
+
+static void doc_report(struct doc *d, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void doc_report(struct doc *d, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	if (d->err[0] != '\0')
+		return; /* keep the first error, the one that explains */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	format_msg(d->err, d->err_size, "%s: byte %zu: %s", d->path, (size_t)(d->p - d->start), msg);
+}
+
+/* Reports an error at the reading position; the value is always -1. A macro,
+ * so that every caller (and static analysers, which do not follow variadic
+ * functions) sees the -1 that stops the reading. */
+#define doc_error(d, ...) (doc_report((d), __VA_ARGS__), -1)
+
+static int doc_left(const struct doc *d, size_t n) { return (size_t)(d->end - d->p) >= n; }
+
+/* JSON: skips whitespace. */
+static void dj_space(struct doc *d)
+{
+	while (d->p < d->end && (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r'))
+		d->p++;
+}
+
+/* UBJSON: the marker of the next value (consumed), skipping no-ops; -1 at
+ * the end of the file. */
+static int ubj_marker(struct doc *d)
+{
+	int m = d->implicit;
+	if (m) {
+		d->implicit = 0;
+		return m;
+	}
+	while (d->p < d->end && *d->p == 'N')
+		d->p++;
+	return d->p < d->end ? *d->p++ : -1;
+}
+
+/* UBJSON: the next marker without consuming it (the implicit one, if set). */
+static int ubj_peek(struct doc *d)
+{
+	if (d->implicit)
+		return d->implicit;
+	while (d->p < d->end && *d->p == 'N')
+		d->p++;
+	return d->p < d->end ? *d->p : -1;
+}
+
+/* UBJSON: an n-byte big-endian unsigned value. */
+static uint64_t ubj_be(struct doc *d, int n)
+{
+	uint64_t v = 0;
+	int i;
+	for (i = 0; i < n; i++)
+		v = v << 8 | d->p[i];
+	d->p += n;
+	return v;
+}
+
+/* UBJSON: the bytes a number with marker m takes; 0 if m is no number. */
+static int ubj_width(int m)
+{
+	switch (m) {
+	case 'i': case 'U': return 1;
+	case 'I': return 2;
+	case 'l': case 'd': return 4;
+	case 'L': case 'D': return 8;
+	default: return 0;
+	}
+}
+
+/* UBJSON: the value of a number with marker m (already consumed). */
+static int ubj_number(struct doc *d, int m, double *v)
+{
+	int n = ubj_width(m);
+	uint64_t u;
+
+	if (n == 0)
+		return doc_error(d, "expected a number");
+	if (!doc_left(d, (size_t)n))
+		return doc_error(d, "expected %d more bytes of a number, got the end of the file", n);
+	u = ubj_be(d, n);
+	switch (m) {
+	case 'i': *v = (int8_t)(uint8_t)u; break;
+	case 'U': *v = (uint8_t)u; break;
+	case 'I': *v = (int16_t)(uint16_t)u; break;
+	case 'l': *v = (int32_t)(uint32_t)u; break;
+	case 'L': *v = (double)(int64_t)u; break;
+	case 'd': { uint32_t b = (uint32_t)u; float f; memcpy(&f, &b, 4); *v = f; break; }
+	default: memcpy(v, &u, 8); break;
+	}
+	return 0;
+}
+
+/* UBJSON: a length (a non-negative integer value). */
+static int ubj_length(struct doc *d, size_t *n)
+{
+	int m = ubj_marker(d);
+	double v;
+	if (m != 'i' && m != 'U' && m != 'I' && m != 'l' && m != 'L')
+		return doc_error(d, "expected an integer length");
+	if (ubj_number(d, m, &v))
+		return -1;
+	if (v < 0 || v > (double)(size_t)(d->end - d->p))
+		return doc_error(d, "expected a length of at most the %zu bytes left, got %.0f",
+				 (size_t)(d->end - d->p), v);
+	*n = (size_t)v;
+	return 0;
+}
+
+/* Opens the object (object = 1) or array that must come next. */
+static int doc_open(struct doc *d, struct cont *c, int object)
+{
+	int want = object ? '{' : '[';
+	c->object = object, c->first = 1, c->count = -1, c->type = 0;
+	if (d->depth >= DOC_MAX_DEPTH)
+		return doc_error(d, "expected at most %d levels of nesting", DOC_MAX_DEPTH);
+	if (!d->ubj) {
+		dj_space(d);
+		if (d->p >= d->end || *d->p != want)
+			return doc_error(d, "expected '%c'", want);
+		d->p++;
+	} else {
+		if (ubj_marker(d) != want)
+			return doc_error(d, "expected '%c'", want);
+		if (d->p < d->end && *d->p == '$') {
+			d->p++;
+			if (d->p >= d->end || strchr("ZTFiUIlLdDSHC[{", *d->p) == NULL || *d->p == '\0')
+				return doc_error(d, "expected a type after '$'");
+			c->type = *d->p++;
+			if (d->p >= d->end || *d->p != '#')
+				return doc_error(d, "expected '#' after the type of a container");
+		}
+		if (d->p < d->end && *d->p == '#') {
+			size_t n;
+			d->p++;
+			if (ubj_length(d, &n))
+				return -1;
+			c->count = (long long)n;
+		}
+	}
+	d->depth++;
+	return 0;
+}
+
+/* Is there another member or element? 1 yes, 0 no (container closed), -1 error. */
+static int doc_next(struct doc *d, struct cont *c)
+{
+	int close = c->object ? '}' : ']';
+	if (d->ubj) {
+		if (c->count >= 0) {
+			if (c->count == 0) {
+				d->depth--;
+				return 0;
+			}
+			c->count--;
+		} else if (ubj_peek(d) == close) {
+			d->p++;
+			d->depth--;
+			return 0;
+		} else if (ubj_peek(d) < 0) {
+			return doc_error(d, "expected '%c', got the end of the file", close);
+		}
+		if (!c->object)
+			d->implicit = c->type;
+		return 1;
+	}
+	dj_space(d);
+	if (d->p < d->end && *d->p == close && c->first) {
+		d->p++;
+		d->depth--;
+		return 0;
+	}
+	if (!c->first) {
+		if (d->p < d->end && *d->p == close) {
+			d->p++;
+			d->depth--;
+			return 0;
+		}
+		if (d->p >= d->end || *d->p != ',')
+			return doc_error(d, "expected ',' or '%c'", close);
+		d->p++;
+		dj_space(d);
+	}
+	c->first = 0;
+	return 1;
+}
+
+/* JSON: a string's raw bytes (escapes other than \" kept as they are: the
+ * names and values we compare are plain ASCII). */
+static int dj_string(struct doc *d, const unsigned char **s, size_t *n)
+{
+	const unsigned char *q;
+	dj_space(d);
+	if (d->p >= d->end || *d->p != '"')
+		return doc_error(d, "expected a string");
+	for (q = d->p + 1; q < d->end && *q != '"'; q++)
+		if (*q == '\\' && q + 1 < d->end)
+			q++;
+	if (q >= d->end)
+		return doc_error(d, "expected '\"' to end the string, got the end of the file");
+	*s = d->p + 1;
+	*n = (size_t)(q - *s);
+	d->p = q + 1;
+	return 0;
+}
+
+/* A string value (or, with key set, an object member's name) as a pointer
+ * into the file and a length. */
+static int doc_text_ref(struct doc *d, const unsigned char **s, size_t *n, int key)
+{
+	int m;
+	if (!d->ubj)
+		return dj_string(d, s, n);
+	m = key ? 'S' : ubj_marker(d);
+	if (m == 'C') {
+		if (!doc_left(d, 1))
+			return doc_error(d, "expected a character, got the end of the file");
+		*n = 1;
+	} else if (m != 'S' || ubj_length(d, n)) {
+		return doc_error(d, "expected a string");
+	}
+	*s = d->p;
+	d->p += *n;
+	return 0;
+}
+
+/* A string value (or an object member's name) into buf, cut to cap - 1
+ * bytes and NUL-terminated; *len is the full length. */
+static int doc_text(struct doc *d, char *buf, size_t cap, size_t *len, int key)
+{
+	const unsigned char *s;
+	size_t n;
+	if (doc_text_ref(d, &s, &n, key))
+		return -1;
+	*len = n;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+/* An object member's name, after doc_next said 1. */
+static int doc_key(struct doc *d, struct cont *c, char *buf, size_t cap)
+{
+	size_t len;
+	if (doc_text(d, buf, cap, &len, 1))
+		return -1;
+	if (len >= cap)
+		buf[0] = '\0'; /* longer than any name we look for */
+	if (d->ubj) {
+		d->implicit = c->type;
+		return 0;
+	}
+	dj_space(d);
+	if (d->p >= d->end || *d->p != ':')
+		return doc_error(d, "expected ':' after a member name");
+	d->p++;
+	return 0;
+}
+
+/* JSON: a number token, including XGBoost's NaN and Infinity spellings. */
+static int dj_number(struct doc *d, double *v)
+{
+	char buf[MAX_NUMBER_LEN + 1], *end;
+	const unsigned char *s;
+	size_t n = 0;
+	dj_space(d);
+	s = d->p;
+	while (s + n < d->end && n <= MAX_NUMBER_LEN && strchr("+-.0123456789eEINafinty", s[n]) &&
+	       s[n] != '\0')
+		n++;
+	if (n == 0 || n > MAX_NUMBER_LEN)
+		return doc_error(d, "expected a number");
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	*v = strtod(buf, &end);
+	if (end != buf + n)
+		return doc_error(d, "expected a number, got '%.40s'", buf);
+	d->p += n;
+	return 0;
+}
+
+/* A number; true and false read as 1 and 0 (XGBoost 3 writes default_left
+ * as booleans). */
+static int doc_number(struct doc *d, double *v)
+{
+	int m;
+	if (!d->ubj) {
+		dj_space(d);
+		if (doc_left(d, 4) && memcmp(d->p, "true", 4) == 0)
+			return d->p += 4, *v = 1, 0;
+		if (doc_left(d, 5) && memcmp(d->p, "false", 5) == 0)
+			return d->p += 5, *v = 0, 0;
+		return dj_number(d, v);
+	}
+	m = ubj_marker(d);
+	if (m == 'T' || m == 'F')
+		return *v = m == 'T', 0;
+	return ubj_number(d, m, v);
+}
+
+/* An integer from lo to hi. */
+static int doc_int(struct doc *d, double lo, double hi, const char *what, int64_t *out)
+{
+	double v;
+	if (doc_number(d, &v))
+		return -1;
+	if (!(v >= lo && v <= hi) || v != floor(v))
+		return doc_error(d, "expected %s, a whole number from %.0f to %.0f, got %.17g",
+				 what, lo, hi, v);
+	*out = (int64_t)v;
+	return 0;
+}
+
+/* A float32 exactly as written: strtof on JSON text, so that no double
+ * rounding happens on the way. */
+static int doc_float(struct doc *d, float *out)
+{
+	double v;
+	if (!d->ubj) {
+		const unsigned char *s;
+		char buf[64], *end;
+		size_t n;
+		dj_space(d);
+		s = d->p;
+		if (dj_number(d, &v))
+			return -1;
+		n = (size_t)(d->p - s);
+		if (n < sizeof buf) {
+			memcpy(buf, s, n);
+			buf[n] = '\0';
+			*out = strtof(buf, &end);
+			return 0;
+		}
+	} else if (doc_number(d, &v)) {
+		return -1;
+	}
+	*out = to_float(v);
+	return 0;
+}
+
+/* Skips one value of any kind. */
+static int doc_skip(struct doc *d)
+{
+	struct cont c;
+	char key[8];
+	double v;
+	int m, rc;
+
+	if (!d->ubj) {
+		const unsigned char *s;
+		size_t n;
+		dj_space(d);
+		m = d->p < d->end ? *d->p : -1;
+		if (m == '"')
+			return dj_string(d, &s, &n);
+		if (m == 'n' && doc_left(d, 4) && memcmp(d->p, "null", 4) == 0)
+			return d->p += 4, 0;
+	} else {
+		m = ubj_peek(d);
+		if (m == 'Z' || m == 'T' || m == 'F')
+			return ubj_marker(d), 0;
+		if (m == 'S' || m == 'C' || m == 'H') {
+			size_t len;
+			ubj_marker(d);
+			if (m == 'C')
+				len = 1;
+			else if (ubj_length(d, &len))
+				return -1;
+			if (!doc_left(d, len))
+				return doc_error(d, "expected %zu bytes, got the end of the file", len);
+			d->p += len;
+			return 0;
+		}
+	}
+	if (m == '{' || m == '[') {
+		if (doc_open(d, &c, m == '{'))
+			return -1;
+		while ((rc = doc_next(d, &c)) == 1)
+			if ((c.object && doc_key(d, &c, key, sizeof key)) || doc_skip(d))
+				return -1;
+		return rc;
+	}
+	return doc_number(d, &v);
+}
+
+/* ======================================================================== */
+/* Building trees                                                            */
+/* ======================================================================== */
+/*
+ * Every format gives a tree as parallel arrays indexed by node id: left and
+ * right child (-1 for a leaf), split feature, split threshold (for a leaf:
+ * its value), default direction. build_tree checks them and appends the
+ * tree to the model's node array in breadth-first order, so that siblings
+ * are adjacent. Only nodes reachable from the root are kept: pruning leaves
+ * deleted nodes in the arrays. A node reached twice (a cycle, or a shared
+ * child) is an error, so every tree is a finite tree.
+ */
+
+/* One tree as read from the file, in arrays reused from tree to tree. */
+struct raw_tree {
+	int64_t *left, *right, *feature, *dleft, *split_type;
+	float *cond;
+	size_t n_left, n_right, n_feature, n_dleft, n_split_type, n_cond;
+	size_t cap_left, cap_right, cap_feature, cap_dleft, cap_split_type, cap_cond;
+	int64_t num_nodes;      /* from tree_param; -1 if not given */
+	int64_t size_leaf_vector;
+	uint32_t *queue;        /* scratch for build_tree */
+	unsigned char *seen;
+	size_t cap_queue, cap_seen;
+};
+
+/* Everything the walker collects, checked and turned into a model at the end. */
+struct builder {
+	char objective[NAME_CAP];
+	char booster[NAME_CAP];      /* gbtree, dart (gblinear is refused) */
+	const unsigned char *base_score; /* as written: "5E-1", or "[...]" in XGBoost 3.1+ */
+	size_t base_score_len;
+	float binary_base_score;     /* the legacy binary format's, when base_score is NULL */
+	int64_t num_class, num_feature, num_target, num_parallel_tree;
+	int64_t best_iteration;      /* -1: not set */
+	struct node *nodes;
+	size_t n_nodes, cap_nodes;
+	uint32_t *root;              /* first node of each tree */
+	size_t n_trees, cap_root;
+	int64_t *tree_info, *indptr;
+	size_t n_tree_info, cap_tree_info, n_indptr, cap_indptr;
+	float *weight_drop;
+	size_t n_weight_drop, cap_weight_drop;
+	uint32_t max_feature;        /* largest split feature used, + 1 */
+	struct raw_tree t;
+};
+
+static void raw_tree_free(struct raw_tree *t)
+{
+	free(t->left), free(t->right), free(t->feature), free(t->dleft), free(t->split_type);
+	free(t->cond), free(t->queue), free(t->seen);
+}
+
+static void builder_free(struct builder *b)
+{
+	free(b->nodes), free(b->root), free(b->tree_info), free(b->indptr), free(b->weight_drop);
+	raw_tree_free(&b->t);
+}
+
+/* Checks the raw tree's arrays against each other; returns its node count. */
+static int tree_shape(struct doc *d, struct builder *b, size_t *count)
+{
+	struct raw_tree *t = &b->t;
+	size_t n = t->n_left;
+	if (t->size_leaf_vector > 1)
+		return doc_error(d, "tree %zu: expected single-target trees (size_leaf_vector 0 or 1), "
+				 "got %lld: multi-target models are not supported", b->n_trees,
+				 (long long)t->size_leaf_vector);
+	if (n == 0 || t->n_right != n || t->n_feature != n || t->n_cond != n || t->n_dleft != n ||
+	    (t->n_split_type != 0 && t->n_split_type != n) || (t->num_nodes >= 0 && (size_t)t->num_nodes != n))
+		return doc_error(d, "tree %zu: expected num_nodes (%lld) entries in left_children (%zu), "
+				 "right_children (%zu), split_indices (%zu), split_conditions (%zu) "
+				 "and default_left (%zu)", b->n_trees, (long long)t->num_nodes, n,
+				 t->n_right, t->n_feature, t->n_cond, t->n_dleft);
+	if (b->n_trees >= MAX_TREES || n > MAX_NODES - b->n_nodes)
+		return doc_error(d, "expected at most %lu trees and %lu nodes", MAX_TREES, MAX_NODES);
+	*count = n;
+	return 0;
+}
+
+/* Appends the raw tree to the model, breadth first; see the banner. */
+static int build_tree(struct doc *d, struct builder *b)
+{
+	struct raw_tree *t = &b->t;
+	size_t n = 0, head = 0, tail = 0, next;
+	uint32_t base = (uint32_t)b->n_nodes;
+
+	if (tree_shape(d, b, &n))
+		return -1;
+	if (grow((void **)&t->queue, &t->cap_queue, n, sizeof *t->queue, MAX_NODES) ||
+	    grow((void **)&t->seen, &t->cap_seen, n, 1, MAX_NODES) ||
+	    grow((void **)&b->nodes, &b->cap_nodes, b->n_nodes + n, sizeof *b->nodes, MAX_NODES) ||
+	    grow((void **)&b->root, &b->cap_root, b->n_trees + 1, sizeof *b->root, MAX_TREES))
+		return doc_error(d, "out of memory");
+	memset(t->seen, 0, n);
+	t->queue[tail++] = 0; /* the root is node 0, and goes to position 0 */
+	t->seen[0] = 1;
+	next = 1;
+	while (head < tail) {
+		uint32_t o = t->queue[head];
+		struct node *out = &b->nodes[base + head];
+		int64_t l = t->left[o], r = t->right[o];
+		head++;
+		if (t->n_split_type && t->split_type[o] != 0)
+			return doc_error(d, "tree %zu, node %u: expected numerical splits, got a "
+					 "categorical one (not supported)", b->n_trees, o);
+		if (l == -1 && r == -1) {
+			out->value = t->cond[o];
+			out->info = NODE_LEAF;
+			out->left = 0;
+			continue;
+		}
+		if (l < 0 || r < 0 || (size_t)l >= n || (size_t)r >= n || t->seen[l] || t->seen[r] || l == r)
+			return doc_error(d, "tree %zu, node %u: expected two new child nodes below %zu, "
+					 "got %lld and %lld", b->n_trees, o, n, (long long)l, (long long)r);
+		if (t->feature[o] < 0 || t->feature[o] > (int64_t)NODE_FEATURE)
+			return doc_error(d, "tree %zu, node %u: expected a feature index below %u, got %lld",
+					 b->n_trees, o, NODE_FEATURE, (long long)t->feature[o]);
+		t->seen[l] = t->seen[r] = 1;
+		t->queue[tail++] = (uint32_t)l;
+		t->queue[tail++] = (uint32_t)r;
+		out->value = t->cond[o];
+		out->info = (uint32_t)t->feature[o] | (t->dleft[o] ? NODE_DEFAULT_LEFT : 0);
+		out->left = base + (uint32_t)next;
+		next += 2;
+		if ((uint32_t)t->feature[o] + 1 > b->max_feature)
+			b->max_feature = (uint32_t)t->feature[o] + 1;
+	}
+	b->root[b->n_trees++] = base;
+	b->n_nodes += tail;
+	return 0;
+}
+
+/* ======================================================================== */
+/* The model walker                                                          */
+/* ======================================================================== */
+/*
+ * The document, as XGBoost 1.0 to 3.x write it (members in any order; the
+ * ones not listed are skipped):
+ *
+ *   { "version": [major, minor, patch],
+ *     "learner": {
+ *       "attributes": { "best_iteration": "12", ... },
+ *       "learner_model_param": { "base_score": "5E-1" | "[5E-1,...]",
+ *                                "num_class": "0", "num_feature": "30",
+ *                                "num_target": "1" },
+ *       "objective": { "name": "binary:logistic", ... },
+ *       "gradient_booster": gbtree
+ *                         | { "name": "dart", "gbtree": gbtree,
+ *                             "weight_drop": [w, ...] } } }
+ *   gbtree = { "name": "gbtree",
+ *              "model": { "gbtree_model_param": { "num_parallel_tree": "1" },
+ *                         "trees": [tree, ...], "tree_info": [group, ...],
+ *                         "iteration_indptr": [0, ...] (2.0 and later) } }
+ *   tree   = { "left_children": [..], "right_children": [..],
+ *              "split_indices": [..], "split_conditions": [..],
+ *              "default_left": [..], "split_type": [..],
+ *              "tree_param": { "num_nodes": "7", "size_leaf_vector": "0" } }
+ *
+ * XGBoost writes its parameters as strings ("num_class": "3").
+ */
+
+/* An array of integers from lo to hi into a growing buffer. */
+static int read_ints(struct doc *d, int64_t **buf, size_t *cap, size_t *n, double lo, double hi,
+		     const char *what)
+{
+	struct cont c;
+	int rc;
+	*n = 0;
+	if (doc_open(d, &c, 0))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (grow((void **)buf, cap, *n + 1, sizeof **buf, (size_t)(d->end - d->start) + 1))
+			return doc_error(d, "out of memory");
+		if (doc_int(d, lo, hi, what, &(*buf)[*n]))
+			return -1;
+		(*n)++;
+	}
+	return rc;
+}
+
+static int read_floats(struct doc *d, float **buf, size_t *cap, size_t *n)
+{
+	struct cont c;
+	int rc;
+	*n = 0;
+	if (doc_open(d, &c, 0))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (grow((void **)buf, cap, *n + 1, sizeof **buf, (size_t)(d->end - d->start) + 1))
+			return doc_error(d, "out of memory");
+		if (doc_float(d, &(*buf)[*n]))
+			return -1;
+		(*n)++;
+	}
+	return rc;
+}
+
+/* A parameter written as a string holding a whole number ("3"), or as a
+ * plain number. */
+static int read_param(struct doc *d, const char *name, int64_t max, int64_t *out)
+{
+	char text[NAME_CAP], *end;
+	size_t len;
+	long long v;
+	int m = d->ubj ? ubj_peek(d) : (dj_space(d), d->p < d->end ? *d->p : -1);
+	if (m != '"' && m != 'S')
+		return doc_int(d, 0, (double)max, name, out);
+	if (doc_text(d, text, sizeof text, &len, 0))
+		return -1;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (len == 0 || len >= sizeof text || *end != '\0' || errno || v < 0 || v > max)
+		return doc_error(d, "expected %s, a whole number from 0 to %lld, got \"%s\"",
+				 name, (long long)max, text);
+	*out = v;
+	return 0;
+}
+
+/* An object of parameters: calls read_param for the names in names[],
+ * storing into outs[]; skips the rest. */
+static int read_params(struct doc *d, const char *const *names, int64_t *const *outs,
+		       const int64_t *maxes, size_t count)
+{
+	struct cont c;
+	char key[NAME_CAP];
+	size_t i;
+	int rc;
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		for (i = 0; i < count && strcmp(key, names[i]) != 0; i++)
+			;
+		if (i < count ? read_param(d, names[i], maxes[i], outs[i]) : doc_skip(d))
+			return -1;
+	}
+	return rc;
+}
+
+static int walk_tree(struct doc *d, struct builder *b)
+{
+	static const char *const names[] = {"num_nodes", "size_leaf_vector"};
+	static const int64_t maxes[] = {(int64_t)MAX_NODES, 1 << 20};
+	struct raw_tree *t = &b->t;
+	int64_t *const outs[] = {&t->num_nodes, &t->size_leaf_vector};
+	struct cont c;
+	char key[NAME_CAP];
+	int rc;
+
+	t->n_left = t->n_right = t->n_feature = t->n_dleft = t->n_split_type = t->n_cond = 0;
+	t->num_nodes = -1, t->size_leaf_vector = 0;
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		if (!strcmp(key, "left_children"))
+			rc = read_ints(d, &t->left, &t->cap_left, &t->n_left, -1, INT32_MAX, "a child index");
+		else if (!strcmp(key, "right_children"))
+			rc = read_ints(d, &t->right, &t->cap_right, &t->n_right, -1, INT32_MAX, "a child index");
+		else if (!strcmp(key, "split_indices"))
+			rc = read_ints(d, &t->feature, &t->cap_feature, &t->n_feature, 0, UINT32_MAX,
+				       "a feature index");
+		else if (!strcmp(key, "default_left"))
+			rc = read_ints(d, &t->dleft, &t->cap_dleft, &t->n_dleft, 0, 1, "0 or 1");
+		else if (!strcmp(key, "split_type"))
+			rc = read_ints(d, &t->split_type, &t->cap_split_type, &t->n_split_type, 0, 255,
+				       "a split type");
+		else if (!strcmp(key, "split_conditions"))
+			rc = read_floats(d, &t->cond, &t->cap_cond, &t->n_cond);
+		else if (!strcmp(key, "tree_param"))
+			rc = read_params(d, names, outs, maxes, 2);
+		else
+			rc = doc_skip(d);
+		if (rc < 0)
+			return -1;
+	}
+	return rc < 0 ? -1 : build_tree(d, b);
+}
+
+static int walk_trees(struct doc *d, struct builder *b)
+{
+	struct cont c;
+	int rc;
+	if (doc_open(d, &c, 0))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1)
+		if (walk_tree(d, b))
+			return -1;
+	return rc;
+}
+
+/* gbtree's "model": the trees and which output group each adds to. */
+static int walk_gbtree_model(struct doc *d, struct builder *b)
+{
+	static const char *const names[] = {"num_parallel_tree"};
+	static const int64_t maxes[] = {1 << 20};
+	int64_t *const outs[] = {&b->num_parallel_tree};
+	struct cont c;
+	char key[NAME_CAP];
+	int rc;
+
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		if (!strcmp(key, "trees"))
+			rc = walk_trees(d, b);
+		else if (!strcmp(key, "tree_info"))
+			rc = read_ints(d, &b->tree_info, &b->cap_tree_info, &b->n_tree_info, 0,
+				       MAX_CLASSES - 1, "an output group");
+		else if (!strcmp(key, "iteration_indptr"))
+			rc = read_ints(d, &b->indptr, &b->cap_indptr, &b->n_indptr, 0, MAX_TREES,
+				       "a tree count");
+		else if (!strcmp(key, "gbtree_model_param"))
+			rc = read_params(d, names, outs, maxes, 1);
+		else
+			rc = doc_skip(d);
+		if (rc < 0)
+			return -1;
+	}
+	return rc;
+}
+
+/* "gradient_booster", or dart's inner "gbtree" (nested = 1). */
+static int walk_booster(struct doc *d, struct builder *b, int nested)
+{
+	struct cont c;
+	char key[NAME_CAP], name[NAME_CAP] = "";
+	size_t len;
+	int rc;
+
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		if (!strcmp(key, "name"))
+			rc = doc_text(d, name, sizeof name, &len, 0);
+		else if (!strcmp(key, "model"))
+			rc = walk_gbtree_model(d, b);
+		else if (!strcmp(key, "gbtree") && !nested)
+			rc = walk_booster(d, b, 1);
+		else if (!strcmp(key, "weight_drop") && !nested)
+			rc = read_floats(d, &b->weight_drop, &b->cap_weight_drop, &b->n_weight_drop);
+		else
+			rc = doc_skip(d);
+		if (rc < 0)
+			return -1;
+	}
+	if (rc == 0 && nested && strcmp(name, "gbtree") != 0)
+		return doc_error(d, "expected dart's \"gbtree\" to be a gbtree, got \"%s\"", name);
+	if (rc == 0 && !nested)
+		memcpy(b->booster, name, sizeof name);
+	return rc;
+}
+
+/* "attributes": strings; best_iteration is the one that changes predictions. */
+static int walk_attributes(struct doc *d, struct builder *b)
+{
+	struct cont c;
+	char key[NAME_CAP], value[NAME_CAP], *end;
+	size_t len;
+	int rc;
+
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		if (strcmp(key, "best_iteration") != 0) {
+			if (doc_skip(d))
+				return -1;
+			continue;
+		}
+		if (doc_text(d, value, sizeof value, &len, 0))
+			return -1;
+		b->best_iteration = strtoll(value, &end, 10);
+		if (len == 0 || *end != '\0' || b->best_iteration < 0 || b->best_iteration > (int64_t)MAX_TREES)
+			return doc_error(d, "expected best_iteration to be a whole number, got \"%s\"", value);
+	}
+	return rc;
+}
+
+/* "learner_model_param": base_score is kept as text (a number or a list). */
+static int walk_learner_param(struct doc *d, struct builder *b)
+{
+	static const char *const names[] = {"num_class", "num_feature", "num_target"};
+	static const int64_t maxes[] = {(int64_t)MAX_CLASSES, (int64_t)MAX_FEATURES, 1 << 20};
+	int64_t *const outs[] = {&b->num_class, &b->num_feature, &b->num_target};
+	struct cont c;
+	char key[NAME_CAP];
+	size_t i;
+	int rc;
+
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		for (i = 0; i < 3 && strcmp(key, names[i]) != 0; i++)
+			;
+		if (i < 3)
+			rc = read_param(d, names[i], maxes[i], outs[i]);
+		else if (!strcmp(key, "base_score"))
+			rc = doc_text_ref(d, &b->base_score, &b->base_score_len, 0);
+		else
+			rc = doc_skip(d);
+		if (rc < 0)
+			return -1;
+	}
+	return rc;
+}
+
+static int walk_objective(struct doc *d, struct builder *b)
+{
+	struct cont c;
+	char key[NAME_CAP];
+	size_t len;
+	int rc;
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		if (!strcmp(key, "name") ? doc_text(d, b->objective, sizeof b->objective, &len, 0)
+					 : doc_skip(d))
+			return -1;
+	}
+	return rc;
+}
+
+static int walk_learner(struct doc *d, struct builder *b)
+{
+	struct cont c;
+	char key[NAME_CAP];
+	int rc;
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		if (!strcmp(key, "gradient_booster"))
+			rc = walk_booster(d, b, 0);
+		else if (!strcmp(key, "learner_model_param"))
+			rc = walk_learner_param(d, b);
+		else if (!strcmp(key, "objective"))
+			rc = walk_objective(d, b);
+		else if (!strcmp(key, "attributes"))
+			rc = walk_attributes(d, b);
+		else
+			rc = doc_skip(d);
+		if (rc < 0)
+			return -1;
+	}
+	return rc;
+}
+
+/* An object holding "learner": the model document itself, or a pickled
+ * Booster's snapshot {"Config": ..., "Model": {"learner": ...}}. */
+static int walk_model(struct doc *d, struct builder *b, int *have)
+{
+	struct cont c;
+	char key[NAME_CAP];
+	int rc;
+	if (doc_open(d, &c, 1))
+		return -1;
+	while ((rc = doc_next(d, &c)) == 1) {
+		if (doc_key(d, &c, key, sizeof key))
+			return -1;
+		if (!strcmp(key, "learner") ? ((*have)++, walk_learner(d, b))
+		    : !strcmp(key, "Model") ? walk_model(d, b, have)
+		    : doc_skip(d))
+			return -1;
+	}
+	return rc;
+}
+
+/* The whole document, and nothing after it. */
+static int walk_document(struct doc *d, struct builder *b)
+{
+	int have = 0;
+	if (walk_model(d, b, &have))
+		return -1;
+	if (have != 1)
+		return doc_error(d, "expected one \"learner\" object in the model, got %d", have);
+	if (!d->ubj)
+		dj_space(d);
+	if (d->p != d->end)
+		return doc_error(d, "expected the end of the file after the model");
+	return 0;
+}
+
+/* ======================================================================== */
+/* The legacy binary format                                                  */
+/* ======================================================================== */
+/*
+ * What XGBoost 1.x writes for a file name without .json or .ubj: C structs
+ * as they are in memory (little-endian on every platform SageMaker runs),
+ * strings as a 64-bit length and bytes. In order:
+ *
+ *   "binf" (1.0 and later; XGBoost 0.x starts directly with what follows)
+ *   learner parameters, 136 bytes: float base_score; uint32 num_feature;
+ *       int32 num_class; int32 contain_extra_attrs; int32
+ *       contain_eval_metrics; uint32 major, minor; then reserved space
+ *   string objective name; string booster name ("gbtree", "dart")
+ *   gbtree parameters, 160 bytes: int32 num_trees, num_parallel_tree, (old
+ *       num_feature, padding), int64 (old), int32 (old num_output_group),
+ *       int32 size_leaf_vector; then reserved space
+ *   each tree: tree parameters, 148 bytes: int32 num_roots, num_nodes,
+ *       num_deleted, max_depth, num_feature, size_leaf_vector; reserved
+ *     num_nodes nodes of 20 bytes: int32 parent, left, right (-1: none);
+ *       uint32 feature index, top bit set when missing goes left; float
+ *       threshold, or the leaf value
+ *     num_nodes statistics of 16 bytes (training only; skipped)
+ *     if size_leaf_vector: a 64-bit count and that many floats
+ *   tree_info: num_trees int32 output groups
+ *   dart only: a 64-bit count and that many float weight_drop
+ *   if contain_extra_attrs: a 64-bit count of (string, string) attributes
+ *   (and more that prediction does not need)
+ */
+
+#define BIN_LEARNER_PARAM 136
+#define BIN_GBTREE_PARAM 160
+#define BIN_TREE_PARAM 148
+#define BIN_NODE 20
+#define BIN_NODE_STAT 16
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int bin_need(struct doc *d, size_t n, const char *what)
+{
+	if (!doc_left(d, n))
+		return doc_error(d, "expected %s (%zu bytes), got the end of the file after %zu",
+				 what, n, (size_t)(d->end - d->p));
+	return 0;
+}
+
+/* A 64-bit count of items of item_size bytes each, that must fit in the rest. */
+static int bin_count(struct doc *d, size_t item_size, const char *what, size_t *n)
+{
+	uint64_t v;
+	if (bin_need(d, 8, what))
+		return -1;
+	v = le32(d->p) | (uint64_t)le32(d->p + 4) << 32;
+	if (v > (uint64_t)(d->end - d->p - 8) / (item_size ? item_size : 1))
+		return doc_error(d, "expected %s, got a count of %llu that the file is too short for",
+				 what, (unsigned long long)v);
+	d->p += 8;
+	*n = (size_t)v;
+	return 0;
+}
+
+/* A string into buf (cut to cap - 1 bytes); returns its full length in *len. */
+static int bin_string(struct doc *d, char *buf, size_t cap, const char *what, size_t *len)
+{
+	size_t n;
+	if (bin_count(d, 1, what, &n))
+		return -1;
+	*len = n;
+	memcpy(buf, d->p, n < cap ? n : cap - 1);
+	buf[n < cap ? n : cap - 1] = '\0';
+	d->p += n;
+	return 0;
+}
+
+static int32_t bin_i32(const unsigned char *p) { return (int32_t)le32(p); }
+
+static float bin_f32(const unsigned char *p)
+{
+	uint32_t u = le32(p);
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
+
+/* One tree into b->t, then build_tree. */
+static int bin_tree(struct doc *d, struct builder *b)
+{
+	struct raw_tree *t = &b->t;
+	int32_t n;
+	size_t i, limit = (size_t)(d->end - d->start) + 1;
+
+	if (bin_need(d, BIN_TREE_PARAM, "a tree's parameters"))
+		return -1;
+	n = bin_i32(d->p + 4);
+	t->size_leaf_vector = bin_i32(d->p + 20);
+	d->p += BIN_TREE_PARAM;
+	if (n <= 0 || (size_t)n > (size_t)(d->end - d->p) / (BIN_NODE + BIN_NODE_STAT))
+		return doc_error(d, "tree %zu: expected num_nodes from 1 to what the file holds, got %d",
+				 b->n_trees, (int)n);
+	if (grow((void **)&t->left, &t->cap_left, (size_t)n, sizeof *t->left, limit) ||
+	    grow((void **)&t->right, &t->cap_right, (size_t)n, sizeof *t->right, limit) ||
+	    grow((void **)&t->feature, &t->cap_feature, (size_t)n, sizeof *t->feature, limit) ||
+	    grow((void **)&t->dleft, &t->cap_dleft, (size_t)n, sizeof *t->dleft, limit) ||
+	    grow((void **)&t->cond, &t->cap_cond, (size_t)n, sizeof *t->cond, limit))
+		return doc_error(d, "out of memory");
+	for (i = 0; i < (size_t)n; i++, d->p += BIN_NODE) {
+		uint32_t sindex = le32(d->p + 12);
+		t->left[i] = bin_i32(d->p + 4);
+		t->right[i] = bin_i32(d->p + 8);
+		t->feature[i] = sindex & 0x7fffffffU;
+		t->dleft[i] = sindex >> 31;
+		t->cond[i] = bin_f32(d->p + 16);
+	}
+	d->p += (size_t)n * BIN_NODE_STAT;
+	t->n_left = t->n_right = t->n_feature = t->n_dleft = t->n_cond = (size_t)n;
+	t->n_split_type = 0;
+	t->num_nodes = n;
+	if (t->size_leaf_vector != 0) {
+		size_t k;
+		if (bin_count(d, 4, "a leaf vector", &k))
+			return -1;
+		d->p += 4 * k;
+	}
+	return build_tree(d, b);
+}
+
+/* The attributes: best_iteration is the one that matters. */
+static int bin_attributes(struct doc *d, struct builder *b)
+{
+	size_t n, i, klen, vlen;
+	char key[NAME_CAP], value[NAME_CAP], *end;
+	if (bin_count(d, 16, "the attribute count", &n))
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (bin_string(d, key, sizeof key, "an attribute name", &klen) ||
+		    bin_string(d, value, sizeof value, "an attribute value", &vlen))
+			return -1;
+		if (strcmp(key, "best_iteration") != 0)
+			continue;
+		b->best_iteration = strtoll(value, &end, 10);
+		if (vlen == 0 || *end != '\0' || b->best_iteration < 0 || b->best_iteration > (int64_t)MAX_TREES)
+			return doc_error(d, "expected best_iteration to be a whole number, got \"%s\"", value);
+	}
+	return 0;
+}
+
+static int read_binary(struct doc *d, struct builder *b, int header)
+{
+	int32_t num_trees, extra_attrs, i;
+	size_t len, n;
+
+	if (header)
+		d->p += 4; /* "binf" */
+	if (bin_need(d, BIN_LEARNER_PARAM, "the learner parameters"))
+		return -1;
+	b->binary_base_score = bin_f32(d->p);
+	b->num_feature = le32(d->p + 4);
+	b->num_class = bin_i32(d->p + 8);
+	extra_attrs = bin_i32(d->p + 12);
+	d->p += BIN_LEARNER_PARAM;
+	if (bin_string(d, b->objective, sizeof b->objective, "the objective's name", &len) ||
+	    bin_string(d, b->booster, sizeof b->booster, "the booster's name", &len))
+		return -1;
+	if (strcmp(b->booster, "gbtree") != 0 && strcmp(b->booster, "dart") != 0)
+		return 0; /* finish_model names the booster it cannot serve */
+	if (bin_need(d, BIN_GBTREE_PARAM, "the gbtree parameters"))
+		return -1;
+	num_trees = bin_i32(d->p);
+	b->num_parallel_tree = bin_i32(d->p + 4);
+	d->p += BIN_GBTREE_PARAM;
+	if (num_trees < 0 || (size_t)num_trees > (size_t)(d->end - d->p) / BIN_TREE_PARAM)
+		return doc_error(d, "expected num_trees from 0 to what the file holds, got %d", (int)num_trees);
+	for (i = 0; i < num_trees; i++)
+		if (bin_tree(d, b))
+			return -1;
+	if (bin_need(d, 4 * (size_t)num_trees, "tree_info, the output group of each tree"))
+		return -1;
+	if (grow((void **)&b->tree_info, &b->cap_tree_info, (size_t)num_trees + 1, sizeof *b->tree_info,
+		 MAX_TREES + 1))
+		return doc_error(d, "out of memory");
+	for (i = 0; i < num_trees; i++, d->p += 4)
+		b->tree_info[i] = bin_i32(d->p);
+	b->n_tree_info = (size_t)num_trees;
+	if (!strcmp(b->booster, "dart") && num_trees > 0) {
+		if (bin_count(d, 4, "dart's weight_drop", &n) ||
+		    grow((void **)&b->weight_drop, &b->cap_weight_drop, n + 1, sizeof(float), MAX_TREES + 1))
+			return doc_error(d, "expected dart's weight_drop");
+		for (b->n_weight_drop = 0; b->n_weight_drop < n; b->n_weight_drop++, d->p += 4)
+			b->weight_drop[b->n_weight_drop] = bin_f32(d->p);
+	}
+	return extra_attrs ? bin_attributes(d, b) : 0;
+}
+
+/* ======================================================================== */
+/* Finishing the model                                                       */
+/* ======================================================================== */
+/*
+ * Once the whole file is read: the checks that need more than one part of
+ * it, then base_score to margins, dart weights into the leaves, and the
+ * trees past best_iteration dropped.
+ */
+
+struct finisher {
+	struct builder *b;
+	struct model *m;
+	const char *path;
+	char *err;
+	size_t err_size;
+};
+
+static int finish_error(struct finisher *f, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static int finish_error(struct finisher *f, const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	format_msg(f->err, f->err_size, "%s: %s", f->path, msg);
+	return -1;
+}
+
+/* The booster, the objective and the shape. */
+static int finish_kind(struct finisher *f)
+{
+	struct builder *b = f->b;
+	struct model *m = f->m;
+	size_t i;
+
+	if (strcmp(b->booster, "gbtree") != 0 && strcmp(b->booster, "dart") != 0)
+		return finish_error(f, "expected a tree booster (gbtree or dart), got \"%s\"%s", b->booster,
+				    strcmp(b->booster, "gblinear") ? "" : ": linear boosters are not supported");
+	for (i = 0; i < N_OBJECTIVES && strcmp(b->objective, OBJECTIVES[i].name) != 0; i++)
+		;
+	if (i == N_OBJECTIVES)
+		return finish_error(f, "expected one of the objectives " OBJECTIVE_LIST ", got \"%s\"",
+				    b->objective);
+	m->obj = &OBJECTIVES[i];
+	if (b->num_target > 1)
+		return finish_error(f, "expected a single-target model, got num_target %lld",
+				    (long long)b->num_target);
+	if (b->num_class < 0 || (uint64_t)b->num_class > MAX_CLASSES)
+		return finish_error(f, "expected num_class from 0 to %lu, got %lld", MAX_CLASSES,
+				    (long long)b->num_class);
+	if ((m->obj->link == LINK_SOFTPROB || m->obj->link == LINK_ARGMAX) && b->num_class < 1)
+		return finish_error(f, "expected num_class for %s, got none", b->objective);
+	if (b->num_feature < 1 || (uint64_t)b->num_feature > MAX_FEATURES)
+		return finish_error(f, "expected num_feature from 1 to %lu, got %lld", MAX_FEATURES,
+				    (long long)b->num_feature);
+	if (b->max_feature > (uint64_t)b->num_feature)
+		return finish_error(f, "expected split features below num_feature (%lld), got %u",
+				    (long long)b->num_feature, b->max_feature - 1);
+	m->n_features = (size_t)b->num_feature;
+	m->n_groups = b->num_class > 0 ? (size_t)b->num_class : 1;
+	m->n_outputs = m->obj->link == LINK_SOFTPROB ? m->n_groups : 1;
+	return 0;
+}
+
+/* tree_info, dart weights, and best_iteration. */
+static int finish_trees(struct finisher *f)
+{
+	struct builder *b = f->b;
+	size_t i, keep = b->n_trees;
+
+	if (b->n_tree_info != b->n_trees)
+		return finish_error(f, "expected tree_info to name the output group of each of the %zu "
+				    "trees, got %zu entries", b->n_trees, b->n_tree_info);
+	for (i = 0; i < b->n_trees; i++)
+		if ((size_t)b->tree_info[i] >= f->m->n_groups)
+			return finish_error(f, "expected tree %zu's output group below %zu, got %lld",
+					    i, f->m->n_groups, (long long)b->tree_info[i]);
+	if (!strcmp(b->booster, "dart")) {
+		if (b->n_weight_drop != b->n_trees)
+			return finish_error(f, "expected a dart weight_drop for each of the %zu trees, "
+					    "got %zu", b->n_trees, b->n_weight_drop);
+		/* XGBoost multiplies each tree's output by its weight, in float:
+		 * the same product, made once here. */
+		for (i = 0; i < b->n_trees; i++) {
+			size_t k, end = i + 1 < b->n_trees ? b->root[i + 1] : b->n_nodes;
+			for (k = b->root[i]; k < end; k++)
+				if (b->nodes[k].info & NODE_LEAF)
+					b->nodes[k].value *= b->weight_drop[i];
+		}
+	}
+	if (b->n_indptr > 0) { /* XGBoost 2+: where each boosting round's trees start */
+		for (i = 0; i < b->n_indptr; i++)
+			if (b->indptr[i] < (i ? b->indptr[i - 1] : 0) || (size_t)b->indptr[i] > b->n_trees)
+				return finish_error(f, "expected iteration_indptr to rise from 0 to %zu",
+						    b->n_trees);
+		if ((size_t)b->indptr[b->n_indptr - 1] != b->n_trees)
+			return finish_error(f, "expected iteration_indptr to end at %zu", b->n_trees);
+	}
+	if (b->best_iteration >= 0) { /* trees of rounds 0..best_iteration */
+		size_t rounds = (size_t)b->best_iteration + 1;
+		size_t per = (b->num_parallel_tree > 0 ? (size_t)b->num_parallel_tree : 1) * f->m->n_groups;
+		if (b->n_indptr > 0)
+			keep = rounds < b->n_indptr ? (size_t)b->indptr[rounds] : b->n_trees;
+		else if (rounds < b->n_trees / per + 1)
+			keep = rounds * per;
+	}
+	f->m->n_trees = keep < b->n_trees ? keep : b->n_trees;
+	return 0;
+}
+
+/* base_score: "0.5", or "[0.5]" or one per class in XGBoost 3.1+; each
+ * through the objective's inverse link, in float as XGBoost does it. */
+static int finish_base(struct finisher *f)
+{
+	struct builder *b = f->b;
+	struct model *m = f->m;
+	const char *p, *e;
+	size_t count = 0, g;
+
+	m->base = malloc(m->n_groups * sizeof *m->base);
+	if (m->base == NULL)
+		return finish_error(f, "out of memory");
+	if (b->base_score == NULL) { /* the binary format's float, or 0.5 if none */
+		for (g = 0; g < m->n_groups; g++)
+			m->base[g] = b->binary_base_score;
+		count = 1;
+	} else {
+		p = (const char *)b->base_score, e = p + b->base_score_len;
+		trim(&p, &e);
+		if (p < e && *p == '[' && e[-1] == ']')
+			p++, e--;
+		while (p < e) {
+			char buf[64], *end;
+			const char *s = p, *se = p;
+			while (se < e && *se != ',')
+				se++;
+			p = se + 1;
+			trim(&s, &se);
+			if (se == s || (size_t)(se - s) >= sizeof buf || count >= m->n_groups)
+				return finish_error(f, "expected base_score to be a number, or a list of "
+						    "%zu numbers", m->n_groups);
+			memcpy(buf, s, (size_t)(se - s));
+			buf[se - s] = '\0';
+			m->base[count++] = strtof(buf, &end);
+			if (*end != '\0')
+				return finish_error(f, "expected base_score to be a number, got \"%s\"", buf);
+		}
+		if (count == 1)
+			for (g = 1; g < m->n_groups; g++)
+				m->base[g] = m->base[0];
+	}
+	if (count != 1 && count != m->n_groups)
+		return finish_error(f, "expected base_score to hold 1 or %zu numbers, got %zu",
+				    m->n_groups, count);
+	for (g = 0; g < m->n_groups; g++) {
+		float s = m->base[g];
+		if (m->obj->base == BASE_LOGIT && !(s > 0 && s < 1))
+			return finish_error(f, "expected base_score between 0 and 1 for %s, got %g",
+					    m->obj->name, (double)s);
+		if (m->obj->base == BASE_LOG && !(s > 0))
+			return finish_error(f, "expected a positive base_score for %s, got %g",
+					    m->obj->name, (double)s);
+		if (m->obj->base == BASE_LOGIT)
+			m->base[g] = -logf(1.0f / s - 1.0f);
+		else if (m->obj->base == BASE_LOG)
+			m->base[g] = logf(s);
+	}
+	return 0;
+}
+
+/* Moves the builder's arrays into the model. */
+static int finish_model(struct builder *b, struct model *m, const char *path, char *err, size_t err_size)
+{
+	struct finisher f;
+	size_t i;
+	f.b = b, f.m = m, f.path = path, f.err = err, f.err_size = err_size;
+	if (finish_kind(&f) || finish_trees(&f) || finish_base(&f))
+		return -1;
+	m->group = malloc((m->n_trees + 1) * sizeof *m->group);
+	if (m->group == NULL)
+		return finish_error(&f, "out of memory");
+	for (i = 0; i < m->n_trees; i++)
+		m->group[i] = (uint32_t)b->tree_info[i];
+	m->nodes = b->nodes, b->nodes = NULL;
+	m->root = b->root, b->root = NULL;
+	return 0;
+}
+
+/* Which of the three formats the bytes are. */
+enum model_format { MF_BINARY, MF_BINARY_BARE, MF_JSON, MF_UBJSON, MF_UNKNOWN };
+
+/* XGBoost before 1.0 wrote the binary format without "binf": it starts
+ * with the learner parameters, then the objective's name. Recognised by that
+ * name: a length from 1 to 63, then bytes that an objective name has. */
+static int bare_binary(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	if (n < BIN_LEARNER_PARAM + 8 + 1)
+		return 0;
+	len = le32(s + BIN_LEARNER_PARAM);
+	if (len == 0 || len >= NAME_CAP || le32(s + BIN_LEARNER_PARAM + 4) != 0 ||
+	    n < BIN_LEARNER_PARAM + 8 + len)
+		return 0;
+	for (i = 0; i < len; i++) {
+		int c = s[BIN_LEARNER_PARAM + 8 + i];
+		if (!(c >= 'a' && c <= 'z') && c != ':' && c != '_')
+			return 0;
+	}
+	return 1;
+}
+
+static enum model_format detect_format(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	if (n >= 4 && memcmp(s, "binf", 4) == 0)
+		return MF_BINARY;
+	if (bare_binary(s, n))
+		return MF_BINARY_BARE;
+	while (i < n && strchr(" \t\r\n", s[i]) && s[i] != '\0')
+		i++;
+	if (i + 1 >= n || s[i] != '{')
+		return MF_UNKNOWN;
+	if (i == 0 && strchr("iUIlL$#N", s[1]) && s[1] != '\0')
+		return MF_UBJSON; /* a member name's length marker, or a count or type */
+	for (i++; i < n && strchr(" \t\r\n", s[i]) && s[i] != '\0'; i++)
+		;
+	return i < n && (s[i] == '"' || s[i] == '}') ? MF_JSON : MF_UNKNOWN;
+}
+
+/* Pickled Boosters. */
+/*
+ * Many SageMaker training scripts, and the XGBoost 0.90 containers, saved
+ * xgboost-model with Python's pickle.dump(booster). A pickled Booster holds
+ * the model as one bytes object: a snapshot in one of the formats above
+ * (the legacy binary for 0.x, UBJSON {"Config", "Model"} for 1.6 and later).
+ * Nothing is run: the pickle's opcodes are only stepped over, to find the
+ * largest bytes object that is a model. Protocols 3 to 5 (Python 3's
+ * defaults) keep bytes as bytes; protocol 2 stores them as text, and is
+ * refused with the rest.
+ */
+
+/* What follows a pickle opcode: returns the size of a fixed argument, or
+ * sets *len_size (data preceded by a little-endian length of that many
+ * bytes) or *lines (text to that many newlines); -1 for an unknown opcode. */
+static int pickle_arg(int op, int *len_size, int *lines)
+{
+	static const char none[] = "(.012NRabd}el]ostu)\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98";
+	*len_size = 0, *lines = 0;
+	if (op != 0 && strchr(none, op))
+		return 0;
+	switch (op) {
+	case 'K': case 'h': case 'q': case 0x80: case 0x82: return 1;
+	case 'M': case 0x83: return 2;
+	case 'J': case 'j': case 'r': case 0x84: return 4;
+	case 'G': case 0x95: return 8;
+	case 'U': case 0x8c: case 'C': case 0x8a: *len_size = 1; return 0;
+	case 'T': case 'X': case 'B': case 0x8b: *len_size = 4; return 0;
+	case 0x8d: case 0x8e: case 0x96: *len_size = 8; return 0;
+	case 'c': case 'i': *lines = 2; return 0;
+	case 'I': case 'L': case 'F': case 'S': case 'V': case 'g': case 'p': case 'P': *lines = 1; return 0;
+	default: return -1;
+	}
+}
+
+/* Finds the model inside a pickle: sets *s, *n to the largest bytes object
+ * (opcodes B, C, 0x8e, 0x96) that holds one. Returns 0, or -1 with err set. */
+static int pickle_model(const char *path, const unsigned char *p, size_t size,
+			const unsigned char **s, size_t *n, char *err, size_t err_size)
+{
+	const unsigned char *end = p + size, *start = p;
+	*s = NULL, *n = 0;
+	while (p < end && *p != '.') {
+		int op = *p++, len_size, lines, i;
+		int fixed = pickle_arg(op, &len_size, &lines);
+		uint64_t len = 0;
+		if (fixed < 0) {
+			format_msg(err, err_size, "%s: byte %zu: expected a pickled XGBoost Booster, got "
+				   "pickle opcode 0x%02x; write the model with save_model(\"xgboost-model.json\")",
+				   path, (size_t)(p - 1 - start), (unsigned)op);
+			return -1;
+		}
+		if ((size_t)(end - p) < (size_t)fixed + (size_t)len_size)
+			break;
+		for (i = len_size - 1; i >= 0; i--)
+			len = len << 8 | p[i];
+		p += fixed + len_size;
+		for (; lines > 0; lines--) {
+			const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+			p = nl ? nl + 1 : end;
+		}
+		if (len > (uint64_t)(end - p))
+			break;
+		if ((op == 'B' || op == 'C' || op == 0x8e || op == 0x96) && len > *n &&
+		    detect_format(p, (size_t)len) != MF_UNKNOWN)
+			*s = p, *n = (size_t)len;
+		p += len;
+	}
+	if (*s == NULL) {
+		format_msg(err, err_size, "%s: expected a pickled XGBoost Booster holding its model "
+			   "as bytes, found none; write the model with save_model(\"xgboost-model.json\")",
+			   path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the model file's bytes into the builder, in whichever format. */
+static int read_model(const char *path, const unsigned char *buf, size_t size, struct builder *b,
+		      char *err, size_t err_size)
+{
+	struct doc d;
+	enum model_format mf = detect_format(buf, size);
+
+	memset(&d, 0, sizeof d);
+	d.start = d.p = buf;
+	d.end = buf + size;
+	d.path = path, d.err = err, d.err_size = err_size;
+	d.ubj = mf == MF_UBJSON;
+	if (mf == MF_BINARY || mf == MF_BINARY_BARE)
+		return read_binary(&d, b, mf == MF_BINARY);
+	if (mf != MF_UNKNOWN)
+		return walk_document(&d, b);
+	if (size >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5) {
+		char inner[4200];
+		const unsigned char *s;
+		size_t n;
+		if (pickle_model(path, buf, size, &s, &n, err, err_size))
+			return -1;
+		format_msg(inner, sizeof inner, "%s (the model inside the pickle)", path);
+		return read_model(inner, s, n, b, err, err_size);
+	}
+	if (size >= 4 && memcmp(buf, "bs64", 4) == 0)
+		format_msg(err, err_size, "%s: expected an XGBoost model file, got base64 (\"bs64\"); "
+			   "write it with save_model(\"xgboost-model.json\")", path);
+	else
+		format_msg(err, err_size, "%s: expected an XGBoost model (JSON, UBJSON, or the binary "
+			   "format starting with \"binf\"), got %s", path,
+			   size == 0 ? "an empty file" : "something else");
+	return -1;
+}
+
+/* ======================================================================== */
+/* Prediction                                                                */
+/* ======================================================================== */
+/*
+ * XGBoost's CPU predictor, record by record: each margin starts at its base
+ * margin, and each tree in order adds its leaf to its group's margin, in
+ * float32. A feature is NaN when missing; the comparison is "value <
+ * threshold goes left", as XGBoost's. Then the link, with the same float
+ * functions XGBoost calls (expf; softmax sums in double, as XGBoost does).
+ */
+
+/* The leaf that x reaches in the tree starting at node root. */
+static float tree_leaf(const struct node *nodes, uint32_t root, const float *x)
+{
+	const struct node *n = nodes + root;
+	while (!(n->info & NODE_LEAF)) {
+		float v = x[n->info & NODE_FEATURE];
+		unsigned right = isnan(v) ? !(n->info & NODE_DEFAULT_LEFT) : !(v < n->value);
+		n = nodes + n->left + right;
+	}
+	return n->value;
+}
+
+/* Sums the trees into margin[0..n_groups). */
+static void margins(const struct model *m, const float *x, float *margin)
+{
+	size_t t, g;
+	if (m->n_groups <= 1) { /* the common case (never 0), with the sum in a register */
+		float sum = m->base[0];
+		for (t = 0; t < m->n_trees; t++)
+			sum += tree_leaf(m->nodes, m->root[t], x);
+		margin[0] = sum;
+		return;
+	}
+	for (g = 0; g < m->n_groups; g++)
+		margin[g] = m->base[g];
+	for (t = 0; t < m->n_trees; t++)
+		margin[m->group[t]] += tree_leaf(m->nodes, m->root[t], x);
+}
+
+/* The record's answer: n_outputs numbers into out. */
+static void predict(const struct model *m, const float *x, float *margin, float *out)
+{
+	size_t g, best = 0;
+	float top;
+	double sum = 0;
+
+	margins(m, x, margin);
+	switch (m->obj->link) {
+	case LINK_IDENTITY:
+		out[0] = margin[0];
+		break;
+	case LINK_SIGMOID:
+		out[0] = 1.0f / (1.0f + expf(-margin[0]));
+		break;
+	case LINK_EXP:
+		out[0] = expf(margin[0]);
+		break;
+	case LINK_SOFTPROB:
+		top = margin[0];
+		for (g = 1; g < m->n_groups; g++)
+			top = fmaxf(margin[g], top);
+		for (g = 0; g < m->n_groups; g++)
+			sum += out[g] = expf(margin[g] - top);
+		for (g = 0; g < m->n_groups; g++)
+			out[g] /= (float)sum;
+		break;
+	case LINK_ARGMAX: /* the first largest, as std::max_element */
+		for (g = 1; g < m->n_groups; g++)
+			if (margin[g] > margin[best])
+				best = g;
+		out[0] = (float)best;
+		break;
+	}
+}
+
+/* ======================================================================== */
+/* The output buffer                                                         */
+/* ======================================================================== */
+/*
+ * As in model.c: answers are built in one buffer and handed to the server
+ * whenever the next record might not fit. If the server refuses a write (the
+ * answer passed its response limit), writing stops and the server answers
+ * 500.
+ */
+
+struct writer {
+	model_response *out;
+	char *buf;
+	size_t len, cap;
+	int refused;
+};
+
+static void w_flush(struct writer *w)
+{
+	if (w->len > 0 && !w->refused && model_response_write(w->out, w->buf, w->len) != 0)
+		w->refused = 1;
+	w->len = 0;
+}
+
+static void w_room(struct writer *w, size_t need)
+{
+	if (w->cap - w->len < need)
+		w_flush(w);
+}
+
+static void w_bytes(struct writer *w, const char *s, size_t n)
+{
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+}
+
+#define W_LIT(w, lit) w_bytes((w), (lit), sizeof(lit) - 1)
+
+/* A prediction. Not finite (exp overflowed, say) is written as Python
+ * writes it in SageMaker's container: nan/inf in CSV, and NaN/Infinity in
+ * JSON, which Python's json module reads back. */
+static void w_float(struct writer *w, float v, int json)
+{
+	if (isnan(v))
+		w_bytes(w, json ? "NaN" : "nan", 3);
+	else if (isinf(v) && json)
+		w_bytes(w, v > 0 ? "Infinity" : "-Infinity", v > 0 ? 8 : 9);
+	else if (isinf(v))
+		w_bytes(w, v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4);
+	else
+		w->len += format_float(w->buf + w->len, v);
+}
+
+/* ======================================================================== */
+/* Content negotiation                                                       */
+/* ======================================================================== */
+
+/* The input format from Content-Type; empty means text/csv. For CSV, the
+ * label_size parameter must be 0: a label column would be read as a feature. */
+static int content_format(const char *ct, enum format *fmt, char *msg, size_t size)
+{
+	const char *s = ct, *e = ct + strcspn(ct, ";"), *p;
+	char got[SHOWN_TOKEN + 4];
+	int f;
+	trim(&s, &e);
+	*fmt = FMT_CSV;
+	if (s == e)
+		return 0;
+	for (f = 0; f < FMT_COUNT; f++)
+		if (equal_ci(s, (size_t)(e - s), FORMAT_TYPE[f]))
+			break;
+	if (f == FMT_COUNT && equal_ci(s, (size_t)(e - s), "text/x-libsvm"))
+		f = FMT_LIBSVM;
+	if (f == FMT_COUNT) {
+		format_msg(msg, size, "unsupported Content-Type '%s'; supported: " SUPPORTED_CONTENT,
+			   shown(got, s, e));
+		return -1;
+	}
+	*fmt = (enum format)f;
+	for (p = e; *p == ';';) {
+		const char *ns = p + 1, *ne, *vs, *ve;
+		p = ns + strcspn(ns, ";");
+		ne = ns + strcspn(ns, "=;");
+		vs = ne < p ? ne + 1 : p;
+		ve = p;
+		trim(&ns, &ne);
+		trim(&vs, &ve);
+		if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"')
+			vs++, ve--;
+		if (equal_ci(ns, (size_t)(ne - ns), "label_size") && !equal_word(vs, (size_t)(ve - vs), "0")) {
+			format_msg(msg, size, "unsupported Content-Type parameter label_size=%s; "
+				   "send records without a label column (label_size=0)",
+				   shown(got, vs, ve));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The q of one Accept element's parameters, in thousandths (RFC 9110 12.4.2);
+ * 1000 when absent, -1 if malformed. */
+static int accept_q(const char *p, const char *e)
+{
+	while (p < e) {
+		const char *ns = p + 1, *pe = ns, *v;
+		while (pe < e && *pe != ';')
+			pe++;
+		v = ns;
+		while (v < pe && is_space((unsigned char)*v))
+			v++;
+		if (pe - v >= 2 && lower((unsigned char)v[0]) == 'q' && v[1] == '=') {
+			const char *d = v + 2, *de = pe;
+			int q, scale = 100;
+			trim(&d, &de);
+			if (d == de || (*d != '0' && *d != '1'))
+				return -1;
+			q = (*d++ - '0') * 1000;
+			if (d < de && *d++ != '.')
+				return -1;
+			for (; d < de; d++, scale /= 10) {
+				if (!is_digit(*d) || scale == 0)
+					return -1;
+				q += (*d - '0') * scale;
+			}
+			return q > 1000 ? -1 : q;
+		}
+		p = pe;
+	}
+	return 1000;
+}
+
+/* How specifically one media range names type t: 3 exact, 2 "type/ *",
+ * 1 "* / *", 0 not at all. */
+static int accept_match(const char *s, const char *e, const char *t)
+{
+	size_t n = (size_t)(e - s), tl = strcspn(t, "/"), i;
+	if (equal_ci(s, n, t))
+		return 3;
+	if (n == tl + 2 && s[tl] == '/' && s[tl + 1] == '*') {
+		for (i = 0; i < tl; i++)
+			if (lower((unsigned char)s[i]) != t[i])
+				return 0;
+		return 2;
+	}
+	return equal_word(s, n, "*/*") ? 1 : 0;
+}
+
+/* Picks the answer's format from Accept, as model.c does: missing or
+ * "* / *" means the default; in a list, the best q wins, then the more
+ * specific match, then the earlier element, then the default. */
+static int accept_format(const char *accept, enum format dflt, enum format *fmt,
+			 char *msg, size_t size)
+{
+	int q[OUT_FORMATS], spec[OUT_FORMATS], pos[OUT_FORMATS], f, best = -1, i = 0;
+	const char *p = accept, *s = accept, *e = accept + strlen(accept);
+	char got[SHOWN_TOKEN + 4];
+
+	trim(&s, &e);
+	if (s == e || equal_word(s, (size_t)(e - s), "*/*")) {
+		*fmt = dflt;
+		return 0;
+	}
+	for (f = 0; f < OUT_FORMATS; f++)
+		q[f] = 0, spec[f] = 0, pos[f] = 0;
+	while (*p) {
+		const char *el = p, *ee = p + strcspn(p, ","), *re = el + strcspn(el, ";,");
+		int eq = accept_q(re, ee);
+		trim(&el, &re);
+		for (f = 0; f < OUT_FORMATS && eq >= 0; f++) {
+			int sp = accept_match(el, re, FORMAT_TYPE[f]);
+			if (sp > spec[f])
+				spec[f] = sp, q[f] = eq, pos[f] = i;
+		}
+		p = *ee ? ee + 1 : ee;
+		i++;
+	}
+	for (f = 0; f < OUT_FORMATS; f++) {
+		if (q[f] == 0)
+			continue;
+		if (best < 0 || q[f] > q[best] ||
+		    (q[f] == q[best] && (spec[f] > spec[best] ||
+		     (spec[f] == spec[best] && (pos[f] < pos[best] ||
+		      (pos[f] == pos[best] && f == (int)dflt))))))
+			best = f;
+	}
+	if (best < 0) {
+		format_msg(msg, size, "cannot produce Accept '%s'; supported: " SUPPORTED_ACCEPT,
+			   shown(got, s, e));
+		return -1;
+	}
+	*fmt = (enum format)best;
+	return 0;
+}
+
+/* SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, checked once at start. Unset: text/csv,
+ * the default of SageMaker's XGBoost container. */
+static int default_accept(enum format *out, char *err, size_t err_size)
+{
+	const char *v = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
+	const char *s, *e;
+	char got[SHOWN_TOKEN + 4];
+	int f;
+	*out = FMT_CSV;
+	if (v == NULL)
+		return 0;
+	s = v;
+	e = strchr(v, ';') ? strchr(v, ';') : v + strlen(v);
+	trim(&s, &e);
+	if (s == e || equal_ci(s, (size_t)(e - s), "*/*"))
+		return 0;
+	for (f = 0; f < OUT_FORMATS; f++)
+		if (equal_ci(s, (size_t)(e - s), FORMAT_TYPE[f])) {
+			*out = (enum format)f;
+			return 0;
+		}
+	format_msg(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of "
+		   SUPPORTED_ACCEPT ", got '%s'", shown(got, v, v + strlen(v)));
+	return -1;
+}
+
+/* ======================================================================== */
+/* One request                                                               */
+/* ======================================================================== */
+/*
+ * A job carries what reading and answering one request needs: the record's
+ * features x (NaN = missing), scratch for margins and outputs, the writer,
+ * and the record number for messages. x starts all missing; a record sets
+ * what it has, and clear_record puts back NaN where it wrote, so a record
+ * costs what it holds, not num_feature.
+ */
+
+struct job {
+	const struct model *m;
+	enum format out_fmt;
+	struct writer w;
+	float *x;             /* n_features: the current record */
+	float *margin, *out;  /* n_groups, n_outputs */
+	size_t *mark;         /* n_features: the record that last set each one */
+	size_t *touched;      /* sparse records: the features set */
+	size_t n_touched;
+	size_t dense;         /* dense records: features 0..dense were set */
+	double *keys, *vals;  /* sparse JSON records: as read */
+	size_t record;        /* 1-based number of the record being read */
+	size_t answered;
+	char err[512];        /* the 400 message */
+};
+
+static void fail_report(struct job *j, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void fail_report(struct job *j, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(j->err, sizeof j->err, fmt, ap);
+	va_end(ap);
+}
+
+/* Sets the 400 message; the value is always -1 (a macro for the reason
+ * given at doc_error). */
+#define fail(j, ...) (fail_report((j), __VA_ARGS__), -1)
+
+static void job_free(struct job *j)
+{
+	free(j->x), free(j->margin), free(j->mark), free(j->touched), free(j->keys), free(j->w.buf);
+}
+
+static int job_init(struct job *j, const struct model *m, model_response *out)
+{
+	size_t n = m->n_features, i;
+	memset(j, 0, sizeof *j);
+	j->m = m;
+	j->w.out = out;
+	j->w.cap = 2 * m->max_record_out > OUT_CHUNK ? 2 * m->max_record_out : OUT_CHUNK;
+	j->x = malloc(n * sizeof *j->x);
+	j->margin = malloc((m->n_groups + m->n_outputs) * sizeof *j->margin);
+	j->mark = calloc(n, sizeof *j->mark);
+	j->touched = malloc(n * sizeof *j->touched);
+	j->keys = malloc(2 * n * sizeof *j->keys);
+	j->w.buf = malloc(j->w.cap);
+	if (!j->x || !j->margin || !j->mark || !j->touched || !j->keys || !j->w.buf) {
+		job_free(j);
+		return -1;
+	}
+	j->vals = j->keys + n;
+	j->out = j->margin + m->n_groups;
+	for (i = 0; i < n; i++)
+		j->x[i] = NAN;
+	return 0;
+}
+
+/* Sets feature idx of a sparse record; a feature given twice is an error. */
+static int set_sparse(struct job *j, size_t idx, float v, size_t field, const char *what)
+{
+	if (j->mark[idx] == j->record)
+		return fail(j, "record %zu, %s %zu: feature %zu given twice", j->record, what, field, idx);
+	j->mark[idx] = j->record;
+	j->touched[j->n_touched++] = idx;
+	j->x[idx] = v;
+	return 0;
+}
+
+static void clear_record(struct job *j)
+{
+	size_t i;
+	for (i = 0; i < j->dense; i++)
+		j->x[i] = NAN;
+	for (i = 0; i < j->n_touched; i++)
+		j->x[j->touched[i]] = NAN;
+	j->dense = j->n_touched = 0;
+}
+
+/* Predicts the record in j->x and appends its answer. */
+static int answer_record(struct job *j)
+{
+	const struct model *m = j->m;
+	struct writer *w = &j->w;
+	int json = j->out_fmt != FMT_CSV;
+	size_t k;
+
+	predict(m, j->x, j->margin, j->out);
+	clear_record(j);
+	w_room(w, m->max_record_out);
+	if (j->out_fmt == FMT_JSON && j->answered > 0)
+		W_LIT(w, ",");
+	if (json)
+		W_LIT(w, "{\"score\":");
+	if (json && m->n_outputs > 1)
+		W_LIT(w, "[");
+	for (k = 0; k < m->n_outputs; k++) {
+		if (k > 0)
+			W_LIT(w, ",");
+		w_float(w, j->out[k], json);
+	}
+	if (json && m->n_outputs > 1)
+		W_LIT(w, "]");
+	if (json)
+		W_LIT(w, "}");
+	if (j->out_fmt != FMT_JSON)
+		W_LIT(w, "\n");
+	j->answered++;
+	return w->refused ? -1 : 0;
+}
+
+/* The largest answer one record can produce, so that the writer checks room
+ * once per record. */
+static size_t record_room(const struct model *m)
+{
+	return 64 + m->n_outputs * (NUMBER_TEXT + 1);
+}
+
+/* ======================================================================== */
+/* CSV                                                                       */
+/* ======================================================================== */
+/*
+ * One record per line, LF or CRLF, the last newline optional, no label
+ * column. A field is a number, or empty (missing), or nan / inf / -inf in
+ * any case (as numpy reads them in SageMaker's container). A record may have
+ * fewer fields than the model's features (the rest are missing, as in
+ * XGBoost), never more. A blank line is an error rather than something to
+ * skip, so that N lines in are always N lines out.
+ */
+
+/* The usual field in one pass: '-'?, at most 15 digits with at most one
+ * '.', then ',' or the end of the line; 0 for anything else. */
+static int csv_simple(const char **pp, const char *eol, double *out)
+{
+	const char *p = *pp;
+	uint64_t m = 0;
+	int neg = 0, digits = 0, frac = -1;
+	double v;
+
+	if (p < eol && *p == '-')
+		neg = 1, p++;
+	for (; p < eol; p++) {
+		unsigned d = (unsigned)(unsigned char)*p - '0';
+		if (d < 10) {
+			m = m * 10 + d;
+			digits++;
+			frac += frac >= 0;
+		} else if (*p == '.' && frac < 0) {
+			frac = 0;
+		} else {
+			break;
+		}
+	}
+	if (digits == 0 || digits > 15 || (p < eol && *p != ','))
+		return 0;
+	v = frac > 0 ? (double)m / POW10[frac] : (double)m;
+	*out = neg ? -v : v;
+	*pp = p;
+	return 1;
+}
+
+/* The words that spell a missing or infinite value. */
+static int csv_word(const char *s, const char *e, double *out)
+{
+	size_t n = (size_t)(e - s);
+	int neg = n > 0 && *s == '-';
+	if (equal_ci(s, n, "nan") || equal_ci(s, n, "-nan")) {
+		*out = NAN;
+		return 1;
+	}
+	if (neg || (n > 0 && *s == '+'))
+		s++, n--;
+	if (equal_ci(s, n, "inf") || equal_ci(s, n, "infinity")) {
+		*out = neg ? -INFINITY : INFINITY;
+		return 1;
+	}
+	return 0;
+}
+
+/* One field at *pp (up to ',' or eol): its value, NaN when empty. */
+static int csv_field(struct job *j, size_t field, const char **pp, const char *eol, double *v)
+{
+	const char *s = *pp, *e = s;
+	char got[SHOWN_TOKEN + 4];
+	int rc;
+	if (csv_simple(pp, eol, v))
+		return 0;
+	if (s == eol || *s == ',') {
+		*v = NAN;
+		return 0;
+	}
+	rc = parse_number(pp, eol, NUM_CSV, v);
+	if ((rc == NUM_OK || rc == NUM_RANGE) && (*pp == eol || **pp == ','))
+		return 0; /* past float32's range is infinity, as numpy rounds it */
+	while (e < eol && *e != ',')
+		e++;
+	if (csv_word(s, e, v)) {
+		*pp = e;
+		return 0;
+	}
+	return fail(j, "record %zu, field %zu: expected a number, got '%s'", j->record, field,
+		    shown(got, s, e));
+}
+
+static int csv_record(struct job *j, const char *p, const char *eol)
+{
+	size_t n = j->m->n_features, i = 0;
+	if (p == eol)
+		return fail(j, "record %zu: expected up to %zu features, got an empty line", j->record, n);
+	for (;;) {
+		double v;
+		if (csv_field(j, i + 1, &p, eol, &v))
+			return -1;
+		if (i < n)
+			j->x[i] = to_float(v);
+		i++;
+		if (p == eol)
+			break;
+		p++; /* the comma */
+	}
+	j->dense = i < n ? i : n;
+	if (i > n)
+		return fail(j, "record %zu: expected at most %zu features, got %zu", j->record, n, i);
+	return 0;
+}
+
+static int read_csv(struct job *j, const char *p, const char *end)
+{
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+		if (eol > p && eol[-1] == '\r')
+			eol--;
+		j->record++;
+		if (csv_record(j, p, eol) || answer_record(j))
+			return -1;
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/* ======================================================================== */
+/* libsvm                                                                    */
+/* ======================================================================== */
+/*
+ * One record per line: an optional label, then index:value pairs separated
+ * by spaces or tabs, indices from 0 as XGBoost reads them. An index not
+ * given is missing. The label (training files have one) is ignored, as is
+ * a ranking file's qid:N. A line with only a label is a record with every
+ * feature missing; an empty line is an error, as in CSV.
+ */
+
+/* One index:value token [s, e), token number field. */
+static int libsvm_pair(struct job *j, size_t field, const char *s, const char *e)
+{
+	const char *colon = memchr(s, ':', (size_t)(e - s)), *p;
+	char got[SHOWN_TOKEN + 4];
+	size_t idx = 0, n = j->m->n_features;
+	double v;
+	int rc;
+
+	if (colon == NULL || colon == s)
+		return fail(j, "record %zu, field %zu: expected index:value, got '%s'",
+			    j->record, field, shown(got, s, e));
+	if (colon - s == 3 && memcmp(s, "qid", 3) == 0)
+		return 0;
+	for (p = s; p < colon; p++) {
+		if (!is_digit(*p) || idx > MAX_FEATURES)
+			return fail(j, "record %zu, field %zu: expected a feature index from 0 to %zu, "
+				    "got '%s'", j->record, field, n - 1, shown(got, s, colon));
+		idx = idx * 10 + (size_t)(*p - '0');
+	}
+	if (idx >= n)
+		return fail(j, "record %zu, field %zu: expected a feature index from 0 to %zu, got %zu",
+			    j->record, field, n - 1, idx);
+	p = colon + 1;
+	rc = parse_number(&p, e, NUM_CSV, &v);
+	if (!((rc == NUM_OK || rc == NUM_RANGE) && p == e) && !csv_word(colon + 1, e, &v))
+		return fail(j, "record %zu, field %zu: expected a number after '%zu:', got '%s'",
+			    j->record, field, idx, shown(got, colon + 1, e));
+	return set_sparse(j, idx, to_float(v), field, "field");
+}
+
+static int libsvm_record(struct job *j, const char *p, const char *eol)
+{
+	size_t field = 0;
+	if (p == eol)
+		return fail(j, "record %zu: expected a label or index:value pairs, got an empty line",
+			    j->record);
+	while (p < eol) {
+		const char *s;
+		while (p < eol && is_space((unsigned char)*p))
+			p++;
+		if (p == eol)
+			break;
+		for (s = p; p < eol && !is_space((unsigned char)*p); p++)
+			;
+		field++;
+		if (field == 1 && memchr(s, ':', (size_t)(p - s)) == NULL) {
+			const char *q = s;
+			double label;
+			char got[SHOWN_TOKEN + 4];
+			if (parse_number(&q, p, NUM_CSV, &label) != NUM_OK || q != p)
+				return fail(j, "record %zu, field 1: expected a label or index:value, "
+					    "got '%s'", j->record, shown(got, s, p));
+			continue;
+		}
+		if (libsvm_pair(j, field, s, p))
+			return -1;
+	}
+	return 0;
+}
+
+static int read_libsvm(struct job *j, const char *p, const char *end)
+{
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+		if (eol > p && eol[-1] == '\r')
+			eol--;
+		j->record++;
+		if (libsvm_record(j, p, eol) || answer_record(j))
+			return -1;
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/* ======================================================================== */
+/* JSON                                                                      */
+/* ======================================================================== */
+/*
+ * model.c's recursive-descent reader, streaming each instance into j->x;
+ * nothing is built in memory, and JSON_MAX_DEPTH bounds the recursion.
+ * Unknown members are checked for well-formedness and skipped.
+ *
+ *   document   {"instances": [instance, ...]}
+ *   instance   [number | null, ...]
+ *            | {"features": vector}
+ *            | {"data": {"features": vector}}
+ *   vector     [number | null, ...]                         dense
+ *            | {"values": [...]}                            dense
+ *            | {"keys": [...], "values": [...], "shape": [n]}  sparse
+ *
+ * null is a missing value; so is a key a sparse vector does not give (for
+ * XGBoost, sparse means missing, not zero). A dense vector may be shorter
+ * than num_feature, as a CSV record may.
+ */
+
+struct json {
+	struct job *j;
+	const char *start;  /* of the body, for line and column in messages */
+	const char *line;   /* JSON Lines: start of the current line */
+	const char *p, *end;
+	int lines;          /* JSON Lines: a newline ends a value */
+};
+
+#define KEY_CAP 16 /* longest member name the reader looks for, with room */
+
+static int js_peek(const struct json *s)
+{
+	return s->p < s->end ? (unsigned char)*s->p : -1;
+}
+
+static void js_ws(struct json *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r' ||
+				 (*s->p == '\n' && !s->lines)))
+		s->p++;
+}
+
+/* "malformed JSON at line L, column C: expected X, got Y". Line and column
+ * are counted only here, on the error path, so reading stays linear. */
+static int js_syntax(struct json *s, const char *expected)
+{
+	const char *q, *bol = s->lines ? s->line : s->start;
+	unsigned long line = 1, col;
+	char got[24];
+	int c = js_peek(s);
+	if (!s->lines)
+		for (q = s->start; q < s->p; q++)
+			if (*q == '\n')
+				line++, bol = q + 1;
+	col = (unsigned long)(s->p - bol) + 1;
+	if (c < 0)
+		format_msg(got, sizeof got, "the end of the body");
+	else if (c == '\n')
+		format_msg(got, sizeof got, "the end of the line");
+	else if (c >= 0x20 && c < 0x7f)
+		format_msg(got, sizeof got, "'%c'", c);
+	else
+		format_msg(got, sizeof got, "byte 0x%02x", (unsigned)c);
+	if (s->lines)
+		return fail(s->j, "record %zu: malformed JSON at column %lu: expected %s, got %s",
+			    s->j->record, col, expected, got);
+	return fail(s->j, "malformed JSON at line %lu, column %lu: expected %s, got %s",
+		    line, col, expected, got);
+}
+
+static int hex_value(int c)
+{
+	if (is_digit(c))
+		return c - '0';
+	c = lower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The value of the four hex digits at p (of a \uXXXX escape), or -1 if they
+ * are not four hex digits. */
+static int hex4(const char *p)
+{
+	int v = 0, i;
+	for (i = 0; i < 4; i++) {
+		int h = hex_value(p[i]);
+		if (h < 0)
+			return -1;
+		v = v << 4 | h;
+	}
+	return v;
+}
+
+/* Reads the string at s->p (a '"'). With key set, decodes up to KEY_CAP
+ * bytes of it there and sets *klen (> KEY_CAP: longer than any name we
+ * want). Non-ASCII escapes decode to 0xff, which matches no name. */
+static int js_string(struct json *s, char *key, size_t *klen)
+{
+	const char *p = s->p + 1;
+	size_t n = 0;
+	for (;; p++) {
+		int c;
+		if (p >= s->end) {
+			s->p = p;
+			return js_syntax(s, "'\"' to end the string");
+		}
+		c = (unsigned char)*p;
+		if (c == '"')
+			break;
+		if (c < 0x20) {
+			s->p = p;
+			return js_syntax(s, "a string without control characters");
+		}
+		if (c == '\\') {
+			static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+			const char *hit;
+			int v;
+			if (++p >= s->end || *p == '\0' || (hit = strchr(from, *p)) == NULL) {
+				if (p < s->end && *p == 'u' && s->end - p > 4 &&
+				    (v = hex4(p + 1)) >= 0) {
+					c = v < 0x80 ? v : 0xff;
+					p += 4;
+				} else {
+					s->p = p;
+					return js_syntax(s, "an escape: \\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\uXXXX");
+				}
+			} else {
+				c = (unsigned char)to[hit - from];
+			}
+		}
+		if (key != NULL && n < KEY_CAP)
+			key[n] = (char)c;
+		n++;
+	}
+	s->p = p + 1;
+	if (klen != NULL)
+		*klen = n;
+	return 0;
+}
+
+/* Is the reader at something that may follow a value? */
+static int js_at_value_end(const struct json *s)
+{
+	int c = js_peek(s);
+	return c < 0 || c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' ||
+	       c == '\r' || c == '\n';
+}
+
+static int js_skip(struct json *s, int depth);
+
+/* Object members: call with *first = 1 just past '{'. Returns 1 with the
+ * name in key/klen and s->p at the value, 0 past the closing '}', -1 on
+ * error; *klen is 0 unless a name was read. */
+static int js_member(struct json *s, int *first, char *key, size_t *klen)
+{
+	*klen = 0;
+	js_ws(s);
+	if (js_peek(s) == '}') {
+		s->p++;
+		return 0;
+	}
+	if (!*first) {
+		if (js_peek(s) != ',')
+			return js_syntax(s, "',' or '}'");
+		s->p++;
+		js_ws(s);
+	}
+	*first = 0;
+	if (js_peek(s) != '"')
+		return js_syntax(s, "a member name in double quotes");
+	if (js_string(s, key, klen))
+		return -1;
+	js_ws(s);
+	if (js_peek(s) != ':')
+		return js_syntax(s, "':'");
+	s->p++;
+	js_ws(s);
+	return 1;
+}
+
+/* Array elements: call with *first = 1 just past '['. Returns 1 with s->p at
+ * the element, 0 past the closing ']', -1 on error. */
+static int js_element(struct json *s, int *first)
+{
+	js_ws(s);
+	if (*first && js_peek(s) == ']') {
+		s->p++;
+		return 0;
+	}
+	if (!*first) {
+		if (js_peek(s) == ']') {
+			s->p++;
+			return 0;
+		}
+		if (js_peek(s) != ',')
+			return js_syntax(s, "',' or ']'");
+		s->p++;
+		js_ws(s);
+		if (js_peek(s) == ']')
+			return js_syntax(s, "a value after ','");
+	}
+	*first = 0;
+	return 1;
+}
+
+static int key_is(const char *key, size_t klen, const char *name)
+{
+	return klen <= KEY_CAP && equal_word(key, klen, name);
+}
+
+/* Skips one value of any kind, checking that it is well-formed. */
+static int js_skip(struct json *s, int depth)
+{
+	int c = js_peek(s), first = 1, rc;
+	char key[KEY_CAP];
+	size_t klen;
+	double v;
+
+	if (depth > JSON_MAX_DEPTH)
+		return js_syntax(s, "at most 64 levels of nesting");
+	switch (c) {
+	case '{':
+		s->p++;
+		while ((rc = js_member(s, &first, key, &klen)) == 1)
+			if (js_skip(s, depth + 1))
+				return -1;
+		return rc;
+	case '[':
+		s->p++;
+		while ((rc = js_element(s, &first)) == 1)
+			if (js_skip(s, depth + 1))
+				return -1;
+		return rc;
+	case '"':
+		return js_string(s, NULL, NULL);
+	case 't': case 'f': case 'n': {
+		const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+		size_t n = strlen(lit);
+		if ((size_t)(s->end - s->p) >= n && memcmp(s->p, lit, n) == 0) {
+			s->p += n;
+			if (js_at_value_end(s))
+				return 0;
+		}
+		return js_syntax(s, "a JSON value");
+	}
+	default:
+		/* a number: any in-syntax one will do, even one too large to use */
+		if (parse_number(&s->p, s->end, NUM_JSON, &v) != NUM_BAD && js_at_value_end(s))
+			return 0;
+		return js_syntax(s, "a JSON value");
+	}
+}
+
+/* A number where a feature belongs; `what` and `index` name it in messages
+ * ("field 3", "value 2", "key 1"). */
+static int js_number(struct json *s, const char *what, size_t index, double *v)
+{
+	const char *start = s->p, *e = s->p;
+	char got[SHOWN_TOKEN + 4];
+	size_t r = s->j->record;
+	int rc;
+
+	if (s->end - s->p >= 4 && memcmp(s->p, "null", 4) == 0) {
+		s->p += 4;
+		if (js_at_value_end(s)) {
+			*v = NAN; /* a missing value */
+			return 0;
+		}
+		s->p = start;
+	}
+	rc = parse_number(&s->p, s->end, NUM_JSON, v);
+	if ((rc == NUM_OK || rc == NUM_RANGE) && js_at_value_end(s))
+		return 0; /* past float32's range is infinity, as numpy rounds it */
+	s->p = start;
+	if (rc == NUM_RANGE)
+		return fail(s->j, "record %zu, %s %zu: number out of range", r, what, index);
+	if (rc == NUM_LONG)
+		return fail(s->j, "record %zu, %s %zu: expected a number of at most %d characters",
+			    r, what, index, MAX_NUMBER_LEN);
+	switch (js_peek(s)) {
+	case '"':
+		return fail(s->j, "record %zu, %s %zu: expected a number, got a string", r, what, index);
+	case '[':
+		return fail(s->j, "record %zu, %s %zu: expected a number, got an array", r, what, index);
+	case '{':
+		return fail(s->j, "record %zu, %s %zu: expected a number, got an object", r, what, index);
+	}
+	while (e < s->end && !strchr(",]}\" \t\r\n", *e) && *e != '\0')
+		e++;
+	if (e == start)
+		return js_syntax(s, "a number");
+	return fail(s->j, "record %zu, %s %zu: expected a number, got '%s'",
+		    r, what, index, shown(got, start, e));
+}
+
+/* An array of numbers at s->p (a '['): the first cap into dst, all counted. */
+static int js_numbers(struct json *s, const char *what, double *dst, size_t cap, size_t *count)
+{
+	int first = 1, rc;
+	size_t i = 0;
+	double v;
+	s->p++;
+	while ((rc = js_element(s, &first)) == 1) {
+		if (js_number(s, what, i + 1, &v))
+			return -1;
+		if (i < cap)
+			dst[i] = v;
+		i++;
+	}
+	*count = i;
+	return rc;
+}
+
+/* Sets the sparse record's keys and values in j->x, checking that every key
+ * is a distinct feature index (0-based, as in SageMaker's protobuf records). */
+static int sparse_scatter(struct json *s, size_t nkeys, size_t nvals)
+{
+	struct job *j = s->j;
+	size_t n = j->m->n_features, i;
+
+	if (nkeys > n)
+		return fail(j, "record %zu: expected at most %zu keys, got %zu", j->record, n, nkeys);
+	if (nkeys != nvals)
+		return fail(j, "record %zu: expected as many values as keys, got %zu keys and "
+			    "%zu values", j->record, nkeys, nvals);
+	for (i = 0; i < nkeys; i++) {
+		double k = j->keys[i];
+		if (!(k >= 0 && k < (double)n && k == floor(k)))
+			return fail(j, "record %zu, key %zu: expected a whole number from 0 to %zu, "
+				    "got %.17g", j->record, i + 1, n - 1, k);
+		if (set_sparse(j, (size_t)k, to_float(j->vals[i]), i + 1, "key"))
+			return -1;
+	}
+	return 0;
+}
+
+/* A dense vector of count values, read into j->vals, into j->x. */
+static int dense_set(struct job *j, size_t count)
+{
+	size_t n = j->m->n_features, i;
+	if (count > n)
+		return fail(j, "record %zu: expected at most %zu features, got %zu", j->record, n, count);
+	for (i = 0; i < count; i++)
+		j->x[i] = to_float(j->vals[i]);
+	j->dense = count;
+	return 0;
+}
+
+/* The object form of a vector: {"values": [...]} (dense) or with "keys"
+ * (sparse); "shape", if given, must be [n_features]. Members may come in any
+ * order, so keys and values are kept until the object ends. */
+static int js_vector_object(struct json *s, int depth)
+{
+	struct job *j = s->j;
+	size_t n = j->m->n_features, nkeys = 0, nvals = 0, nshape = 0, klen;
+	int first = 1, rc, have_keys = 0, have_vals = 0, have_shape = 0;
+	double shape[2];
+	char key[KEY_CAP];
+
+	s->p++;
+	while ((rc = js_member(s, &first, key, &klen)) == 1) {
+		int *have = key_is(key, klen, "keys") ? &have_keys
+			  : key_is(key, klen, "values") ? &have_vals
+			  : key_is(key, klen, "shape") ? &have_shape : NULL;
+		if (have == NULL) {
+			if (js_skip(s, depth + 1))
+				return -1;
+			continue;
+		}
+		if (*have)
+			return fail(j, "record %zu: \"%.*s\" given twice", j->record, (int)klen, key);
+		*have = 1;
+		if (js_peek(s) != '[')
+			return fail(j, "record %zu: expected \"%.*s\" to be an array", j->record,
+				    (int)klen, key);
+		if (have == &have_keys)
+			rc = js_numbers(s, "key", j->keys, n, &nkeys);
+		else if (have == &have_vals)
+			rc = js_numbers(s, "value", j->vals, n, &nvals);
+		else
+			rc = js_numbers(s, "shape entry", shape, 2, &nshape);
+		if (rc < 0)
+			return -1;
+	}
+	if (rc < 0)
+		return -1;
+	if (!have_vals)
+		return fail(j, "record %zu: expected a \"values\" array in the features object",
+			    j->record);
+	if (have_shape && (nshape != 1 || shape[0] != (double)n))
+		return fail(j, "record %zu: expected \"shape\" to be [%zu]", j->record, n);
+	if (have_keys)
+		return sparse_scatter(s, nkeys, nvals);
+	return dense_set(j, nvals);
+}
+
+/* A feature vector: an array of numbers, or the object form. */
+static int js_vector(struct json *s, int depth)
+{
+	struct job *j = s->j;
+	size_t n = j->m->n_features, count;
+
+	if (depth > JSON_MAX_DEPTH)
+		return js_syntax(s, "at most 64 levels of nesting");
+	if (js_peek(s) == '{')
+		return js_vector_object(s, depth);
+	if (js_peek(s) != '[')
+		return fail(j, "record %zu: expected the features as an array of numbers or an "
+			    "object with \"values\"", j->record);
+	if (js_numbers(s, "field", j->vals, n, &count))
+		return -1;
+	return dense_set(j, count);
+}
+
+/* {"features": vector, ...}: the CDF "data" object, whose field for the
+ * Linear Learner is named "features". */
+static int js_data(struct json *s, int depth)
+{
+	struct job *j = s->j;
+	int first = 1, rc, got = 0;
+	char key[KEY_CAP];
+	size_t klen;
+
+	if (js_peek(s) != '{')
+		return fail(j, "record %zu: expected \"data\" to be an object with \"features\"",
+			    j->record);
+	s->p++;
+	while ((rc = js_member(s, &first, key, &klen)) == 1) {
+		if (!key_is(key, klen, "features")) {
+			if (js_skip(s, depth + 1))
+				return -1;
+		} else if (got++) {
+			return fail(j, "record %zu: \"features\" given twice", j->record);
+		} else if (js_vector(s, depth + 1)) {
+			return -1;
+		}
+	}
+	if (rc == 0 && !got)
+		return fail(j, "record %zu: expected a \"features\" member in \"data\"", j->record);
+	return rc;
+}
+
+/* One instance: a plain array, {"features": ...} or {"data": {...}}; other
+ * members ("configuration", ids) are skipped. */
+static int js_instance(struct json *s, int depth)
+{
+	struct job *j = s->j;
+	int first = 1, rc, got = 0;
+	char key[KEY_CAP];
+	size_t klen;
+
+	if (depth > JSON_MAX_DEPTH)
+		return js_syntax(s, "at most 64 levels of nesting");
+	if (js_peek(s) == '[')
+		return js_vector(s, depth);
+	if (js_peek(s) != '{')
+		return fail(j, "record %zu: expected an array of numbers or an object with "
+			    "\"features\" or \"data\"", j->record);
+	s->p++;
+	while ((rc = js_member(s, &first, key, &klen)) == 1) {
+		int features = key_is(key, klen, "features"), data = key_is(key, klen, "data");
+		if (!features && !data) {
+			if (js_skip(s, depth + 1))
+				return -1;
+			continue;
+		}
+		if (got++)
+			return fail(j, "record %zu: expected one \"features\" or \"data\" member, "
+				    "got two", j->record);
+		if (features ? js_vector(s, depth + 1) : js_data(s, depth + 1))
+			return -1;
+	}
+	if (rc == 0 && !got)
+		return fail(j, "record %zu: expected a \"features\" or \"data\" member", j->record);
+	return rc;
+}
+
+/* application/json: {"instances": [...]}, other members skipped. */
+static int read_json(struct job *j, const char *p, const char *end)
+{
+	struct json s;
+	int first = 1, rc, have = 0;
+	char key[KEY_CAP];
+	size_t klen;
+
+	memset(&s, 0, sizeof s);
+	s.j = j;
+	s.start = s.line = s.p = p;
+	s.end = end;
+	js_ws(&s);
+	if (js_peek(&s) != '{')
+		return js_syntax(&s, "a JSON object with an \"instances\" array");
+	s.p++;
+	while ((rc = js_member(&s, &first, key, &klen)) == 1) {
+		int efirst = 1, erc;
+		if (!key_is(key, klen, "instances")) {
+			if (js_skip(&s, 2))
+				return -1;
+			continue;
+		}
+		if (have++)
+			return fail(j, "\"instances\" given twice");
+		if (js_peek(&s) != '[')
+			return fail(j, "expected \"instances\" to be an array");
+		s.p++;
+		while ((erc = js_element(&s, &efirst)) == 1) {
+			j->record++;
+			if (js_instance(&s, 3) || answer_record(j))
+				return -1;
+		}
+		if (erc < 0)
+			return -1;
+	}
+	if (rc < 0)
+		return -1;
+	js_ws(&s);
+	if (s.p < end)
+		return js_syntax(&s, "nothing after the JSON object");
+	if (!have)
+		return fail(j, "expected an \"instances\" array in the JSON object");
+	return 0;
+}
+
+/* ======================================================================== */
+/* JSON Lines                                                                */
+/* ======================================================================== */
+/*
+ * One instance per line, in any of the instance forms above; LF or CRLF; the
+ * last newline is optional. As for CSV, a blank line is an error rather than
+ * something to skip, so that N lines in are always N lines out.
+ */
+
+static int read_jsonlines(struct job *j, const char *p, const char *end)
+{
+	struct json s;
+
+	memset(&s, 0, sizeof s);
+	s.j = j;
+	s.start = s.p = p;
+	s.end = end;
+	s.lines = 1;
+	while (s.p < end) {
+		j->record++;
+		s.line = s.p;
+		js_ws(&s);
+		if (s.p == end || *s.p == '\n')
+			return fail(j, "record %zu: expected a JSON object, got an empty line",
+				    j->record);
+		if (js_instance(&s, 1))
+			return -1;
+		js_ws(&s);
+		if (s.p < end) {
+			if (*s.p != '\n')
+				return js_syntax(&s, "the end of the line after the JSON value");
+			s.p++;
+		}
+		if (answer_record(j))
+			return -1;
+	}
+	return 0;
+}
+
+
+/* ======================================================================== */
+/* The plug-in functions                                                     */
+/* ======================================================================== */
+
+model *model_load(const char *dir, char *err, size_t err_size)
+{
+	char path[4096];
+	struct builder b;
+	struct model *m;
+	unsigned char *buf = NULL;
+	size_t size;
+	int rc = -1;
+
+	if (err_size > 0)
+		err[0] = '\0';
+	memset(&b, 0, sizeof b);
+	b.best_iteration = -1;
+	b.binary_base_score = 0.5f; /* XGBoost's default, for a file without one */
+	m = calloc(1, sizeof *m);
+	if (m == NULL) {
+		format_msg(err, err_size, "%s: out of memory", dir);
+		return NULL;
+	}
+	if (default_accept(&m->default_accept, err, err_size) == 0 &&
+	    find_model_file(dir, path, sizeof path, err, err_size) == 0 &&
+	    (buf = slurp(path, &size, err, err_size)) != NULL &&
+	    read_model(path, buf, size, &b, err, err_size) == 0 &&
+	    finish_model(&b, m, path, err, err_size) == 0)
+		rc = 0;
+	free(buf);
+	builder_free(&b);
+	if (rc != 0) {
+		model_unload(m);
+		return NULL;
+	}
+	m->max_record_out = record_room(m);
+	return m;
+}
+
+void model_invoke(model *m, const model_request *req, model_response *out)
+{
+	enum format in, outf;
+	const char *body = (const char *)req->body, *end = body + req->body_len;
+	struct job j;
+	char msg[512];
+	int rc;
+
+	if (content_format(req->content_type, &in, msg, sizeof msg)) {
+		model_response_error(out, 415, msg);
+		return;
+	}
+	if (accept_format(req->accept, m->default_accept, &outf, msg, sizeof msg)) {
+		model_response_error(out, 406, msg);
+		return;
+	}
+	if (req->body_len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
+		body += 3; /* a UTF-8 byte order mark, as some editors save CSV */
+	if (body == end) {
+		model_response_error(out, 400, "empty body: expected at least one record");
+		return;
+	}
+	if (job_init(&j, m, out)) {
+		model_response_error(out, 500, "out of memory");
+		return;
+	}
+	j.out_fmt = outf;
+	model_response_type(out, FORMAT_TYPE[outf]);
+	if (outf == FMT_JSON)
+		W_LIT(&j.w, "{\"predictions\":[");
+	rc = in == FMT_CSV ? read_csv(&j, body, end)
+	   : in == FMT_LIBSVM ? read_libsvm(&j, body, end)
+	   : in == FMT_JSON ? read_json(&j, body, end)
+	   : read_jsonlines(&j, body, end);
+	if (rc == 0 && outf == FMT_JSON) {
+		w_room(&j.w, 4);
+		W_LIT(&j.w, "]}\n");
+	}
+	if (rc == 0)
+		w_flush(&j.w);
+	else if (!j.w.refused)
+		model_response_error(out, 400, j.err);
+	job_free(&j);
+}
+
+void model_unload(model *m)
+{
+	if (m == NULL)
+		return;
+	free(m->nodes);
+	free(m->root);
+	free(m->group);
+	free(m->base);
+	free(m);
+}

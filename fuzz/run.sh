@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# fuzz/run.sh [SECONDS] - builds the libFuzzer targets with clang (ASan and
+# UBSan) into build/fuzz/ and runs each for SECONDS (default 60).
+#
+# Seeds come from fuzz/corpus/ (plain HTTP requests and chunked bodies); each
+# target reads a few control bytes first (see the comment at the top of its
+# .c file), so the seeds are copied into build/fuzz/corpus-<target> with a
+# control prefix put in front, and the source tree stays clean. The corpus
+# directories are kept between runs, so later runs start where earlier ones
+# stopped.
+#
+# Files in fuzz/corpus/regress-<target>/ are inputs that once crashed a
+# target, control bytes included; each is replayed before fuzzing.
+#
+# Prints, per target, the executions run and the coverage (libFuzzer's cov:
+# edges and ft: features). Exits non-zero if any target crashed, leaked or
+# broke an invariant; the inputs are listed (build/fuzz/artifacts-<target>/).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+SECONDS_PER_TARGET=${1:-60}
+OUT=build/fuzz
+CFLAGS="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror -g -O1 -fno-omit-frame-pointer
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Dmain=smserve_main"
+TARGETS=(fuzz_parser fuzz_chunked fuzz_conn)
+failed=0
+
+if ! command -v clang >/dev/null; then
+	echo "fuzz/run.sh: clang is needed for libFuzzer" >&2
+	exit 2
+fi
+mkdir -p "$OUT"
+
+# The seeds each target starts from, and the control bytes put before them
+# (printf escapes): a split point, and for fuzz_conn "read responses".
+seed_dirs() {
+	case $1 in
+	fuzz_chunked) echo fuzz/corpus/chunked ;;
+	*) echo fuzz/corpus/requests ;;
+	esac
+}
+control_prefix() {
+	case $1 in
+	fuzz_parser) echo '\x20\x00\x00\x00\x00' ;;       # split at 32, no padding
+	fuzz_chunked) echo '\x07\x00\x40' ;;              # split at 7, max_body 1024
+	fuzz_conn) echo '\x02\x0f\x3f\xff\xff\x00\x00\x00' ;;  # read replies; 16/64/256-byte writes
+	esac
+}
+
+prepare_corpus() {
+	local t=$1 dir=$OUT/corpus-$1 f prefix
+	prefix=$(control_prefix "$t")
+	mkdir -p "$dir"
+	for f in $(seed_dirs "$t")/*; do
+		{ printf "$prefix"; cat "$f"; } >"$dir/seed-$(basename "$f")"
+	done
+}
+
+# replay TARGET: runs the regression inputs once; returns 1 if any fails.
+replay() {
+	local t=$1 dir=fuzz/corpus/regress-$1 f bad=0
+	[[ -d $dir ]] || return 0
+	for f in "$dir"/*; do
+		[[ -f $f ]] || continue
+		if ! "$OUT/$t" "$f" >"$OUT/$t.replay.log" 2>&1; then
+			echo "  $t: regression input $f crashes:"
+			grep -m 3 -E 'ERROR|invariant|SUMMARY' "$OUT/$t.replay.log" | sed 's/^/    /'
+			bad=1
+		fi
+	done
+	return $bad
+}
+
+# summary TARGET LOG: executions and coverage from libFuzzer's output.
+summary() {
+	local t=$1 log=$2 execs last cov ft
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	last=$(grep -E '^#[0-9]+.*cov: [0-9]+' "$log" | tail -n 1)
+	[[ -z $execs ]] && execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
+	cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
+	ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
+	printf '%-13s %10s execs   cov: %-5s ft: %-6s corpus: %s\n' "$t" "${execs:-?}" "${cov:-?}" \
+		"${ft:-?}" "$(ls "$OUT/corpus-$t" | wc -l) files"
+}
+
+# crashes TARGET: lists what libFuzzer saved, with the first bytes of each.
+crashes() {
+	local f
+	for f in "$OUT/artifacts-$1"/*; do
+		[[ -f $f ]] || continue
+		echo "  $1 saved $f ($(wc -c <"$f") bytes); reproduce: $OUT/$1 $f"
+		od -An -c -N 160 "$f" | sed 's/^/    /'
+	done
+}
+
+for t in "${TARGETS[@]}"; do
+	echo "building $OUT/$t"
+	# shellcheck disable=SC2086  # CFLAGS is a list of flags
+	clang $CFLAGS -o "$OUT/$t" "fuzz/$t.c" -lm || exit 2
+done
+
+for t in "${TARGETS[@]}"; do
+	prepare_corpus "$t"
+	rm -rf "$OUT/artifacts-$t"
+	mkdir -p "$OUT/artifacts-$t"
+	replay "$t" || failed=1
+	echo "fuzzing $t for ${SECONDS_PER_TARGET}s (log: $OUT/$t.log)"
+	"$OUT/$t" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -max_len=4096 \
+		-timeout=10 -rss_limit_mb=2048 -dict=fuzz/http.dict \
+		-artifact_prefix="$OUT/artifacts-$t/" "$OUT/corpus-$t" >"$OUT/$t.log" 2>&1
+	status=$?
+	if [[ $status -ne 0 ]]; then
+		failed=1
+		echo "  $t FAILED (exit $status):"
+		grep -m 5 -E 'ERROR|invariant|SUMMARY|runtime error' "$OUT/$t.log" | sed 's/^/    /'
+		crashes "$t"
+	fi
+done
+
+echo
+echo "results (${SECONDS_PER_TARGET}s per target):"
+for t in "${TARGETS[@]}"; do
+	summary "$t" "$OUT/$t.log"
+done
+if [[ $failed -ne 0 ]]; then
+	echo "FAILED: a target crashed or broke an invariant (see above)"
+	exit 1
+fi
+echo "no crashes"

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# tests/faults.sh - what happens when things break: a worker killed in the
+# middle of a request, a model that hangs, writes too much or answers an
+# invalid status, no memory for a body, SIGTERM with 50 requests in flight,
+# a second SIGTERM, and SIGKILL of the loop process.
+#
+# Runs against $SMSERVE built with tests/plugins/faulty.c (make
+# build/smserve-faulty or build/asan-faulty). The out-of-memory test needs
+# `ulimit -v`, which sanitizer builds cannot run under: it is skipped there.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+export LC_ALL=C
+SMSERVE=${SMSERVE:-./build/smserve-faulty}
+source tests/lib.sh
+PY=/usr/bin/python3
+
+url() { echo "http://127.0.0.1:$PORT$1"; }
+attr() { echo "X-Amzn-SageMaker-Custom-Attributes: $1"; }
+workers() { pgrep -P "$SERVER_PID" | sort -n | tr '\n' ' '; }
+
+# gone PID...: true when none of the processes is running (gone or a zombie).
+gone() {
+	local p st
+	for p in "$@"; do
+		st=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)
+		[[ -z $st || $st == Z ]] || return 1
+	done
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.05 s until it succeeds.
+wait_for() {
+	local end=$((SECONDS + $1)) ; shift
+	until "$@"; do
+		((SECONDS <= end)) || return 1
+		sleep 0.05
+	done
+}
+
+# ---- a worker killed (SIGKILL) in the middle of a request ----
+test_worker_killed() {
+	local out before after victim w rss max=0 s stream=() fails
+	start_server killed --workers 3 --max-body-mb 32 --no-access-log || return
+	before=$(workers)
+	# The victim's 16 MB body makes its worker the one with the largest RSS.
+	head -c 16000000 /dev/zero >"$TEST_TMP/16mb"
+	curl -s -o "$TEST_TMP/victim" -w '%{http_code}' -H "$(attr 'sleep 3')" --data-binary @"$TEST_TMP/16mb" \
+		"$(url /invocations)" >"$TEST_TMP/victim.code" &
+	local victim_client=$!
+	# Two streams of other requests, before, during and after the kill.
+	for s in 1 2; do
+		(
+			end=$((SECONDS + 4))
+			i=0
+			while ((SECONDS < end)); do
+				i=$((i + 1))
+				printf '%s %s\n' "s$s-$i" "$(curl -s -m 5 -w ' %{http_code}' -d "s$s-$i" "$(url /invocations)")"
+			done
+		) >"$TEST_TMP/stream$s" &
+		stream+=($!)
+	done
+	sleep 1
+	for w in $before; do
+		rss=$(awk '/^VmRSS/ {print $2}' "/proc/$w/status" 2>/dev/null)
+		if [[ -n $rss && $rss -gt $max ]]; then max=$rss victim=$w; fi
+	done
+	if [[ -z ${victim:-} ]]; then
+		not_ok "found the busy worker by its RSS" "workers: $before"
+		wait "$victim_client" "${stream[@]}"
+		stop_server killed
+		return
+	fi
+	kill -KILL "$victim"
+	wait "$victim_client"
+	out="$(cat "$TEST_TMP/victim.code") $(cat "$TEST_TMP/victim")"
+	expect "SIGKILL of the busy worker: its request gets a 500 JSON error" \
+		'500 {"error": "the model worker crashed during the request"}' "$(tr -d '\n' <<<"$out")"
+	wait_for 2 eval '[[ $(pgrep -P "$SERVER_PID" | wc -l) -eq 3 ]]'
+	after=$(workers)
+	expect "the worker is replaced: 3 workers again, the killed one not among them" "3 no" \
+		"$(wc -w <<<"$after") $(grep -qw "$victim" <<<"$after" && echo yes || echo no)"
+	wait "${stream[@]}"
+	fails=$(cat "$TEST_TMP/stream1" "$TEST_TMP/stream2" | awk '$1 " 200" != $2 " " $3' | head -3)
+	expect "no other request failed (two streams of $(cat "$TEST_TMP/stream1" "$TEST_TMP/stream2" | wc -l) requests meanwhile)" "" "$fails"
+	[[ $(cat "$TEST_TMP/stream1" "$TEST_TMP/stream2" | wc -l) -ge 20 ]] && ok "the streams ran throughout" ||
+		not_ok "the streams ran throughout" "only $(cat "$TEST_TMP/stream1" "$TEST_TMP/stream2" | wc -l) requests"
+	expect "the kill is logged" 1 "$(grep -c "worker $victim ended by signal 9" "$SERVER_LOG")"
+	rm -f "$TEST_TMP/16mb"
+	stop_server killed
+}
+
+# ---- a model that hangs: the invocation timeout fires, the worker is replaced ----
+test_hang() {
+	local out before after t hung
+	start_server hang --workers 2 --timeout 1 || return
+	before=$(workers)
+	curl -s -m 10 -w ' %{http_code} %{time_total}' -H "$(attr hang)" -d x "$(url /invocations)" >"$TEST_TMP/hang.out" &
+	hung=$!
+	sleep 0.3
+	expect "while one worker hangs, the other serves" "200 other" \
+		"$(curl -s -m 0.6 -w '%{http_code} ' -o /dev/null "$(url /ping)")$(curl -s -m 0.6 -d other "$(url /invocations)")"
+	wait "$hung"
+	out=$(tr -d '\n' <"$TEST_TMP/hang.out")
+	t=${out##* }
+	expect "a hanging model: 504 JSON error naming the timeout" '{"error": "the model did not answer within 1 s"} 504' "${out% *}"
+	awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 3) }' && ok "after --timeout 1 (${t} s)" || not_ok "after --timeout 1" "$t s"
+	wait_for 2 eval '[[ $(pgrep -P "$SERVER_PID" | wc -l) -eq 2 && $(workers) != "$before" ]]'
+	after=$(workers)
+	expect "the hung worker is killed and replaced (one new pid of two)" 1 \
+		"$(comm -13 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort) | grep -c .)"
+	gone $(comm -23 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort)) &&
+		ok "the hung process is gone" || not_ok "the hung process is gone"
+	expect "and the next request is served" after-hang "$(curl -s -d after-hang "$(url /invocations)")"
+	stop_server hang
+}
+
+# ---- a model that writes too much, or answers an invalid status ----
+test_bad_answers() {
+	local out before s
+	start_server answers --workers 1 --max-response-mb 1 || return
+	before=$(workers)
+	out=$("$PY" - "$PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+def ask(attrs):
+    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Amzn-SageMaker-Custom-Attributes: " + attrs +
+              b"\r\nContent-Length: 1\r\n\r\nx")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, _, body = buf.partition(b"\r\n\r\n")
+    n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+    while len(body) < n:
+        body += s.recv(65536)
+    return head.split(b"\r\n")[0].decode() + " " + body.decode("latin-1").strip()
+print(ask(b"big 3000000"))
+r = ask(b"big 1048576")
+print(r[:16], len(r) - 16)
+print(ask(b"status 99"))
+PY
+)
+	expect "a response over --max-response-mb: 500 with a clear message, on a kept connection; the next answer follows" \
+		"HTTP/1.1 500 Internal Server Error {\"error\": \"the model's response is larger than the limit of 1048576 bytes\"}
+HTTP/1.1 200 OK  1048576
+HTTP/1.1 500 Internal Server Error {\"error\": \"the model returned an invalid HTTP status (99)\"}" "$out"
+	for s in -1 100 199 600 1000; do
+		out=$(curl -s -w ' %{http_code}' -H "$(attr "status $s")" -d x "$(url /invocations)")
+		expect "a model status of $s: 500 naming it" "{\"error\": \"the model returned an invalid HTTP status ($s)\"} 500" "$(tr -d '\n' <<<"$out")"
+	done
+	out=$(curl -s -w ' %{http_code}' -H "$(attr 'status 0')" -d x "$(url /invocations)")
+	expect "a model status of 0: 500 naming it" '{"error": "the model returned an invalid HTTP status (0)"} 500' "$(tr -d '\n' <<<"$out")"
+	expect "bad answers do not cost the worker its life" "$before" "$(workers)"
+	stop_server answers
+}
+
+# ---- out of memory for a body (ulimit -v) ----
+test_out_of_memory() {
+	local out real=$SMSERVE
+	if grep -q __asan_init "$SMSERVE" 2>/dev/null; then
+		echo "# SKIP: out-of-memory test (sanitizer builds cannot run under ulimit -v)"
+		return
+	fi
+	# 40 MB of address space: the server starts (it needs about 3 MB) but
+	# cannot hold a 50 MB body, well inside --max-body-mb 100 and the
+	# default --max-buffered-mb 256.
+	cat >"$TEST_TMP/small-vm" <<EOF
+#!/usr/bin/env bash
+ulimit -v 40000 || exit 97
+exec "$real" "\$@"
+EOF
+	chmod +x "$TEST_TMP/small-vm"
+	head -c 50000000 /dev/zero >"$TEST_TMP/50mb"
+	SMSERVE=$TEST_TMP/small-vm start_server oom --workers 2 --max-body-mb 100 || return
+	expect "ulimit -v 40000 applies to the server" 40960000 "$(awk '/Max address space/ {print $4}' "/proc/$SERVER_PID/limits")"
+	out=$(curl -s -i --data-binary @"$TEST_TMP/50mb" "$(url /invocations)" | tr -d '\r' |
+		grep -E '^(HTTP/1.1 [2-5]|Retry-After|Connection)' | sort)
+	expect "a 50 MB body that cannot be allocated: 503 with Retry-After, and the close" \
+		$'Connection: close\nHTTP/1.1 503 Service Unavailable\nRetry-After: 1' "$out"
+	out=$(curl -s -i -H 'Transfer-Encoding: chunked' --data-binary @"$TEST_TMP/50mb" "$(url /invocations)" | tr -d '\r' |
+		grep -E '^(HTTP/1.1 [2-5]|Retry-After|Connection)' | sort)
+	expect "the same body chunked: the same 503" $'Connection: close\nHTTP/1.1 503 Service Unavailable\nRetry-After: 1' "$out"
+	expect "the server keeps serving: /ping" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$(url /ping)")"
+	expect "and a small invocation" small "$(curl -s -d small "$(url /invocations)")"
+	head -c 15000000 /dev/zero >"$TEST_TMP/15mb"
+	out=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --data-binary @"$TEST_TMP/15mb" "$(url /invocations)")
+	expect "a 15 MB body that fits is echoed" "200 15000000" "$out"
+	# The worker has room for the body but not for a 30 MB answer: the model
+	# sees model_response_write fail; the error must not blame the 64 MiB limit.
+	out=$(curl -s -w ' %{http_code}' -H "$(attr 'big 30000000')" -d x "$(url /invocations)")
+	expect_match "a model answer the worker cannot allocate: 500 or 503" ' (500|503)$' "$out"
+	[[ $out != *"larger than the limit of 67108864"* ]] && ok "and the message does not blame the response limit it is under" ||
+		not_ok "and the message does not blame the response limit it is under" "$out"
+	expect "no process died" "" "$(grep 'ended by signal' "$SERVER_LOG")"
+	rm -f "$TEST_TMP/50mb" "$TEST_TMP/15mb"
+	stop_server oom
+}
+
+# ---- SIGTERM with 50 requests in flight ----
+test_sigterm_drain() {
+	local out rc start
+	start_server drain50 --workers 8 --no-access-log || return
+	start=$SECONDS
+	out=$("$PY" - "$PORT" "$SERVER_PID" <<'PY'
+import os, signal, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+conns = []
+for i in range(50):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    body = b"d%02d" % i
+    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Amzn-SageMaker-Custom-Attributes: sleep 1\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    conns.append((s, body))
+time.sleep(0.5)
+os.kill(pid, signal.SIGTERM)
+t = time.monotonic()
+time.sleep(0.2)
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    print("refused=no")
+except OSError:
+    print("refused=yes")
+good = closing = 0
+for s, body in conns:
+    buf = b""
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            buf += d
+    except OSError:
+        pass
+    good += buf.startswith(b"HTTP/1.1 200 ") and buf.endswith(b"\r\n\r\n" + body)
+    closing += b"\r\nConnection: close\r\n" in buf
+print("complete=%d closing=%d" % (good, closing))
+print("drained_in=%.1f" % (time.monotonic() - t))
+PY
+)
+	wait "$SERVER_PID"
+	rc=$?
+	echo "# drain: $(tr '\n' ' ' <<<"$out")"
+	expect_match "SIGTERM with 50 requests in flight (8 workers, 1 s each): all 50 complete with 200" "complete=50 " "$out"
+	expect_match "each with Connection: close" "closing=50" "$out"
+	expect_match "no new connection is accepted once SIGTERM arrives" "refused=yes" "$out"
+	expect "then the server exits 0" 0 "$rc"
+	((SECONDS - start < 20)) && ok "the drain took $((SECONDS - start)) s (under 20 s)" || not_ok "the drain took under 20 s" "$((SECONDS - start)) s"
+	check_sanitizer_log drain50 "$SERVER_LOG"
+}
+
+# ---- a second SIGTERM exits at once with status 1 ----
+test_second_sigterm() {
+	local rc pids t0 client code
+	start_server term2 --workers 2 || return
+	pids=$(workers)
+	curl -s -o /dev/null -w '%{http_code}' -H "$(attr 'sleep 10')" -d x "$(url /invocations)" >"$TEST_TMP/term2.code" &
+	client=$!
+	sleep 0.3
+	kill -TERM "$SERVER_PID"
+	sleep 0.3
+	kill -0 "$SERVER_PID" 2>/dev/null && ok "after one SIGTERM the server still drains its 10 s request" ||
+		not_ok "after one SIGTERM the server still drains its 10 s request"
+	t0=$(date +%s%N)
+	kill -TERM "$SERVER_PID"
+	wait "$SERVER_PID"
+	rc=$?
+	expect "a second SIGTERM: exit status 1" 1 "$rc"
+	t0=$((($(date +%s%N) - t0) / 1000000))
+	((t0 < 2000)) && ok "at once (${t0} ms, the busy worker is killed)" || not_ok "at once" "${t0} ms"
+	wait "$client"
+	code=$(cat "$TEST_TMP/term2.code")
+	expect "the abandoned request sees the connection close, no answer" 000 "$code"
+	wait_for 2 gone $pids && ok "no worker process is left" || not_ok "no worker process is left" "$(ps -o pid,stat,cmd -p "${pids// /,}" 2>&1 | tail -n +2)"
+	check_sanitizer_log term2 "$SERVER_LOG"
+}
+
+# ---- SIGKILL of the loop process: the workers exit too ----
+test_loop_killed() {
+	local pids client left p
+	start_server loopkill --workers 2 || return
+	pids=$(workers)
+	# One worker idle, one in a 2 s inference: each exits when it next
+	# touches its socket and finds the loop gone (EOF, or EPIPE on its reply).
+	curl -s -o /dev/null -H "$(attr 'sleep 2')" -d x "$(url /invocations)" &
+	client=$!
+	sleep 0.3
+	kill -KILL "$SERVER_PID"
+	wait "$SERVER_PID" 2>/dev/null
+	wait "$client"
+	if wait_for 4 gone $pids; then
+		ok "SIGKILL of the loop: the idle and the busy worker exit too, within 4 s"
+	else
+		left=; for p in $pids; do gone "$p" || left+="$p "; done
+		not_ok "SIGKILL of the loop: the idle and the busy worker exit too, within 4 s" "still running: $left"
+		for p in $left; do kill -KILL "$p" 2>/dev/null; done
+	fi
+
+	# A worker stuck in a model that never returns never reads its socket
+	# again: it must not outlive the loop all the same (a parent-death signal).
+	start_server loopkill2 --workers 1 || return
+	pids=$(workers)
+	curl -s -o /dev/null -H "$(attr hang)" -d x "$(url /invocations)" &
+	client=$!
+	sleep 0.3
+	kill -KILL "$SERVER_PID"
+	wait "$SERVER_PID" 2>/dev/null
+	wait "$client"
+	if wait_for 2 gone $pids; then
+		ok "SIGKILL of the loop: a worker stuck in a model that never returns exits too"
+	else
+		not_ok "SIGKILL of the loop: a worker stuck in a model that never returns exits too" "pid ${pids% } is orphaned"
+		for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+		wait_for 2 gone $pids || not_ok "cleanup: the orphaned worker is killed"
+	fi
+}
+
+if ! "$PY" -c '' 2>/dev/null; then
+	echo "# SKIP: no /usr/bin/python3 for the fault clients"
+	finish
+	exit
+fi
+test_worker_killed
+test_hang
+test_bad_answers
+test_out_of_memory
+test_sigterm_drain
+test_second_sigterm
+test_loop_killed
+finish

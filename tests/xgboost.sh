@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# tests/xgboost.sh - the XGBoost plug-in (examples/xgboost/model.c) end to
+# end, through the real server, against XGBoost's own predictions.
+#
+#   SMSERVE=./build/smserve-xgboost bash tests/xgboost.sh     (from the repo root)
+#   SMSERVE=./build/asan-xgboost bash tests/xgboost.sh
+#
+# Needs bash, curl, tar and /usr/bin/python3 (only to compare numbers); not
+# XGBoost: the models and XGBoost's predictions are committed in
+# tests/xgboost/ (made by tools/make_xgboost_fixtures.py).
+#
+# 1. Every model (each objective, gbtree and dart, a random forest, early
+#    stopping) in every format (JSON, UBJSON, legacy binary; and the binary
+#    without "binf" as XGBoost 0.x wrote it, JSON as XGBoost 3.1 writes it,
+#    pickled Boosters), each request format (CSV, libsvm, JSON, JSON Lines, with
+#    missing values) and each answer format: every prediction within 1e-6
+#    relative of XGBoost's, and the count of exact float32 matches.
+# 2. A SageMaker model.tar.gz; a 1 MB CSV batch.
+# 3. Loading: truncated and corrupted files of each format, empty, pickled,
+#    linear, no file, two files: exit status 1 and a message naming the file.
+# 4. Requests: 400 naming the record and field, 406, 415, Accept with
+#    q-values, the default answer type and SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+export LC_ALL=C
+SMSERVE=${SMSERVE:-./build/smserve-xgboost}
+source tests/lib.sh
+
+PY=/usr/bin/python3
+FIX=tests/xgboost
+T=$TEST_TMP
+unset SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_MAX_PAYLOAD_IN_MB
+TOTAL_VALUES=0
+TOTAL_EXACT=0
+
+# ---- helpers ---------------------------------------------------------------
+
+# post FILE [CONTENT-TYPE [ACCEPT]]: POSTs FILE to /invocations on $PORT;
+# "-" sends no such header. Sets STATUS, CTYPE and BODY (also in $T/body).
+post() {
+	local file=$1 ct=${2:--} acc=${3:--} meta
+	local args=(-s --max-time 60 -o "$T/body" -w '%{http_code} %{content_type}')
+	if [[ $ct == - ]]; then args+=(-H 'Content-Type:'); else args+=(-H "Content-Type: $ct"); fi
+	if [[ $acc == - ]]; then args+=(-H 'Accept:'); else args+=(-H "Accept: $acc"); fi
+	meta=$(curl "${args[@]}" --data-binary "@$file" "http://127.0.0.1:$PORT/invocations")
+	STATUS=${meta%% *}
+	CTYPE=${meta#* }
+	BODY=$(head -c 2000 "$T/body")
+}
+
+# send TEXT [CONTENT-TYPE [ACCEPT]]: post with the body given inline (printf %b).
+send() {
+	printf '%b' "$1" >"$T/req"
+	post "$T/req" "${2:--}" "${3:--}"
+}
+
+# expect_error NAME STATUS REGEX: the last answer was STATUS with an
+# {"error": ...} body matching REGEX.
+expect_error() {
+	if [[ $STATUS == "$2" && $CTYPE == application/json* && $BODY =~ ^\{\"error\":\ \".*\"\}$ && $BODY =~ $3 ]]; then
+		ok "$1"
+	else
+		not_ok "$1" "expected $2 /$3/, got $STATUS [${BODY:0:300}]"
+	fi
+}
+
+# compare NAME EXPECTED ACTUAL FORMAT REPEAT: ACTUAL (csv, json or jsonl, as
+# answered) holds EXPECTED's rows REPEAT times, every value within 1e-6
+# relative. Prints "<values> <exact>" on success, else the first difference.
+compare() {
+	"$PY" - "$2" "$3" "$4" "$5" <<'EOF'
+import json, math, struct, sys
+exp_path, act_path, fmt, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+expected = [[float(v) for v in line.split(",")] for line in open(exp_path).read().splitlines()] * repeat
+text = open(act_path).read()
+def score(v):
+    return v if isinstance(v, list) else [v]
+if fmt == "csv":
+    if not text.endswith("\n"):
+        sys.exit("the answer does not end in a newline")
+    actual = [[float(v) for v in line.split(",")] for line in text.splitlines()]
+elif fmt == "json":
+    doc = json.loads(text)
+    actual = [score(p["score"]) for p in doc["predictions"]]
+else:
+    if not text.endswith("\n"):
+        sys.exit("the answer does not end in a newline")
+    actual = [score(json.loads(line)["score"]) for line in text.splitlines()]
+if len(actual) != len(expected):
+    sys.exit("%d records answered, %d expected" % (len(actual), len(expected)))
+f32 = lambda v: struct.unpack("f", struct.pack("f", v))[0]
+values = exact = 0
+for r, (a, e) in enumerate(zip(actual, expected)):
+    if len(a) != len(e):
+        sys.exit("record %d: %d values, expected %d" % (r + 1, len(a), len(e)))
+    for x, y in zip(a, e):
+        values += 1
+        exact += f32(x) == y
+        if not abs(x - y) <= 1e-6 * abs(y):
+            sys.exit("record %d: %r, expected %r (XGBoost)" % (r + 1, x, y))
+print(values, exact)
+EOF
+}
+
+# check_answer NAME EXPECTED FORMAT [REPEAT]: the last answer was 200 and
+# compare passes.
+check_answer() {
+	local out counts
+	if [[ $STATUS != 200 ]]; then
+		not_ok "$1" "status $STATUS [${BODY:0:300}]"
+		return
+	fi
+	if out=$(compare "$1" "$2" "$T/body" "$3" "${4:-1}" 2>&1); then
+		read -r -a counts <<<"$out"
+		TOTAL_VALUES=$((TOTAL_VALUES + counts[0]))
+		TOTAL_EXACT=$((TOTAL_EXACT + counts[1]))
+		ok "$1"
+	else
+		not_ok "$1" "$(tail -n 1 <<<"$out")"
+	fi
+}
+
+# model_dir FILE: a fresh model directory holding FILE as xgboost-model.
+model_dir() {
+	local dir
+	dir=$(mktemp -d "$T/model.XXXXXX")
+	cp "$1" "$dir/xgboost-model"
+	echo "$dir"
+}
+
+# load_fails NAME DIR REGEX: the server exits 1 at start with stderr
+# matching REGEX (the file and the reason), and no sanitizer report.
+load_fails() {
+	local name=$1 dir=$2 re=$3 rc log=$T/load.log
+	timeout 20 "$SMSERVE" --port "$(free_port)" --model-dir "$dir" >"$log" 2>&1
+	rc=$?
+	if [[ $rc == 1 ]] && grep -qE -- "$re" "$log"; then
+		ok "$name"
+	else
+		not_ok "$name" "exit $rc, log: $(tail -n 2 "$log" | tr '\n' ' ' | head -c 300)"
+	fi
+	check_sanitizer_log "$name" "$log"
+}
+
+# Which input set each model reads.
+data_of() {
+	case $1 in
+	multi_* | dart_multi_* | forest_*) echo iris ;;
+	reg_logistic | binary_* | dart_binary_* | early_*) echo cancer ;;
+	*) echo diabetes ;;
+	esac
+}
+
+# ---- 1. every model, format, request and answer ---------------------------
+
+MODELS=(binary_logistic reg_logistic binary_logitraw reg_squarederror count_poisson reg_tweedie
+	reg_gamma rank_pairwise multi_softprob multi_softmax dart_binary_logistic dart_multi_softprob
+	forest_softprob early_stopping)
+
+# serve_and_check LABEL MODEL-FILE EXPECTED DATA: all four request formats,
+# each answered in a different one of the three answer formats.
+serve_and_check() {
+	local label=$1 file=$2 exp=$3 data=$4
+	if ! start_server "$label" --model-dir "$(model_dir "$file")" --workers 1 --no-access-log; then
+		not_ok "$label: starts" "$(tail -n 2 "$SERVER_LOG")"
+		return
+	fi
+	post "$FIX/$data.csv" text/csv text/csv
+	check_answer "$label: text/csv -> text/csv" "$exp" csv
+	post "$FIX/$data.libsvm" text/libsvm application/json
+	check_answer "$label: text/libsvm -> application/json" "$exp" json
+	post "$FIX/$data.json" application/json application/jsonlines
+	check_answer "$label: application/json -> application/jsonlines" "$exp" jsonl
+	post "$FIX/$data.jsonl" application/jsonlines -
+	check_answer "$label: application/jsonlines -> text/csv (default)" "$exp" csv
+	stop_server "$label"
+}
+
+for model in "${MODELS[@]}"; do
+	for fmt in json ubj bin; do
+		serve_and_check "$model.$fmt" "$FIX/$model.$fmt" "$FIX/$model.expected" "$(data_of "$model")"
+	done
+done
+for model in count_poisson dart_multi_softprob early_stopping; do # as XGBoost 0.x wrote them: no "binf"
+	tail -c +5 "$FIX/$model.bin" >"$T/$model.bare"
+	serve_and_check "$model.bin without binf" "$T/$model.bare" "$FIX/$model.expected" "$(data_of "$model")"
+done
+for model in early_stopping multi_softprob dart_binary_logistic; do # pickled Boosters
+	serve_and_check "$model.pkl" "$FIX/$model.pkl" "$FIX/$model.expected" "$(data_of "$model")"
+done
+for model in binary_logistic multi_softprob; do # as XGBoost 3.1 writes them
+	serve_and_check "${model}_v3.json" "$FIX/${model}_v3.json" "$FIX/$model.expected" "$(data_of "$model")"
+done
+
+# The format is read from the bytes: a JSON file named like a binary one and
+# the other way round load all the same (the .json above was xgboost-model).
+first=$(head -c 4 "$FIX/binary_logistic.bin")
+expect "the legacy binary format starts with binf" binf "$first"
+
+# ---- 2. a SageMaker model.tar.gz, and a 1 MB batch --------------------------
+
+mkdir -p "$T/artifact" "$T/opt_ml_model"
+cp "$FIX/multi_softprob.bin" "$T/artifact/xgboost-model"
+tar -C "$T/artifact" -czf "$T/model.tar.gz" xgboost-model
+tar -C "$T/opt_ml_model" -xzf "$T/model.tar.gz"
+if start_server tarball --model-dir "$T/opt_ml_model" --no-access-log; then
+	post "$FIX/iris.csv" text/csv
+	check_answer "model.tar.gz as SageMaker unpacks it: text/csv" "$FIX/multi_softprob.expected" csv
+	stop_server tarball
+fi
+
+# A directory whose only file has another name is served too.
+mkdir -p "$T/only"
+cp "$FIX/reg_gamma.ubj" "$T/only/model.ubj"
+if start_server only-file --model-dir "$T/only" --no-access-log; then
+	post "$FIX/diabetes.csv" text/csv
+	check_answer "the directory's only file, any name" "$FIX/reg_gamma.expected" csv
+	stop_server only-file
+fi
+
+# 1 MB of CSV (the cancer rows, repeated) in one request, in order.
+reps=$((1048576 / $(wc -c <"$FIX/cancer.csv") + 1))
+for ((i = 0; i < reps; i++)); do cat "$FIX/cancer.csv"; done >"$T/batch.csv"
+if start_server batch --model-dir "$(model_dir "$FIX/dart_binary_logistic.bin")" --no-access-log; then
+	post "$T/batch.csv" text/csv text/csv
+	check_answer "1 MB CSV batch ($((reps * 40)) records): every line in order" \
+		"$FIX/dart_binary_logistic.expected" csv "$reps"
+	post "$T/batch.csv" text/csv application/json
+	check_answer "1 MB CSV batch as JSON" "$FIX/dart_binary_logistic.expected" json "$reps"
+	stop_server batch
+fi
+
+# ---- 3. loading ------------------------------------------------------------
+
+# Cut each format at a few places: the server exits 1 and names the file.
+for fmt in json ubj bin; do
+	src=$FIX/forest_softprob.$fmt
+	size=$(wc -c <"$src")
+	for cut in 3 4 100 $((size / 3)) $((size / 2)) $((size - 2)); do
+		dir=$(mktemp -d "$T/cut.XXXXXX")
+		head -c "$cut" "$src" >"$dir/xgboost-model"
+		load_fails "truncated $fmt ($cut of $size bytes): exit 1, names the file" "$dir" \
+			"$dir/xgboost-model: "
+	done
+done
+# Flip bytes inside the trees: a clean error or a model, never a crash.
+for fmt in json ubj bin; do
+	src=$FIX/binary_logistic.$fmt
+	size=$(wc -c <"$src")
+	for at in $((size / 4)) $((size / 2)) $((size * 3 / 4)); do
+		dir=$(mktemp -d "$T/flip.XXXXXX")
+		{ head -c "$at" "$src"; printf '\377\377\377\377'; tail -c +$((at + 5)) "$src"; } >"$dir/xgboost-model"
+		if start_server "flip-$fmt-$at" --model-dir "$dir" --no-access-log >/dev/null; then
+			stop_server "flip-$fmt-$at"
+			ok "corrupted $fmt at byte $at: loads"
+		else
+			grep -q "$dir/xgboost-model: " "$SERVER_LOG" && ok "corrupted $fmt at byte $at: refused with the file named" ||
+				not_ok "corrupted $fmt at byte $at" "$(tail -n 2 "$SERVER_LOG")"
+			check_sanitizer_log "flip-$fmt-$at" "$SERVER_LOG"
+		fi
+	done
+done
+
+dir=$(mktemp -d "$T/bad.XXXXXX"); : >"$dir/xgboost-model"
+load_fails "empty file" "$dir" "xgboost-model: expected an XGBoost model .*got an empty file"
+dir=$(mktemp -d "$T/bad.XXXXXX"); printf '\200\004\225 pickled Booster' >"$dir/xgboost-model"
+load_fails "a pickle without a model: says how to save one" "$dir" "expected a pickled XGBoost Booster.*save_model"
+dir=$(mktemp -d "$T/bad.XXXXXX"); echo 'hello' >"$dir/xgboost-model"
+load_fails "text that is no model" "$dir" "xgboost-model: expected an XGBoost model"
+load_fails "a linear booster" "$(model_dir "$FIX/gblinear.json")" "expected a tree booster .*gblinear"
+load_fails "no model directory" "$T/does-not-exist" "does-not-exist: expected a model directory"
+load_fails "an empty model directory" "$(mktemp -d "$T/empty.XXXXXX")" "found none"
+dir=$(mktemp -d "$T/two.XXXXXX"); cp "$FIX/reg_gamma.json" "$dir/a.json"; cp "$FIX/reg_gamma.ubj" "$dir/b.ubj"
+load_fails "two model files, no xgboost-model" "$dir" "found 2: "
+dir=$(model_dir "$FIX/binary_logistic.json")
+sed -i 's/"binary:logistic"/"reg:pseudohubererror"/' "$dir/xgboost-model"
+load_fails "an objective it does not serve: named, with the list" "$dir" \
+	"expected one of the objectives .*got \"reg:pseudohubererror\""
+dir=$(model_dir "$FIX/binary_logistic.json")
+sed -i 's/\("learner_model_param":{[^}]*"num_feature":"\)30"/\13"/' "$dir/xgboost-model"
+load_fails "a split on a feature past num_feature" "$dir" "expected split features below num_feature"
+dir=$(model_dir "$FIX/binary_logistic.json")
+sed -i 's/"left_children":\[1,/"left_children":[0,/' "$dir/xgboost-model"
+load_fails "a tree with a cycle" "$dir" "expected two new child nodes"
+dir=$(model_dir "$FIX/binary_logistic.json")
+sed -i 's/"base_score":"[^"]*"/"base_score":"1.5E0"/' "$dir/xgboost-model"
+load_fails "base_score outside (0, 1) for a logistic objective" "$dir" "expected base_score between 0 and 1"
+SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/html load_fails "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT it cannot produce" \
+	"$(model_dir "$FIX/reg_gamma.json")" "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of"
+
+# ---- 4. requests -----------------------------------------------------------
+
+start_server requests --model-dir "$(model_dir "$FIX/binary_logistic.bin")" --no-access-log || exit 1
+row=$(head -n 1 "$FIX/cancer.csv")
+want=$(head -n 1 "$FIX/binary_logistic.expected")
+
+send "$row" text/csv -
+expect "no Accept: text/csv, as SageMaker's XGBoost" "200 text/csv" "$STATUS $CTYPE"
+send "$row" - -
+expect "no Content-Type: read as CSV" 200 "$STATUS"
+send "$row" text/csv '*/*'
+expect "Accept */*: text/csv" "text/csv" "$CTYPE"
+send "$row" 'text/csv; charset=utf-8' 'application/json;q=0.5, application/jsonlines;q=0.9, text/html'
+expect "Accept with q-values: the best type it can produce" "application/jsonlines" "$CTYPE"
+send "$row" text/csv 'application/*;q=0.8, text/csv;q=0.1'
+expect "Accept application/*: application/json before jsonlines" "application/json" "$CTYPE"
+send "$row\r\n$row\r\n" text/csv text/csv
+expect "CRLF lines: two records" 2 "$(grep -c . "$T/body")"
+send "\xEF\xBB\xBF$row" text/csv text/csv
+expect "a UTF-8 byte order mark is skipped" 200 "$STATUS"
+send "${row%%,*}" text/csv text/csv
+expect "fewer fields than features: the rest are missing (as XGBoost)" 200 "$STATUS"
+send ",,,\nnan,NaN,inf,-Infinity" text/csv text/csv
+expect "empty, nan and inf fields" "200 2" "$STATUS $(grep -c . "$T/body")"
+send "1e400,-1e400" text/csv text/csv
+expect "numbers past float32's range are infinities" 200 "$STATUS"
+
+send "$row\n$row,7" text/csv
+expect_error "too many fields: 400 naming the record" 400 "record 2: expected at most 30 features, got 31"
+send "$row\n1,2,abc,4" text/csv
+expect_error "a bad field: 400 naming record and field" 400 "record 2, field 3: expected a number, got 'abc'"
+send "$row\n\n$row" text/csv
+expect_error "a blank line is a record, and an error" 400 "record 2: expected up to 30 features, got an empty line"
+send "" text/csv
+expect_error "an empty body" 400 "empty body"
+send "1 0:1.5 3:2\n0 1:x" text/libsvm
+expect_error "libsvm: a bad value" 400 "record 2, field 2: expected a number after '1:', got 'x'"
+send "1 0:1.5 30:2" text/libsvm
+expect_error "libsvm: an index past the features" 400 "record 1, field 3: expected a feature index from 0 to 29, got 30"
+send "1 4:1 4:2" text/x-libsvm
+expect_error "libsvm: a feature given twice" 400 "record 1, field 3: feature 4 given twice"
+send "0 qid:3 1:0.5\n1" text/libsvm text/csv
+expect "libsvm: qid is skipped, a label alone is a record" "200 2" "$STATUS $(grep -c . "$T/body")"
+send '{"instances": [[1, 2], {"features": [1, "x"]}]}' application/json
+expect_error "JSON: a string feature" 400 "record 2, field 2: expected a number, got a string"
+send '{"instances": [{"features": {"keys": [0, 0], "values": [1, 2]}}]}' application/json
+expect_error "JSON: a sparse key given twice" 400 "record 1, key 2: feature 0 given twice"
+send '{"instances": [[1, 2]' application/json
+expect_error "JSON: malformed" 400 "malformed JSON at line 1, column 22"
+send '[1, null, 3]\n{"features": {"keys": [29], "values": [1.5]}}\n' application/jsonlines application/json
+expect "JSON Lines: null and sparse keys are missing values" 200 "$STATUS"
+send "$row" application/x-recordio-protobuf
+expect_error "unsupported Content-Type: 415 with the list" 415 "supported: text/csv, text/libsvm, application/json, application/jsonlines"
+send "$row" text/csv text/html
+expect_error "unsupported Accept: 406 with the list" 406 "supported: text/csv, application/json, application/jsonlines"
+send "$row" 'text/csv; label_size=1'
+expect_error "a label column (label_size=1): 415" 415 "label_size=1"
+
+# The answer's number is XGBoost's float32, written so that it reads back exactly.
+send "$row" text/csv text/csv
+got=$("$PY" -c 'import struct,sys; a=float(sys.argv[1]); b=float(sys.argv[2]); print(struct.unpack("f", struct.pack("f", a))[0] == b)' "$BODY" "$want")
+expect "a prediction reads back as XGBoost's exact float32 ($BODY)" True "$got"
+stop_server requests
+
+# SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT picks the answer for Accept missing or */*.
+SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/jsonlines start_server default-accept \
+	--model-dir "$(model_dir "$FIX/multi_softprob.json")" --no-access-log || exit 1
+send "5.1,3.5,1.4,0.2" text/csv -
+expect_match "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/jsonlines: softprob scores" \
+	'^\{"score":\[0\.[0-9]+,0\.[0-9]+,0\.[0-9]+\]\}$' "$BODY"
+send "5.1,3.5,1.4,0.2" text/csv text/csv
+expect_match "softprob as CSV: the class probabilities on one line" '^0\.[0-9]+,0\.[0-9]+,0\.[0-9]+$' "$BODY"
+stop_server default-accept
+
+echo "# $TOTAL_VALUES predictions compared, $TOTAL_EXACT equal to XGBoost's float32 exactly"
+expect "every prediction equals XGBoost's float32 exactly" "$TOTAL_VALUES" "$TOTAL_EXACT"
+finish
