@@ -118,6 +118,7 @@
 #define MAX_WORKERS 256
 #define WORKER_META_MAX (2 * MAX_HEAD_BYTES + 128)  /* custom attributes appear twice */
 #define REPLY_META_MAX 2048
+#define REPLY_FIRST_READ ((size_t)16 * 1024)  /* most replies fit in one read */
 
 /* ======================================================================== */
 /* Configuration: filled from the command line and environment in main().   */
@@ -1272,9 +1273,9 @@ struct worker {
 	struct conn *conn;         /* the request it runs, or NULL when idle */
 	char *frame;               /* request frame header and meta */
 	size_t frame_len, sent;    /* bytes of frame+body sent so far */
-	struct frame_reply reply;
-	size_t got;                /* bytes of reply header+meta+body read */
-	char *reply_buf;           /* meta and body of the reply */
+	struct frame_reply reply;  /* the reply's header, once it has arrived */
+	char *reply_buf;           /* the whole reply: header, meta, body */
+	size_t got, reply_cap;     /* bytes of it read so far; its size */
 	int64_t deadline;          /* invocation timeout, ms */
 };
 
@@ -1374,17 +1375,32 @@ int model_response_error(model_response *out, int status, const char *message)
 	return model_response_write(out, body, n);
 }
 
-static int read_full(int fd, void *buf, size_t len)
+/* Reads until *have >= need, growing *buf to at least need bytes. Each read
+ * asks for all the room there is, so a small request frame, which the loop
+ * sends with one writev, usually arrives in one read. */
+static int grow_buffer(char **buf, size_t *cap, size_t need)
 {
-	char *p = buf;
-	while (len > 0) {
-		ssize_t r = read(fd, p, len);
+	char *p;
+	if (need <= *cap)
+		return 0;
+	if (!(p = realloc(*buf, need)))
+		return -1;
+	*buf = p;
+	*cap = need;
+	return 0;
+}
+
+static int read_at_least(int fd, char **buf, size_t *cap, size_t *have, size_t need)
+{
+	if (grow_buffer(buf, cap, need) != 0)
+		return -1;
+	while (*have < need) {
+		ssize_t r = read(fd, *buf + *have, *cap - *have);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return -1;
-		p += r;
-		len -= (size_t)r;
+		*have += (size_t)r;
 	}
 	return 0;
 }
@@ -1478,32 +1494,29 @@ static void send_reply(int fd, model_response *out)
  * exits when the loop closes its end of the socket (shutdown). */
 static void worker_main(int fd)
 {
-	char *buf = NULL;
+	char *buf = NULL, *meta;
 	size_t cap = 0;
 	model_header headers[MAX_AMZN_HEADERS];
 	for (;;) {
 		struct frame_request fr;
 		model_request req;
 		model_response out;
-		size_t need;
-		if (read_full(fd, &fr, sizeof fr) != 0)
+		size_t have = 0;              /* the loop sends one frame at a time */
+		if (grow_buffer(&buf, &cap, IN_BUF_KEEP) != 0)
+			_exit(4);
+		if (read_at_least(fd, &buf, &cap, &have, sizeof fr) != 0)
 			_exit(0);
+		memcpy(&fr, buf, sizeof fr);
 		if (fr.magic != FRAME_MAGIC || fr.meta_len > WORKER_META_MAX ||
-		    fr.body_len > SIZE_MAX - fr.meta_len)
+		    fr.body_len > SIZE_MAX - fr.meta_len - sizeof fr)
 			_exit(3);
-		need = fr.meta_len + (size_t)fr.body_len;
-		if (need > cap) {
-			free(buf);
-			cap = need;
-			if (!(buf = malloc(cap)))
-				_exit(4);
-		}
-		if (read_full(fd, buf, need) != 0)
+		if (read_at_least(fd, &buf, &cap, &have, sizeof fr + fr.meta_len + (size_t)fr.body_len) != 0)
 			_exit(0);
+		meta = buf + sizeof fr;
 		memset(&req, 0, sizeof req);
-		if (unpack_request(buf, fr.meta_len, fr.header_count, &req, headers) != 0)
+		if (unpack_request(meta, fr.meta_len, fr.header_count, &req, headers) != 0)
 			_exit(3);
-		req.body = (const unsigned char *)buf + fr.meta_len;
+		req.body = (const unsigned char *)meta + fr.meta_len;
 		req.body_len = (size_t)fr.body_len;
 		memset(&out, 0, sizeof out);
 		out.status = 200;
@@ -1689,7 +1702,7 @@ static int valid_reply_text(const char *s)
 static void worker_finish(struct worker *w)
 {
 	struct conn *c = w->conn;
-	const char *type = w->reply_buf, *attrs;
+	const char *type = w->reply_buf + sizeof w->reply, *attrs;
 	char extra[1100];
 	size_t tl = strnlen(type, w->reply.meta_len);
 	int status = w->reply.status;
@@ -1706,51 +1719,72 @@ static void worker_finish(struct worker *w)
 	w->conn = NULL;
 	c->owned = w->reply_buf;
 	w->reply_buf = NULL;
-	respond_full(c, status, *type ? type : NULL, c->owned + w->reply.meta_len,
+	respond_full(c, status, *type ? type : NULL, type + w->reply.meta_len,
 		(size_t)w->reply.body_len, extra);
 	conn_write(c);
 	dispatch_queued();
 }
 
-/* Reads the reply: header, then meta and body into one buffer. */
+/* Checks the reply's header and makes room for all of it. */
+static int reply_header_ok(struct worker *w)
+{
+	size_t total;
+	memcpy(&w->reply, w->reply_buf, sizeof w->reply);
+	if (w->reply.magic != FRAME_MAGIC || w->reply.meta_len > REPLY_META_MAX ||
+	    w->reply.meta_len < 2 || w->reply.body_len > cfg.max_response) {
+		worker_fail(w, 500, "the model worker sent a malformed reply");
+		return 0;
+	}
+	total = sizeof w->reply + w->reply.meta_len + (size_t)w->reply.body_len;
+	if (total > w->reply_cap) {
+		char *p = realloc(w->reply_buf, total);
+		if (!p) {
+			worker_fail(w, 503, "out of memory for the model's response");
+			return 0;
+		}
+		w->reply_buf = p;
+		w->reply_cap = total;
+	}
+	return 1;
+}
+
+/* Reads the reply into one buffer that becomes the response body's home.
+ * The first read asks for REPLY_FIRST_READ bytes, so a small reply (header,
+ * meta and body) takes one system call. */
 static void worker_receive(struct worker *w)
 {
 	for (;;) {
-		char *dst;
-		size_t want;
+		size_t total;
 		ssize_t r;
-		if (w->got < sizeof w->reply) {
-			dst = (char *)&w->reply + w->got;
-			want = sizeof w->reply - w->got;
-		} else {
-			size_t total = w->reply.meta_len + (size_t)w->reply.body_len;
-			dst = w->reply_buf + (w->got - sizeof w->reply);
-			want = total - (w->got - sizeof w->reply);
-			if (want == 0) {
+		if (!w->reply_buf) {
+			if (!(w->reply_buf = malloc(REPLY_FIRST_READ))) {
+				worker_fail(w, 503, "out of memory for the model's response");
+				return;
+			}
+			w->reply_cap = REPLY_FIRST_READ;
+		}
+		total = w->reply_cap;
+		if (w->got >= sizeof w->reply) {
+			total = sizeof w->reply + w->reply.meta_len + (size_t)w->reply.body_len;
+			if (w->got == total) {
 				worker_finish(w);
 				return;
 			}
 		}
-		r = read(w->fd, dst, want);
+		r = read(w->fd, w->reply_buf + w->got, total - w->got);
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
 		if (r <= 0 || !w->conn) {
 			worker_fail(w, 500, "the model worker crashed during the request");
 			return;
 		}
-		w->got += (size_t)r;
-		if (w->got == sizeof w->reply) {
-			if (w->reply.magic != FRAME_MAGIC || w->reply.meta_len > REPLY_META_MAX ||
-			    w->reply.meta_len < 2 || w->reply.body_len > cfg.max_response) {
-				worker_fail(w, 500, "the model worker sent a malformed reply");
+		if (w->got < sizeof w->reply && w->got + (size_t)r >= sizeof w->reply) {
+			w->got += (size_t)r;
+			if (!reply_header_ok(w))
 				return;
-			}
-			w->reply_buf = malloc(w->reply.meta_len + (size_t)w->reply.body_len + 1);
-			if (!w->reply_buf) {
-				worker_fail(w, 503, "out of memory for the model's response");
-				return;
-			}
+			continue;
 		}
+		w->got += (size_t)r;
 	}
 }
 
