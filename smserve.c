@@ -10,9 +10,10 @@
  * -------------------
  * One process (the "loop") runs a select() loop over the listening socket,
  * every client connection, one socket per model worker and a self-pipe that
- * turns signals into readable bytes. The loop never blocks and never runs
- * model code, so /ping and new connections are answered at once even while
- * every worker is busy in a long inference (SageMaker gives /ping 2 s).
+ * turns signals into readable bytes. The loop never waits on a client or a
+ * worker (only its log lines are written synchronously) and never runs model
+ * code, so /ping and new connections are answered at once even while every
+ * worker is busy in a long inference (SageMaker gives /ping 2 s).
  *
  *        clients                 loop process                  workers
  *     ---------------     +-----------------------+     +-----------------+
@@ -895,7 +896,8 @@ static const char *reason_phrase(int status)
 	case 504: return "Gateway Timeout";
 	case 505: return "HTTP Version Not Supported";
 	case 507: return "Insufficient Storage";
-	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	default: return status < 300 ? "OK" : status < 400 ? "Redirection" :
+		status < 500 ? "Client Error" : "Server Error";
 	}
 }
 
@@ -1167,6 +1169,7 @@ static void conn_reset(struct conn *c)
 	request_clear(&c->req);
 	memset(&c->chunk, 0, sizeof c->chunk);
 	c->body_start = c->body_len = c->raw_pos = c->req_end = 0;
+	c->route = ROUTE_ERROR;
 	c->state = CONN_READ_HEAD;
 	if (c->in_cap > IN_BUF_KEEP && left <= IN_BUF_INITIAL)
 		conn_resize(c, IN_BUF_INITIAL);
@@ -1179,7 +1182,7 @@ static void conn_reset(struct conn *c)
 static void response_done(struct conn *c)
 {
 	log_access(c);
-	if (c->close_after) {
+	if (c->close_after || draining) {  /* (a head built before SIGTERM lacks the close) */
 		/* Half-close and keep reading briefly, so a client still sending
 		 * gets our response rather than a reset (RFC 9112 9.6). */
 		shutdown(c->fd, SHUT_WR);
@@ -1224,7 +1227,8 @@ again:
 			return -1;
 		}
 		c->out_off += (size_t)w;
-		c->deadline = seconds_from_now(cfg.body_timeout_s);
+		if (c->state != CONN_IN_MODEL)    /* a late 100 Continue arms nothing */
+			c->deadline = seconds_from_now(cfg.body_timeout_s);
 	}
 	if (c->state == CONN_WRITE) {
 		response_done(c);
@@ -1301,7 +1305,9 @@ struct model_response {
 
 int model_response_status(model_response *out, int status)
 {
-	if (status < 200 || status > 599) {
+	/* 1xx are not final answers, and 304 would end the response at its
+	 * head (RFC 9112 6.3), leaving any body to be read as the next one. */
+	if (status < 200 || status > 599 || status == 304) {
 		out->bad_status = status;
 		out->status_invalid = 1;
 		return -1;
@@ -1479,7 +1485,7 @@ static void send_reply(int fd, model_response *out)
 	memcpy(meta + tl + 1, out->attributes, al + 1);
 	fr.status = out->status;
 	fr.meta_len = (uint32_t)(tl + al + 2);
-	fr.body_len = out->status == 204 ? 0 : out->len;
+	fr.body_len = out->status == 204 || out->status == 205 ? 0 : out->len;  /* RFC 9110 15.3 */
 	iov[0].iov_base = &fr;
 	iov[0].iov_len = sizeof fr;
 	iov[1].iov_base = meta;
@@ -1614,13 +1620,14 @@ static void worker_forget(struct worker *w)
 static void worker_fail(struct worker *w, int status, const char *message)
 {
 	struct conn *c = w->conn;
-	log_line("worker %ld: %s", (long)w->pid, message);
+	log_line("worker %ld: %s", (long)(w->pid < 0 ? -w->pid : w->pid), message);
 	if (w->pid > 0)
 		kill(w->pid, SIGKILL);  /* harmless if it is already a zombie */
 	worker_forget(w);
 	if (c) {
+		/* Queued, not written here: the caller may still be using c, and a
+		 * failed write would free it. The loop writes it on its next turn. */
 		respond_error(c, status, message);
-		conn_write(c);
 	}
 	worker_spawn((int)(w - workers));
 	dispatch_queued();
@@ -1766,6 +1773,10 @@ static void worker_receive(struct worker *w)
 		total = w->reply_cap;
 		if (w->got >= sizeof w->reply) {
 			total = sizeof w->reply + w->reply.meta_len + (size_t)w->reply.body_len;
+			if (w->got > total) {      /* more than one reply: not our worker's doing */
+				worker_fail(w, 500, "the model worker sent a malformed reply");
+				return;
+			}
 			if (w->got == total) {
 				worker_finish(w);
 				return;
@@ -1791,7 +1802,7 @@ static void worker_receive(struct worker *w)
 /* A connection closes while its request waits for a worker or runs in one:
  * take it off the queue, or stop that worker, whose answer has nowhere to go
  * and which may still be reading the body from the buffer about to be freed.
- * The loop forks a replacement on its next turn. */
+ * The loop forks a replacement on its next turn (unless it is draining). */
 static void model_abandon(struct conn *c)
 {
 	struct conn *prev = NULL, *q;
@@ -1838,6 +1849,7 @@ static void dispatch_queued(void)
 			queue_tail = NULL;
 		queue_len--;
 		c->next_queued = NULL;
+		c->deadline = 0;             /* the worker's deadline rules from here */
 		worker_start(w, c);
 		worker_send(w);
 	}
@@ -1916,6 +1928,8 @@ static void serve_invocation(struct conn *c)
 		queue_head = c;
 	queue_tail = c;
 	queue_len++;
+	/* A request may wait for a worker no longer than it may run in one. */
+	c->deadline = seconds_from_now(cfg.timeout_s);
 }
 
 /* The request (head and body) is complete. */
@@ -2055,14 +2069,12 @@ static void conn_read(struct conn *c)
 		return;
 	}
 	if (conn_make_room(c) != 0) {
-		if (c->state == CONN_READ_HEAD)
-			fail_and_close(c, 431, "request header section too large");
-		else {
-			log_line("503 request bodies in memory would pass %zu bytes", cfg.max_buffered);
-			c->close_after = 1;
-			respond_error_with(c, 503, "server busy: too many request bodies in memory",
-				"Retry-After: 1\r\n");
-		}
+		/* The memory budget said no (a head too large is found by scan_head
+		 * first, a body too large by head_complete or the chunked decoder). */
+		log_line("503 request bodies in memory would pass %zu bytes", cfg.max_buffered);
+		c->close_after = 1;
+		respond_error_with(c, 503, "server busy: too many request bodies in memory",
+			"Retry-After: 1\r\n");
 		conn_write(c);
 		return;
 	}
@@ -2102,6 +2114,12 @@ static void conn_timeout(struct conn *c)
 	case CONN_READ_BODY:
 		fail_and_close(c, 408, "timed out reading the request body");
 		break;
+	case CONN_IN_MODEL:              /* only a queued request has a deadline */
+		model_abandon(c);
+		log_line("503 no model worker became free within %d s", cfg.timeout_s);
+		respond_error_with(c, 503, "server busy: no model worker became free in time",
+			"Retry-After: 1\r\n");
+		break;
 	default:                         /* a client that stopped reading, or linger over */
 		conn_close(c);
 		return;
@@ -2113,17 +2131,17 @@ static void conn_timeout(struct conn *c)
 /* Accepting connections                                                    */
 /* ======================================================================== */
 
-static const char refuse_503[] =
-	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-	"Content-Length: 44\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-	"{\"error\": \"server busy: too many connections\"}";
-
-/* Sends a canned 503 on a connection we cannot keep, and closes it. */
+/* Sends a 503 on a connection we cannot keep, without waiting, and closes it. */
 static void refuse(int fd)
 {
+	static const char body[] = "{\"error\": \"server busy: too many connections\"}\n";
 	static int64_t last_log_ms = -1000;
 	static long refused;            /* since the last log line: at most one a second */
-	ssize_t r = send(fd, refuse_503, sizeof refuse_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	char msg[320];
+	int n = snprintf(msg, sizeof msg, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
+		"Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: %d\r\n"
+		"Connection: close\r\n\r\n%s", http_date, sizeof body - 1, RETRY_AFTER_S, body);
+	ssize_t r = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)r;
 	close(fd);
 	refused++;

@@ -139,6 +139,10 @@ body_len=0" "$(sed 's/^accept=\*\/\*$/accept=/' <<<"$out")"
 	expect "a plug-in status of 99: 500 naming the problem" '{"error": "the model returned an invalid HTTP status (99)"} 500' "$(tr -d '\n' <<<"$out")"
 	out=$(curl -s -w ' %{http_code}' -H 'X-Amzn-SageMaker-Custom-Attributes: status 600' -d 'x' "$(url /invocations)")
 	expect "a plug-in status of 600: 500" '{"error": "the model returned an invalid HTTP status (600)"} 500' "$(tr -d '\n' <<<"$out")"
+	out=$(curl -s -w ' %{http_code}' -H 'X-Amzn-SageMaker-Custom-Attributes: status 304' -d 'x' "$(url /invocations)")
+	expect "a plug-in status of 304 (a head-only answer): 500" '{"error": "the model returned an invalid HTTP status (304)"} 500' "$(tr -d '\n' <<<"$out")"
+	out=$(curl -s -i -H 'X-Amzn-SageMaker-Custom-Attributes: status 205' -d 'x' "$(url /invocations)" | tr -d '\r')
+	expect_match "a plug-in 205: Content-Length: 0, its body dropped" $'^HTTP/1.1 205 [^\n]*\nDate: [^\n]*\nContent-Type: [^\n]*\nContent-Length: 0$' "$out"
 	out=$(curl -s -i -H 'X-Amzn-SageMaker-Custom-Attributes: empty' -d 'x' "$(url /invocations)" | tr -d '\r')
 	expect_match "an empty model answer: 200, Content-Length: 0, no Content-Type" $'^HTTP/1.1 200 OK\nDate: [^\n]*\nContent-Length: 0$' "$out"
 	out=$(curl -s -D - -o /dev/null -H 'X-Amzn-SageMaker-Custom-Attributes: type text/csv; charset=utf-8' -d 'x' "$(url /invocations)" | tr -d '\r' | grep '^Content-Type')
@@ -289,6 +293,21 @@ test_workers() {
 	expect "the crash is logged" 1 "$(grep -c 'ended by signal 11' "$SERVER_LOG" | awk '{print ($1 > 0)}')"
 	stop_server workers
 
+	start_server queued --workers 1 --timeout 2 || return
+	clients=()
+	for i in 1 2 3; do
+		curl -s -o /dev/null -w '%{http_code}' -H 'X-Amzn-SageMaker-Custom-Attributes: sleep 1' \
+			-d "$i" "$(url /invocations)" >"$TEST_TMP/q$i" &
+		clients+=($!)
+		sleep 0.2
+	done
+	curl -s -o /dev/null -w '%{http_code}' -H 'X-Amzn-SageMaker-Custom-Attributes: sleep 1' -d 4 "$(url /invocations)" >"$TEST_TMP/q4" &
+	clients+=($!)
+	wait "${clients[@]}"
+	expect "a request queued longer than --timeout: 503, the others served" "200 200 200 503" \
+		"$(cat "$TEST_TMP/q1") $(cat "$TEST_TMP/q2") $(cat "$TEST_TMP/q3") $(cat "$TEST_TMP/q4")"
+	stop_server queued
+
 	start_server respmax --workers 1 --max-response-mb 1 || return
 	out=$(curl -s -w ' %{http_code}' -H 'X-Amzn-SageMaker-Custom-Attributes: big 2000000' -d x "$(url /invocations)")
 	expect "a response over --max-response-mb: 500 naming the limit" '{"error": "the model'"'"'s response is larger than the limit of 1048576 bytes"} 500' "$(tr -d '\n' <<<"$out")"
@@ -390,8 +409,15 @@ for i in range(1100):
 for s in socks[1000:]:
     s.settimeout(2)
     try:
-        data = s.recv(200)
-        if data.startswith(b"HTTP/1.1 503"):
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        # a whole 503: its Content-Length is the length of its body
+        if data.startswith(b"HTTP/1.1 503") and b"\r\nContent-Length: %d\r\n" % len(body) in head:
             refused += 1
     except socket.timeout:
         pass
