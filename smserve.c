@@ -1284,6 +1284,11 @@ struct worker {
 };
 
 static struct worker workers[MAX_WORKERS];
+/* The one model, loaded before the fork. Multi-model endpoints (models
+ * loaded while running, SAGEMAKER_MULTI_MODEL) will keep a table of handles
+ * keyed by name instead, load them in a worker-owned way, and add the model's
+ * name to the request frame; nothing else in the loop depends on there being
+ * one model. */
 static model *the_model;
 static int listen_fd = -1;
 static int reserve_fd = -1;    /* spare descriptor for EMFILE (see accept) */
