@@ -961,7 +961,7 @@ struct conn {
 	char *owned;              /* freed after the write: worker reply buffer */
 	size_t out_off;           /* bytes of head+body already written */
 	int status;
-	char err_body[ERROR_BODY_MAX + 64];
+	char small_body[ERROR_BODY_MAX + 64];  /* error JSON, /execution-parameters */
 	struct conn *next_queued;
 };
 
@@ -1037,6 +1037,11 @@ static struct conn *conn_new(int fd)
 	return c;
 }
 
+/* Frees a connection. Who may call it, so that a reader can see where a
+ * connection can disappear: conn_read (end of stream, error, linger over),
+ * conn_write (write error; it then returns -1), conn_timeout, begin_drain and
+ * close_all_connections. Nothing called from a request's processing closes
+ * its connection: errors there only queue a response. */
 static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_IN_MODEL)
@@ -1126,8 +1131,8 @@ static void respond_full(struct conn *c, int status, const char *type, const cha
 
 static void respond_error_with(struct conn *c, int status, const char *message, const char *extra)
 {
-	size_t n = json_error_body(c->err_body, sizeof c->err_body, message);
-	respond_full(c, status, "application/json", c->err_body, n, extra);
+	size_t n = json_error_body(c->small_body, sizeof c->small_body, message);
+	respond_full(c, status, "application/json", c->small_body, n, extra);
 }
 
 static void respond_error(struct conn *c, int status, const char *message)
@@ -1272,7 +1277,7 @@ struct frame_reply {
 };
 
 struct worker {
-	pid_t pid;                 /* 0 when the slot is empty */
+	pid_t pid;                 /* > 0 running; 0 slot empty; < 0 just reaped */
 	int fd;                    /* the loop's end of the socketpair */
 	struct conn *conn;         /* the request it runs, or NULL when idle */
 	char *frame;               /* request frame header and meta */
@@ -1904,10 +1909,10 @@ static void serve_ping(struct conn *c)
 static void serve_execution_parameters(struct conn *c)
 {
 	size_t mb = cfg.max_body / MIB;
-	int n = snprintf(c->err_body, sizeof c->err_body,
+	int n = snprintf(c->small_body, sizeof c->small_body,
 		"{\"MaxConcurrentTransforms\": %d, \"BatchStrategy\": \"MULTI_RECORD\", "
 		"\"MaxPayloadInMB\": %zu}\n", cfg.workers, mb ? mb : 1);
-	respond_full(c, 200, "application/json", c->err_body, (size_t)n, NULL);
+	respond_full(c, 200, "application/json", c->small_body, (size_t)n, NULL);
 }
 
 static void serve_invocation(struct conn *c)
