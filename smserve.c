@@ -280,8 +280,12 @@ static int is_tchar(unsigned char c)
 /*   TE and Content-Length together          9112 6.1    400 close          */
 /*   TE not ending in chunked                9112 6.3    400 close          */
 /*   unknown coding before chunked           9112 6.1    501 close          */
+/*   an empty coding (`chunked, `): stricter                                */
+/*     than 9110 5.6.1 allows, on purpose    9112 6.1    400 close          */
 /*   Content-Length not digits or differing  9112 6.3    400 close          */
 /*   Expect other than 100-continue          9110 10.1.1 417 close          */
+/*   a second Content-Type                   9110 5.3    400 close          */
+/*   (a second Accept line is ignored: the first one decides)               */
 /* ======================================================================== */
 
 enum parse_result { PARSE_ERROR = -1, PARSE_MORE = 0, PARSE_DONE = 1 };
