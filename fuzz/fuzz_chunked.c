@@ -15,30 +15,8 @@
  * Build: clang -fsanitize=fuzzer,address,undefined -Dmain=smserve_main
  * (see fuzz/run.sh).
  */
-#include "../smserve.c"
-#undef main
+#include "harness.h"
 
-model *model_load(const char *dir, char *err, size_t err_size)
-{
-	(void)dir;
-	(void)err;
-	(void)err_size;
-	return NULL;
-}
-
-void model_invoke(model *m, const model_request *req, model_response *out)
-{
-	(void)m;
-	(void)req;
-	(void)out;
-}
-
-void model_unload(model *m)
-{
-	(void)m;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CONTROL_BYTES 3
 

@@ -101,3 +101,36 @@ raw() {
 status_of() {
 	printf '%s' "$1" | tr -d '\r' | awk '/^HTTP\/1\.[01] [0-9][0-9][0-9]/ { if ($2 !~ /^1/) { print $2; exit } }'
 }
+
+# ---- for plug-in tests: POST to /invocations and look at the answer ----
+
+# post FILE [CONTENT-TYPE [ACCEPT]]: POSTs FILE to /invocations on $PORT; "-"
+# (the default) sends no such header. Sets STATUS, CTYPE and BODY (the first
+# $BODY_KEEP bytes when that is set, else all); the body is also in
+# $TEST_TMP/body.
+post() {
+	local file=$1 ct=${2:--} acc=${3:--} meta
+	local args=(-s --max-time 120 -o "$TEST_TMP/body" -w '%{http_code} %{content_type}')
+	if [[ $ct == - ]]; then args+=(-H 'Content-Type:'); else args+=(-H "Content-Type: $ct"); fi
+	if [[ $acc == - ]]; then args+=(-H 'Accept:'); else args+=(-H "Accept: $acc"); fi
+	meta=$(curl "${args[@]}" --data-binary "@$file" "http://127.0.0.1:$PORT/invocations")
+	STATUS=${meta%% *}
+	CTYPE=${meta#* }
+	if [[ -n ${BODY_KEEP:-} ]]; then BODY=$(head -c "$BODY_KEEP" "$TEST_TMP/body"); else BODY=$(cat "$TEST_TMP/body"); fi
+}
+
+# send TEXT [CONTENT-TYPE [ACCEPT]]: post with the body given inline (printf %b).
+send() {
+	printf '%b' "$1" >"$TEST_TMP/req"
+	post "$TEST_TMP/req" "${2:--}" "${3:--}"
+}
+
+# expect_error NAME STATUS REGEX: the last answer was STATUS with an
+# {"error": ...} body matching REGEX.
+expect_error() {
+	if [[ $STATUS == "$2" && $CTYPE == application/json* && $BODY =~ ^\{\"error\":\ \".*\"\}$ && $BODY =~ $3 ]]; then
+		ok "$1"
+	else
+		not_ok "$1" "expected $2 /$3/, got $STATUS [${BODY:0:300}]"
+	fi
+}

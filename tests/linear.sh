@@ -31,35 +31,7 @@ unset SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_MAX_PAYLOAD_IN_MB
 
 # ---- helpers ---------------------------------------------------------------
 
-# post FILE [CONTENT-TYPE [ACCEPT]]: POSTs FILE to /invocations on $PORT.
-# "-" for CONTENT-TYPE or ACCEPT sends no such header at all. Sets STATUS,
-# CTYPE and BODY (the body is also in $T/body).
-post() {
-	local file=$1 ct=${2:--} acc=${3:--} meta
-	local args=(-s --max-time 120 -o "$T/body" -w '%{http_code} %{content_type}')
-	if [[ $ct == - ]]; then args+=(-H 'Content-Type:'); else args+=(-H "Content-Type: $ct"); fi
-	if [[ $acc == - ]]; then args+=(-H 'Accept:'); else args+=(-H "Accept: $acc"); fi
-	meta=$(curl "${args[@]}" --data-binary "@$file" "http://127.0.0.1:$PORT/invocations")
-	STATUS=${meta%% *}
-	CTYPE=${meta#* }
-	BODY=$(cat "$T/body")
-}
-
-# send TEXT [CONTENT-TYPE [ACCEPT]]: post with the body given inline (printf %b).
-send() {
-	printf '%b' "$1" >"$T/req"
-	post "$T/req" "${2:--}" "${3:--}"
-}
-
-# expect_error NAME STATUS REGEX: the last answer was STATUS with an
-# {"error": ...} body matching REGEX.
-expect_error() {
-	if [[ $STATUS == "$2" && $CTYPE == application/json* && $BODY =~ ^\{\"error\":\ \".*\"\}$ && $BODY =~ $3 ]]; then
-		ok "$1"
-	else
-		not_ok "$1" "expected $2 /$3/, got $STATUS [${BODY:0:300}]"
-	fi
-}
+# post, send and expect_error come from tests/lib.sh
 
 # check MODE EXPECTED GOT: compares an answer with scikit-learn's (see
 # compare below); prints "ok" or what differs.

@@ -26,29 +26,7 @@
  *
  * Output: "ok - ..." / "not ok - ..." lines, then "N passed, N failed".
  */
-#include "../smserve.c"
-#undef main                      /* -Dmain=smserve_main renamed the server's */
-
-/* ---- model plug-in stubs: the parser needs none of them ---------------- */
-
-model *model_load(const char *dir, char *err, size_t err_size)
-{
-	(void)dir;
-	snprintf(err, err_size, "parser_test has no model");
-	return NULL;
-}
-
-void model_invoke(model *m, const model_request *req, model_response *out)
-{
-	(void)m;
-	(void)req;
-	(void)out;
-}
-
-void model_unload(model *m)
-{
-	(void)m;
-}
+#include "../fuzz/harness.h"   /* the server with main renamed, and a plug-in stub */
 
 /* ---- reporting ---------------------------------------------------------- */
 

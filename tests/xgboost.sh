@@ -35,34 +35,7 @@ TOTAL_EXACT=0
 
 # ---- helpers ---------------------------------------------------------------
 
-# post FILE [CONTENT-TYPE [ACCEPT]]: POSTs FILE to /invocations on $PORT;
-# "-" sends no such header. Sets STATUS, CTYPE and BODY (also in $T/body).
-post() {
-	local file=$1 ct=${2:--} acc=${3:--} meta
-	local args=(-s --max-time 60 -o "$T/body" -w '%{http_code} %{content_type}')
-	if [[ $ct == - ]]; then args+=(-H 'Content-Type:'); else args+=(-H "Content-Type: $ct"); fi
-	if [[ $acc == - ]]; then args+=(-H 'Accept:'); else args+=(-H "Accept: $acc"); fi
-	meta=$(curl "${args[@]}" --data-binary "@$file" "http://127.0.0.1:$PORT/invocations")
-	STATUS=${meta%% *}
-	CTYPE=${meta#* }
-	BODY=$(head -c 2000 "$T/body")
-}
-
-# send TEXT [CONTENT-TYPE [ACCEPT]]: post with the body given inline (printf %b).
-send() {
-	printf '%b' "$1" >"$T/req"
-	post "$T/req" "${2:--}" "${3:--}"
-}
-
-# expect_error NAME STATUS REGEX: the last answer was STATUS with an
-# {"error": ...} body matching REGEX.
-expect_error() {
-	if [[ $STATUS == "$2" && $CTYPE == application/json* && $BODY =~ ^\{\"error\":\ \".*\"\}$ && $BODY =~ $3 ]]; then
-		ok "$1"
-	else
-		not_ok "$1" "expected $2 /$3/, got $STATUS [${BODY:0:300}]"
-	fi
-}
+BODY_KEEP=2000   # post, send, expect_error: tests/lib.sh
 
 # compare NAME EXPECTED ACTUAL FORMAT REPEAT: ACTUAL (csv, json or jsonl, as
 # answered) holds EXPECTED's rows REPEAT times, every value within 1e-6
