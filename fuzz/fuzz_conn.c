@@ -139,23 +139,6 @@ static void client_send(struct client *cl, const char *p, size_t n)
 	}
 }
 
-/* The payload with the pad byte repeated; the caller frees it. */
-static char *expand(const uint8_t *data, size_t size, size_t *len)
-{
-	const uint8_t *p = data + CONTROL_BYTES;
-	size_t n = size - CONTROL_BYTES;
-	size_t pos = n ? ((size_t)data[5] | (size_t)data[6] << 8) % n : 0;
-	size_t pad = n ? (size_t)data[7] * PAD_UNIT : 0;
-	char *out = malloc(n + pad + 1);
-	if (!out)
-		abort();
-	memcpy(out, p, pos);
-	memset(out + pos, n ? p[pos] : 0, pad);
-	memcpy(out + pos + pad, p + pos, n - pos);
-	*len = n + pad;
-	return out;
-}
-
 /* The last act: EOF, timeouts, or a client that vanishes. */
 static void finish(struct client *cl, int flags)
 {
@@ -215,7 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cl.fd = sv[1];
 	cl.server_fd = sv[0];
 	cl.conn_id = (uintptr_t)c;
-	in = expand(data, size, &len);
+	in = expand(data, size, CONTROL_BYTES, 5, PAD_UNIT, &len);
 
 	for (off = 0, i = 0; off < len && conns[sv[0]]; i++) {
 		size_t n = i < MAX_SEGMENTS ? (size_t)data[1 + i % 3] + 1 : len - off;

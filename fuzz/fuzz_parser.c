@@ -40,23 +40,6 @@ static char *copy_of(const char *p, size_t n)
 	return q;
 }
 
-/* The payload with the pad byte repeated; the caller frees it. */
-static char *expand(const uint8_t *data, size_t size, size_t *len)
-{
-	const uint8_t *p = data + CONTROL_BYTES;
-	size_t n = size - CONTROL_BYTES;
-	size_t pos = n ? ((size_t)data[2] | (size_t)data[3] << 8) % n : 0;
-	size_t pad = n ? (size_t)data[4] * PAD_UNIT : 0;
-	char *out = malloc(n + pad + 1);
-	if (!out)
-		abort();
-	memcpy(out, p, pos);
-	memset(out + pos, n ? p[pos] : 0, pad);
-	memcpy(out + pos + pad, p + pos, n - pos);
-	*len = n + pad;
-	return out;
-}
-
 /* A slice as an offset into its buffer: -1 for none, -2 for the static "/"
  * that target_path uses for an empty path. Anything else must lie inside. */
 static long offset_of(struct slice s, const char *buf, size_t len)
@@ -183,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *in;
 	if (size < CONTROL_BYTES)
 		return 0;
-	in = expand(data, size, &len);
+	in = expand(data, size, CONTROL_BYTES, 2, PAD_UNIT, &len);
 
 	memset(&scan, 0, sizeof scan);
 	parse_n(in, len, &scan, &whole);

@@ -14,7 +14,6 @@ SMSERVE=${SMSERVE:-./build/smserve-faulty}
 source tests/lib.sh
 PY=/usr/bin/python3
 
-url() { echo "http://127.0.0.1:$PORT$1"; }
 attr() { echo "X-Amzn-SageMaker-Custom-Attributes: $1"; }
 workers() { pgrep -P "$SERVER_PID" | sort -n | tr '\n' ' '; }
 

@@ -16,7 +16,6 @@ SMSERVE=${SMSERVE:-./build/smserve-faulty}
 source tests/lib.sh
 PY=/usr/bin/python3
 
-url() { echo "http://127.0.0.1:$PORT$1"; }
 
 # report NAME OUTPUT STATUS: turns a python client's lines into checks. Lines
 # "ok X" and "fail X" count; anything else is printed as a comment. A client

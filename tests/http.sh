@@ -81,7 +81,6 @@ run_case_file() {
 	done <tests/http_cases.txt
 }
 
-url() { echo "http://127.0.0.1:$PORT$1"; }
 
 # ---- the routes ----
 test_routes() {

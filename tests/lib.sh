@@ -85,6 +85,9 @@ check_sanitizer_log() {
 	fi
 }
 
+# url PATH: the address of PATH on the server started last.
+url() { echo "http://127.0.0.1:$PORT$1"; }
+
 # raw PORT BYTES [WAIT]: sends BYTES (printf %b escapes) on a new connection
 # and prints everything the server sends until it closes the connection or
 # WAIT seconds (default 2) pass. Used for requests curl cannot send.
