@@ -26,6 +26,10 @@ gone() {
 	done
 }
 
+# sched_policy PID: the scheduling policy number, field 41 of /proc/PID/stat
+# (counted after the command name, which may hold spaces).
+sched_policy() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $39}'; }
+
 # wait_for SECONDS COMMAND...: polls COMMAND every 0.05 s until it succeeds.
 wait_for() {
 	local end=$((SECONDS + $1)) ; shift
@@ -108,6 +112,9 @@ test_hang() {
 		"$(comm -13 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort) | grep -c .)"
 	gone $(comm -23 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort)) &&
 		ok "the hung process is gone" || not_ok "the hung process is gone"
+	# sched(7): policy 3 is SCHED_BATCH (workers), 0 is SCHED_OTHER (the loop).
+	expect "workers run under SCHED_BATCH, the fresh one too; the loop does not" "0 3 3" \
+		"$(sched_policy "$SERVER_PID") $(for p in $after; do sched_policy "$p"; done | tr '\n' ' ' | sed 's/ $//')"
 	expect "and the next request is served" after-hang "$(curl -s -d after-hang "$(url /invocations)")"
 	stop_server hang
 }
