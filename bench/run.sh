@@ -3,6 +3,7 @@
 # stacks, all on loopback in one run, so the ratios hold on a noisy machine.
 #
 #   bash bench/run.sh [SECONDS]      (default 5 s per wrk run)
+#   BENCH_ROUNDS=N                   (default 3 runs per figure, median kept)
 #
 # Peers (Debian packages, installed when missing): nginx answering from
 # memory (the practical ceiling for HTTP/1.1 here), the AWS walkthrough's
@@ -111,25 +112,37 @@ rate() { # NAME PATH CONNECTIONS [LUA] -> "req/s p50 p99 errors"
 		END {printf "%s %s %s %s\n", r, p50, p99, (e == "" ? "none" : "ERRORS:" e)}'
 }
 
+# A single 5 s run on a shared 2-core machine can be off by a third (another
+# process, a cold cache), so each scenario runs ROUNDS times, the servers
+# taking turns, and each server's median run is the one reported.
+ROUNDS=${BENCH_ROUNDS:-3}
 declare -A rps
 rows=()
-run() { # SCENARIO NAME PATH CONNECTIONS [LUA]
-	local r p50 p99 err
-	read -r r p50 p99 err < <(rate "$2" "$3" "$4" "${5:-}")
-	rps[$1/$2]=$r
-	rows+=("| $1 | $2 | $r | $p50 | $p99 | ${err//|/ } |")
-	printf '%-8s %-9s %12s %10s %10s %s\n' "$1" "$2" "$r" "$p50" "$p99" "$err"
+run() { # SCENARIO PATH CONNECTIONS LUA SERVER...
+	local scenario=$1 path=$2 conns=$3 lua=$4 s i r p50 p99 err
+	local -A runs=()
+	shift 4
+	for ((i = 0; i < ROUNDS; i++)); do
+		for s in "$@"; do runs[$s]+="$(rate "$s" "$path" "$conns" "$lua")"$'\n'; done
+	done
+	for s in "$@"; do
+		read -r r p50 p99 err < <(printf '%s' "${runs[$s]}" | sort -g | sed -n "$(((ROUNDS + 1) / 2))p")
+		grep -q ERRORS <<<"${runs[$s]}" && err="ERRORS in $(grep -c ERRORS <<<"${runs[$s]}") of $ROUNDS runs"
+		rps[$scenario/$s]=$r
+		rows+=("| $scenario | $s | $r | $p50 | $p99 | ${err//|/ } |")
+		printf '%-8s %-9s %12s %10s %10s %s\n' "$scenario" "$s" "$r" "$p50" "$p99" "$err"
+	done
 }
 
-echo "scenario server           req/s        p50        p99 errors"
-for s in nginx flask gunicorn echo; do run ping "$s" /ping 32; done
-for s in nginx flask gunicorn echo; do run echo "$s" /invocations 32 record; done
-for s in sklearn model; do run model "$s" /invocations 32 record_csv; done
-for s in sklearn model; do run batch "$s" /invocations 4 batch_csv; done
-for s in nginx echo; do run c1000 "$s" /ping 1000; done
+echo "scenario server           req/s        p50        p99 errors   (median of $ROUNDS runs)"
+run ping /ping 32 "" nginx flask gunicorn echo
+run echo /invocations 32 record nginx flask gunicorn echo
+run model /invocations 32 record_csv sklearn model
+run batch /invocations 4 batch_csv sklearn model
+run c1000 /ping 1000 "" nginx echo
 (sleep $((DUR / 2)); smserve_memory "$pid_secho" "static echo, under 1,000 connections" >"$work/mem_load") &
 rate secho /invocations 1000 record >/dev/null
-for s in nginx echo; do run newconn "$s" /ping 32 close; done
+run newconn /ping 32 close nginx echo
 mem_load_echo=$(cat "$work/mem_load")
 
 # ---- start time: exec to the first 200 from /ping, 20 starts ----
@@ -170,7 +183,8 @@ mkdir -p bench/results
 	echo "# smserve benchmark"
 	echo
 	echo "$(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
-	echo "$(uname -sr), wrk -t2 on the same machine, ${DUR} s per run. Command: \`make bench\`."
+	echo "$(uname -sr), wrk -t2 on the same machine, ${DUR} s per run; each figure is the median of"
+	echo "$ROUNDS runs, the servers taking turns. Command: \`make bench\`."
 	echo
 	echo "| scenario | server | req/s | p50 | p99 | errors |"
 	echo "|---|---|---|---|---|---|"

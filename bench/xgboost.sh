@@ -5,6 +5,7 @@
 # the same run.
 #
 #   bash bench/xgboost.sh [SECONDS]        (default 5 s per wrk run)
+#   BENCH_ROUNDS=N                         (default 3 runs per figure, median kept)
 #
 # Needs Debian's wrk, gunicorn, python3-flask, python3-xgboost and
 # python3-sklearn (installed with apt-get when missing and running as root).
@@ -104,10 +105,19 @@ run() {
 		     /Non-2xx|Socket errors/ {e = e $0}
 		     END {printf "%s %s %s %s\n", r, p50, p99, (e == "" ? "none" : "ERRORS")}'
 }
-declare -A res
-for s in peer smserve; do
-	res[record/$s]=$(run "$s" record 32)
-	res[batch/$s]=$(run "$s" batch 4)
+# Each figure is the median of ROUNDS runs, the two servers taking turns
+# (one 5 s run on a shared 2-core machine can be off by a third).
+ROUNDS=${BENCH_ROUNDS:-3}
+declare -A res runs
+for ((i = 0; i < ROUNDS; i++)); do
+	for s in peer smserve; do
+		runs[record/$s]+="$(run "$s" record 32)"$'\n'
+		runs[batch/$s]+="$(run "$s" batch 4)"$'\n'
+	done
+done
+for k in "${!runs[@]}"; do
+	res[$k]=$(printf '%s' "${runs[$k]}" | sort -g | sed -n "$(((ROUNDS + 1) / 2))p")
+	grep -q ERRORS <<<"${runs[$k]}" && res[$k]="${res[$k]% *} ERRORS"
 done
 rps() { awk '{print $1}' <<<"${res[$1]}"; }
 ratio() { awk -v a="$(rps "$1")" -v b="$(rps "$2")" 'BEGIN {printf "%.1fx", (b > 0 ? a / b : 0)}'; }
@@ -121,7 +131,8 @@ mkdir -p bench/results
 	echo "\`bash bench/xgboost.sh $DUR\`: binary:logistic, 100 trees of depth 6, 30 features (breast"
 	echo "cancer); smserve-xgboost and gunicorn (\`bench/peers/xgboost_app.py\`: Flask, numpy, DMatrix,"
 	echo "Booster.predict, OMP_NUM_THREADS=1), 2 workers each; wrk -t2 on the same machine, $DUR s"
-	echo "per run. Both answered the batch with the same predictions before timing."
+	echo "per run, each figure the median of $ROUNDS runs. Both answered the batch with the same"
+	echo "predictions before timing."
 	echo
 	echo "| scenario | server | req/s | p50 | p99 | errors |"
 	echo "|---|---|---|---|---|---|"
