@@ -54,7 +54,8 @@ typedef struct model_header {
  * header the client did not send is "". The body is not NUL-terminated. */
 typedef struct model_request {
 	const char *content_type;      /* Content-Type, as sent */
-	const char *accept;            /* Accept, as sent ("" or "*\/\*": no preference) */
+	const char *accept;            /* Accept, as sent ("" or "*\/\*": no preference);
+	                                * several Accept lines arrive joined by ", " */
 	const char *custom_attributes; /* X-Amzn-SageMaker-Custom-Attributes */
 	const model_header *headers;   /* every X-Amzn-SageMaker-* request header */
 	size_t header_count;

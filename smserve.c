@@ -86,6 +86,7 @@
 #define MAX_HEAD_BYTES ((size_t)32 * 1024)
 #define MAX_HEADER_FIELDS 100
 #define MAX_AMZN_HEADERS 32
+#define MAX_ACCEPT_LINES 8          /* Accept may be split over several lines */
 
 /* Chunked bodies: RFC 9112 7.1 - guard the size against overflow (16 hex
  * digits fill 64 bits) and cap what we skip or validate but do not keep. */
@@ -129,7 +130,7 @@
 #define ACCEPTS_PER_TURN 64         /* bound the work done for one event */
 #define ERROR_BODY_MAX 2048         /* SageMaker cuts OriginalMessage at 2048 */
 #define MAX_WORKERS 256
-#define WORKER_META_MAX (2 * MAX_HEAD_BYTES + 128)  /* custom attributes appear twice */
+#define WORKER_META_MAX (2 * MAX_HEAD_BYTES + 128)  /* custom attributes twice; NULs, ", " */
 #define REPLY_META_MAX 2048
 #define REPLY_FIRST_READ ((size_t)16 * 1024)  /* most replies fit in one read */
 #define PIPE_CAPACITY (1 << 20)     /* each way between loop and worker (Linux) */
@@ -298,7 +299,8 @@ static int is_tchar(unsigned char c)
 /*   Content-Length not digits or differing  9112 6.3    400 close          */
 /*   Expect other than 100-continue          9110 10.1.1 417 close          */
 /*   a second Content-Type                   9110 5.3    400 close          */
-/*   (a second Accept line is ignored: the first one decides)               */
+/*   Accept on several lines: one list, as  9110 5.3    joined with ", "   */
+/*     if on one line; over 8 such lines     9110 5.4    431 close          */
 /* ======================================================================== */
 
 enum parse_result { PARSE_ERROR = -1, PARSE_MORE = 0, PARSE_DONE = 1 };
@@ -325,13 +327,15 @@ struct http_request {
 	int has_length;
 	uint64_t content_length;
 	int expect_continue;
-	struct slice content_type, accept, custom_attributes;
+	struct slice content_type, custom_attributes;
+	size_t accept_count;        /* Accept lines, in order */
 	size_t amzn_count;
 	int error_status;           /* set with PARSE_ERROR */
 	const char *error;          /* short message for the JSON error body */
 	/* Last, so that clearing a request can stop before them: only the first
 	 * amzn_count entries are ever read. */
 	struct slice amzn_name[MAX_AMZN_HEADERS], amzn_value[MAX_AMZN_HEADERS];
+	struct slice accept[MAX_ACCEPT_LINES];
 };
 
 /* Clears a request for parsing, except the header arrays (see above). */
@@ -660,8 +664,11 @@ static int parse_field(struct slice line, struct http_request *req, int *hosts, 
 			return parse_fail(req, 400, "more than one Content-Type header");
 		req->content_type = value;
 	} else if (slice_eq_nocase(name, "accept")) {
-		if (!req->accept.p)
-			req->accept = value;
+		/* A list field (RFC 9110 12.5.1): two lines mean what one line
+		 * with both values would, so none may be dropped. */
+		if (req->accept_count == MAX_ACCEPT_LINES)
+			return parse_fail(req, 431, "too many Accept headers");
+		req->accept[req->accept_count++] = value;
 	} else if (slice_has_prefix_nocase(name, "x-amzn-sagemaker-")) {
 		if (req->amzn_count == MAX_AMZN_HEADERS)
 			return parse_fail(req, 431, "too many X-Amzn-SageMaker headers");
@@ -1008,9 +1015,11 @@ static void rebase_request(struct http_request *r, uintptr_t old_base, size_t le
 {
 	size_t i;
 	struct slice *all[] = { &r->method_name, &r->target, &r->path, &r->content_type,
-		&r->accept, &r->custom_attributes };
+		&r->custom_attributes };
 	for (i = 0; i < sizeof all / sizeof all[0]; i++)
 		rebase_slice(all[i], old_base, len, new_base);
+	for (i = 0; i < r->accept_count; i++)
+		rebase_slice(&r->accept[i], old_base, len, new_base);
 	for (i = 0; i < r->amzn_count; i++) {
 		rebase_slice(&r->amzn_name[i], old_base, len, new_base);
 		rebase_slice(&r->amzn_value[i], old_base, len, new_base);
@@ -1755,13 +1764,31 @@ static void put_meta(char *meta, size_t *n, struct slice s)
 	meta[(*n)++] = '\0';
 }
 
+/* The Accept lines as the one list they stand for, "a, b" (RFC 9110 5.3),
+ * leaving out empty ones as a list's empty elements are (5.6.1). */
+static void put_accept(char *meta, size_t *n, const struct http_request *r)
+{
+	size_t i, start = *n;
+	for (i = 0; i < r->accept_count; i++) {
+		if (r->accept[i].n == 0)
+			continue;
+		if (*n > start) {
+			memcpy(meta + *n, ", ", 2);
+			*n += 2;
+		}
+		memcpy(meta + *n, r->accept[i].p, r->accept[i].n);
+		*n += r->accept[i].n;
+	}
+	meta[(*n)++] = '\0';
+}
+
 static void worker_start(struct worker *w, struct conn *c)
 {
 	struct frame_request fr = { FRAME_MAGIC, 0, 0, 0, 0 };
 	struct http_request *r = &c->req;
 	size_t n = sizeof fr, i;
 	put_meta(w->frame, &n, r->content_type);
-	put_meta(w->frame, &n, r->accept);
+	put_accept(w->frame, &n, r);
 	put_meta(w->frame, &n, r->custom_attributes);
 	for (i = 0; i < r->amzn_count; i++) {
 		put_meta(w->frame, &n, r->amzn_name[i]);

@@ -56,7 +56,7 @@ static long offset_of(struct slice s, const char *buf, size_t len)
 }
 
 /* Every slice of a request, in a fixed order. */
-#define MAX_SLICES (6 + 2 * MAX_AMZN_HEADERS)
+#define MAX_SLICES (5 + MAX_ACCEPT_LINES + 2 * MAX_AMZN_HEADERS)
 
 static size_t slices_of(const struct http_request *r, struct slice *out)
 {
@@ -65,8 +65,9 @@ static size_t slices_of(const struct http_request *r, struct slice *out)
 	out[n++] = r->target;
 	out[n++] = r->path;
 	out[n++] = r->content_type;
-	out[n++] = r->accept;
 	out[n++] = r->custom_attributes;
+	for (i = 0; i < r->accept_count && i < MAX_ACCEPT_LINES; i++)
+		out[n++] = r->accept[i];
 	for (i = 0; i < r->amzn_count && i < MAX_AMZN_HEADERS; i++) {
 		out[n++] = r->amzn_name[i];
 		out[n++] = r->amzn_value[i];

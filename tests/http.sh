@@ -124,6 +124,10 @@ accept=
 custom_attributes=inspect
 header X-Amzn-SageMaker-Custom-Attributes=inspect
 body_len=0" "$(sed 's/^accept=\*\/\*$/accept=/' <<<"$out")"
+	out=$(curl -s -H 'Accept: application/xml' -H 'Accept: text/csv;q=0.5' \
+		-H 'X-Amzn-SageMaker-Custom-Attributes: inspect' -d x "$(url /invocations)")
+	expect "Accept on two lines reaches the plug-in as one list (RFC 9110 5.3)" \
+		"accept=application/xml, text/csv;q=0.5" "$(grep '^accept=' <<<"$out")"
 	out=$(curl -s -i -H 'X-Amzn-SageMaker-Custom-Attributes: attrs trace=1; id=abc' -d 'x' "$(url /invocations)" | tr -d '\r')
 	expect_match "the plug-in sets X-Amzn-SageMaker-Custom-Attributes on the response" \
 		$'\nX-Amzn-SageMaker-Custom-Attributes: trace=1; id=abc\n' "$out"

@@ -213,6 +213,9 @@ send '6.7,3.0,5.2,2.3' text/csv 'application/xml'
 expect_error "Accept it cannot produce: 406 naming the supported types" 406 "application/xml.*supported: application/json, application/jsonlines, text/csv"
 send '6.7,3.0,5.2,2.3' text/csv 'text/csv;q=0'
 expect_error "Accept with only q=0: 406" 406 "supported"
+out=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' -H 'Content-Type: text/csv' \
+	-H 'Accept: application/xml' -H 'Accept: text/csv' -d '6.7,3.0,5.2,2.3' "$(url /invocations)")
+expect "Accept on two lines is one list (RFC 9110 5.3): the second line's type is produced" "200 text/csv" "$out"
 
 # ---- 3. errors: 400 with the record and field, 415 -------------------------
 
