@@ -1606,8 +1606,6 @@ static int workers_alive(void)
 	return n;
 }
 
-/* Forks a worker into slot i. The child closes every descriptor that
- * belongs to the loop (clients, other workers, the listener) first. */
 #ifdef __linux__
 /* Model work is batch work: CPU-bound, never waiting on a person. Under
  * SCHED_BATCH (sched(7)) a worker that wakes with a request does not preempt
@@ -1680,6 +1678,8 @@ static void close_loop_descriptors(void)
 	close(signal_pipe[1]);
 }
 
+/* Forks a worker into slot i. The child closes every descriptor that
+ * belongs to the loop (clients, other workers, the listener) first. */
 static int worker_spawn(int i)
 {
 	struct worker *w = &workers[i];

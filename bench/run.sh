@@ -184,7 +184,7 @@ mkdir -p bench/results
 	echo
 	echo "$(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
 	echo "$(uname -sr), wrk -t2 on the same machine, ${DUR} s per run; each figure is the median of"
-	echo "$ROUNDS runs, the servers taking turns. Command: \`make bench\`."
+	echo "$ROUNDS runs, the servers taking turns. Command: \`$([[ $ROUNDS != 3 ]] && echo "BENCH_ROUNDS=$ROUNDS ")make bench\`."
 	echo
 	echo "| scenario | server | req/s | p50 | p99 | errors |"
 	echo "|---|---|---|---|---|---|"
