@@ -1658,6 +1658,18 @@ static int open_pipes(int req[2], int rep[2])
 	return 0;
 }
 
+/* The listener, its spare descriptor and the signal pipe: closed by a new
+ * worker, and by the loop when it stops. */
+static void close_listener_and_signals(void)
+{
+	if (listen_fd >= 0)
+		close(listen_fd);
+	if (reserve_fd >= 0)
+		close(reserve_fd);
+	close(signal_pipe[0]);
+	close(signal_pipe[1]);
+}
+
 /* In a new worker: drop every descriptor that belongs to the loop. */
 static void close_loop_descriptors(void)
 {
@@ -1670,12 +1682,7 @@ static void close_loop_descriptors(void)
 			close(workers[j].to_worker);
 			close(workers[j].from_worker);
 		}
-	if (listen_fd >= 0)
-		close(listen_fd);
-	if (reserve_fd >= 0)
-		close(reserve_fd);
-	close(signal_pipe[0]);
-	close(signal_pipe[1]);
+	close_listener_and_signals();
 }
 
 /* Forks a worker into slot i. The child closes every descriptor that
@@ -2848,12 +2855,7 @@ int main(int argc, char **argv)
 	}
 	close_all_connections();
 	stop_workers();
-	if (listen_fd >= 0)
-		close(listen_fd);
-	if (reserve_fd >= 0)
-		close(reserve_fd);
-	close(signal_pipe[0]);
-	close(signal_pipe[1]);
+	close_listener_and_signals();
 	model_unload(the_model);
 	log_line("stopped");
 	return exit_code;
