@@ -32,7 +32,7 @@ STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
 .model: FORCE
 	@echo '$(MODEL)' | cmp -s - $@ || echo '$(MODEL)' > $@
 
-smserve: smserve.c model.h $(MODEL) .model
+smserve: smserve.c model.h lib/formats.h $(MODEL) .model
 	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(MODEL) $(LDFLAGS) -lm
 
 # Size matters in a scratch image: drop unused functions and unwind tables,
@@ -43,7 +43,7 @@ smserve: smserve.c model.h $(MODEL) .model
 STATIC_FLAGS = -Os -static -s -ffunction-sections -fdata-sections -Wl,--gc-sections \
                -fno-asynchronous-unwind-tables -fno-unwind-tables -Wl,-z,noseparate-code \
                -Wl,-z,norelro -Wl,-z,common-page-size=16
-smserve-static: smserve.c model.h $(MODEL) .model
+smserve-static: smserve.c model.h lib/formats.h $(MODEL) .model
 	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(MODEL) -lm
 
 static: smserve-static
@@ -61,15 +61,15 @@ image: smserve-static
 
 # Test builds: the echo plug-in and the fault-injecting test plug-in, plain
 # and with AddressSanitizer + UndefinedBehaviorSanitizer.
-build/smserve-%: smserve.c model.h
+build/smserve-%: smserve.c model.h lib/formats.h
 	@mkdir -p build
 	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(PLUGIN_$*) $(LDFLAGS) -lm
-build/asan-%: smserve.c model.h
+build/asan-%: smserve.c model.h lib/formats.h
 	@mkdir -p build
 	$(CC) $(WARN) -O1 -g $(SAN) -o $@ smserve.c $(PLUGIN_$*) -lm
 
 # Static (musl when installed) builds of the same plug-ins, as the image ships them.
-build/static-%: smserve.c model.h
+build/static-%: smserve.c model.h lib/formats.h
 	@mkdir -p build
 	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(PLUGIN_$*) -lm
 build/static-echo: examples/echo/model.c

@@ -54,6 +54,7 @@
  * three plug-in functions.
  */
 #include "model.h"
+#include "lib/formats.h"  /* numbers, JSON syntax, Accept q-values: shared with examples/ */
 
 #include <errno.h>
 #include <math.h>
@@ -63,11 +64,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
 
 /* ======================================================================== */
 /* Limits                                                                    */
@@ -81,10 +77,7 @@
 #define MAX_FEATURES 16777216UL  /* 2^24: 128 MiB per weight row already */
 #define MAX_LABELS 10000         /* classes; also bounds the duplicate check */
 #define MAX_LABEL_LEN 64         /* bytes of one label, as in docs/model-format.md */
-#define MAX_NUMBER_LEN 512       /* longest number token handed to strtod */
-#define JSON_MAX_DEPTH 64        /* nesting allowed in a request; bounds recursion */
 #define OUT_CHUNK 65536          /* bytes per model_response_write */
-#define SHOWN_TOKEN 40           /* bytes of a bad token quoted in a message */
 #define NUMBER_TEXT 32           /* room for "%.17g" of any double (24 + slack) */
 
 /* ======================================================================== */
@@ -122,169 +115,10 @@ struct model {
 };
 
 /* ======================================================================== */
-/* Small helpers                                                             */
-/* ======================================================================== */
-
-static int is_digit(int c) { return c >= '0' && c <= '9'; }
-static int is_space(int c) { return c == ' ' || c == '\t'; }
-static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
-
-/* Case-insensitive comparison of s[0..n) with the whole of lit (media types
- * and parameter names are case-insensitive, RFC 9110 8.3.1). */
-static int equal_ci(const char *s, size_t n, const char *lit)
-{
-	size_t i;
-	for (i = 0; i < n; i++)
-		if (lit[i] == '\0' || lower((unsigned char)s[i]) != lower((unsigned char)lit[i]))
-			return 0;
-	return lit[n] == '\0';
-}
-
-static int equal_word(const char *s, size_t n, const char *lit)
-{
-	return strlen(lit) == n && memcmp(s, lit, n) == 0;
-}
-
-/* Trims spaces and tabs from both ends of [*s, *e). */
-static void trim(const char **s, const char **e)
-{
-	while (*s < *e && is_space((unsigned char)**s))
-		(*s)++;
-	while (*e > *s && is_space((unsigned char)(*e)[-1]))
-		(*e)--;
-}
-
-static void format_msg(char *buf, size_t size, const char *fmt, ...) PRINTF_LIKE(3, 4);
-static void format_msg(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-}
-
-/* Copies at most SHOWN_TOKEN bytes of [s, e) into out for a message, with
- * anything unprintable shown as '?', so that messages stay short ASCII. */
-static const char *shown(char out[SHOWN_TOKEN + 4], const char *s, const char *e)
-{
-	size_t n = (size_t)(e - s), i;
-	size_t k = n > SHOWN_TOKEN ? SHOWN_TOKEN : n;
-	for (i = 0; i < k; i++) {
-		unsigned char c = (unsigned char)s[i];
-		out[i] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
-	}
-	if (k < n)
-		memcpy(out + k, "...", 3), k += 3;
-	out[k] = '\0';
-	return out;
-}
-
-/* ======================================================================== */
 /* Numbers                                                                   */
 /* ======================================================================== */
-/*
- * One reader for every number: model file, CSV field, JSON value. strtod alone
- * would accept too much ("0x1p3", "inf", "nan", " 5", "1e5junk" as a prefix),
- * so the syntax is checked here first, and strtod is only the slow path.
+/* Reading them: parse_number in lib/formats.h.
  *
- *   CSV and model file   [+-] digits [. digits] [e [+-] digits], or .5, 5.
- *   JSON (RFC 8259 6)    - (0 | [1-9] digits) [. digits] [e [+-] digits]
- *
- * Fast path (Clinger, 1990): when the digits form an integer m <= 2^53 and the
- * decimal exponent e is within +-22, m and 10^|e| are both exact doubles and
- * one IEEE multiplication or division rounds correctly. Iris-like data
- * ("5.1" = 51 / 10) always takes it. Anything else (long mantissas, large
- * exponents) goes to strtod, which rounds correctly too.
- */
-
-enum num_syntax { NUM_CSV, NUM_JSON };
-enum { NUM_OK = 0, NUM_BAD = -1, NUM_RANGE = -2, NUM_LONG = -3 };
-
-static const double POW10[23] = {
-	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-/* The slow path: strtod on a NUL-terminated copy of an already checked token. */
-static int number_slow(const char *s, size_t n, double *out)
-{
-	char buf[MAX_NUMBER_LEN + 1];
-	char *end;
-	if (n > MAX_NUMBER_LEN)
-		return NUM_LONG;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	errno = 0;
-	*out = strtod(buf, &end);
-	if (end != buf + n) /* cannot happen for a checked token; refuse anyway */
-		return NUM_BAD;
-	return isinf(*out) ? NUM_RANGE : NUM_OK;
-}
-
-/* Reads one number at *pp (before end). On NUM_OK stores it in *out and moves
- * *pp past it; the caller checks what follows. NUM_BAD: no number here, *pp
- * unchanged. NUM_RANGE (too large for a double) and NUM_LONG (longer than
- * MAX_NUMBER_LEN): well-formed but unusable, *pp moved past it. */
-static int parse_number(const char **pp, const char *end, enum num_syntax syn, double *out)
-{
-	const char *s = *pp, *p = s, *digits;
-	uint64_t m = 0;
-	long exp10 = 0;
-	int neg = 0, exact = 1;
-	size_t n_int, n_frac = 0;
-
-	if (p < end && (*p == '-' || (*p == '+' && syn == NUM_CSV)))
-		neg = *p++ == '-';
-	for (digits = p; p < end && is_digit(*p); p++) {
-		if (m <= (UINT64_MAX - 9) / 10)
-			m = m * 10 + (uint64_t)(*p - '0');
-		else
-			exact = 0, exp10++; /* digit dropped: strtod decides */
-	}
-	n_int = (size_t)(p - digits);
-	if (syn == NUM_JSON && (n_int == 0 || (n_int > 1 && *digits == '0')))
-		return NUM_BAD; /* JSON: no ".5", no "01" */
-	if (p < end && *p == '.') {
-		for (digits = ++p; p < end && is_digit(*p); p++) {
-			if (m <= (UINT64_MAX - 9) / 10)
-				m = m * 10 + (uint64_t)(*p - '0'), exp10--;
-			else
-				exact = 0;
-		}
-		n_frac = (size_t)(p - digits);
-		if (syn == NUM_JSON && n_frac == 0)
-			return NUM_BAD; /* JSON: no "5." */
-	}
-	if (n_int + n_frac == 0)
-		return NUM_BAD;
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		long e = 0;
-		int eneg = 0;
-		p++;
-		if (p < end && (*p == '+' || *p == '-'))
-			eneg = *p++ == '-';
-		if (p >= end || !is_digit(*p))
-			return NUM_BAD;
-		for (; p < end && is_digit(*p); p++)
-			if (e < 100000) /* past this, the value is 0 or inf anyway */
-				e = e * 10 + (*p - '0');
-		exp10 += eneg ? -e : e;
-	}
-
-	if (exact && m == 0) {
-		*out = neg ? -0.0 : 0.0;
-	} else if (exact && m <= (1ULL << 53) && exp10 >= -22 && exp10 <= 22) {
-		double v = (double)m;
-		v = exp10 < 0 ? v / POW10[-exp10] : v * POW10[exp10];
-		*out = neg ? -v : v;
-	} else {
-		*pp = p;
-		return number_slow(s, (size_t)(p - s), out);
-	}
-	*pp = p;
-	return NUM_OK;
-}
-
-/*
  * Writing numbers: exactly what printf's "%.17g" writes (17 significant
  * digits always read back as the same double, so clients can compare exactly
  * what was computed), without printf's cost, which is most of the time of a
@@ -1044,54 +878,6 @@ static int content_format(const char *ct, enum format *fmt, char *msg, size_t si
 	return 0;
 }
 
-/* The q of one Accept element's parameters, in thousandths (RFC 9110 12.4.2:
- * "0" to "1" with at most three decimals); 1000 when absent, -1 if malformed. */
-static int accept_q(const char *p, const char *e)
-{
-	while (p < e) {
-		const char *ns = p + 1, *pe = ns, *v;
-		while (pe < e && *pe != ';')
-			pe++;
-		v = ns;
-		while (v < pe && is_space((unsigned char)*v))
-			v++;
-		if (pe - v >= 2 && lower((unsigned char)v[0]) == 'q' && v[1] == '=') {
-			const char *d = v + 2, *de = pe;
-			int q, scale = 100;
-			trim(&d, &de);
-			if (d == de || (*d != '0' && *d != '1'))
-				return -1;
-			q = (*d++ - '0') * 1000;
-			if (d < de && *d++ != '.')
-				return -1;
-			for (; d < de; d++, scale /= 10) {
-				if (!is_digit(*d) || scale == 0)
-					return -1;
-				q += (*d - '0') * scale;
-			}
-			return q > 1000 ? -1 : q;
-		}
-		p = pe;
-	}
-	return 1000;
-}
-
-/* How specifically one media range names type t: 3 exact, 2 "type/ *",
- * 1 "* / *", 0 not at all. */
-static int accept_match(const char *s, const char *e, const char *t)
-{
-	size_t n = (size_t)(e - s), tl = strcspn(t, "/"), i;
-	if (equal_ci(s, n, t))
-		return 3;
-	if (n == tl + 2 && s[tl] == '/' && s[tl + 1] == '*') {
-		for (i = 0; i < tl; i++)
-			if (lower((unsigned char)s[i]) != t[i])
-				return 0;
-		return 2;
-	}
-	return equal_word(s, n, "*/*") ? 1 : 0;
-}
-
 /* Picks the answer's format from Accept. Missing or "* / *": the default
  * (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else JSON). A list: each type this
  * model produces gets the q of the most specific range naming it; the best q
@@ -1350,10 +1136,10 @@ static int read_csv(struct job *j, const char *p, const char *end)
 /* JSON                                                                      */
 /* ======================================================================== */
 /*
- * A recursive-descent reader that knows the shapes it expects and streams
- * each instance into j->x as it goes; nothing is built in memory. Recursion
- * happens only for nesting, and JSON_MAX_DEPTH bounds it. Unknown members
- * (such as "configuration") are checked for well-formedness and skipped.
+ * The instances, read with the JSON syntax functions of lib/formats.h: each
+ * is streamed into j->x as it goes; nothing is built in memory. Unknown
+ * members (such as "configuration") are checked for well-formedness and
+ * skipped.
  *
  *   document   {"instances": [instance, ...]}
  *   instance   [number, ...]
@@ -1362,242 +1148,7 @@ static int read_csv(struct job *j, const char *p, const char *end)
  *   vector     [number, ...]                        dense
  *            | {"values": [...]}                    dense
  *            | {"keys": [...], "values": [...], "shape": [n]}   sparse
- *
- * Strings are validated (escapes, no control bytes) but not checked as UTF-8:
- * their content only matters for member names, which are ASCII.
  */
-
-struct json {
-	struct job *j;
-	const char *start;  /* of the body, for line and column in messages */
-	const char *line;   /* JSON Lines: start of the current line */
-	const char *p, *end;
-	int lines;          /* JSON Lines: a newline ends a value */
-};
-
-#define KEY_CAP 16 /* longest member name the reader looks for, with room */
-
-static int js_peek(const struct json *s)
-{
-	return s->p < s->end ? (unsigned char)*s->p : -1;
-}
-
-static void js_ws(struct json *s)
-{
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r' ||
-				 (*s->p == '\n' && !s->lines)))
-		s->p++;
-}
-
-/* "malformed JSON at line L, column C: expected X, got Y". Line and column
- * are counted only here, on the error path, so reading stays linear. */
-static int js_syntax(struct json *s, const char *expected)
-{
-	const char *q, *bol = s->lines ? s->line : s->start;
-	unsigned long line = 1, col;
-	char got[24];
-	int c = js_peek(s);
-	if (!s->lines)
-		for (q = s->start; q < s->p; q++)
-			if (*q == '\n')
-				line++, bol = q + 1;
-	col = (unsigned long)(s->p - bol) + 1;
-	if (c < 0)
-		format_msg(got, sizeof got, "the end of the body");
-	else if (c == '\n')
-		format_msg(got, sizeof got, "the end of the line");
-	else if (c >= 0x20 && c < 0x7f)
-		format_msg(got, sizeof got, "'%c'", c);
-	else
-		format_msg(got, sizeof got, "byte 0x%02x", (unsigned)c);
-	if (s->lines)
-		return fail(s->j, "record %zu: malformed JSON at column %lu: expected %s, got %s",
-			    s->j->record, col, expected, got);
-	return fail(s->j, "malformed JSON at line %lu, column %lu: expected %s, got %s",
-		    line, col, expected, got);
-}
-
-static int hex_value(int c)
-{
-	if (is_digit(c))
-		return c - '0';
-	c = lower(c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* The value of the four hex digits at p (of a \uXXXX escape), or -1 if they
- * are not four hex digits. */
-static int hex4(const char *p)
-{
-	int v = 0, i;
-	for (i = 0; i < 4; i++) {
-		int h = hex_value(p[i]);
-		if (h < 0)
-			return -1;
-		v = v << 4 | h;
-	}
-	return v;
-}
-
-/* Reads the string at s->p (a '"'). With key set, decodes up to KEY_CAP
- * bytes of it there and sets *klen (> KEY_CAP: longer than any name we
- * want). Non-ASCII escapes decode to 0xff, which matches no name. */
-static int js_string(struct json *s, char *key, size_t *klen)
-{
-	const char *p = s->p + 1;
-	size_t n = 0;
-	for (;; p++) {
-		int c;
-		if (p >= s->end) {
-			s->p = p;
-			return js_syntax(s, "'\"' to end the string");
-		}
-		c = (unsigned char)*p;
-		if (c == '"')
-			break;
-		if (c < 0x20) {
-			s->p = p;
-			return js_syntax(s, "a string without control characters");
-		}
-		if (c == '\\') {
-			static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-			const char *hit;
-			int v;
-			if (++p >= s->end || *p == '\0' || (hit = strchr(from, *p)) == NULL) {
-				if (p < s->end && *p == 'u' && s->end - p > 4 &&
-				    (v = hex4(p + 1)) >= 0) {
-					c = v < 0x80 ? v : 0xff;
-					p += 4;
-				} else {
-					s->p = p;
-					return js_syntax(s, "an escape: \\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\uXXXX");
-				}
-			} else {
-				c = (unsigned char)to[hit - from];
-			}
-		}
-		if (key != NULL && n < KEY_CAP)
-			key[n] = (char)c;
-		n++;
-	}
-	s->p = p + 1;
-	if (klen != NULL)
-		*klen = n;
-	return 0;
-}
-
-/* Is the reader at something that may follow a value? */
-static int js_at_value_end(const struct json *s)
-{
-	int c = js_peek(s);
-	return c < 0 || c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' ||
-	       c == '\r' || c == '\n';
-}
-
-static int js_skip(struct json *s, int depth);
-
-/* Object members: call with *first = 1 just past '{'. Returns 1 with the
- * name in key/klen and s->p at the value, 0 past the closing '}', -1 on
- * error; *klen is 0 unless a name was read. */
-static int js_member(struct json *s, int *first, char *key, size_t *klen)
-{
-	*klen = 0;
-	js_ws(s);
-	if (js_peek(s) == '}') {
-		s->p++;
-		return 0;
-	}
-	if (!*first) {
-		if (js_peek(s) != ',')
-			return js_syntax(s, "',' or '}'");
-		s->p++;
-		js_ws(s);
-	}
-	*first = 0;
-	if (js_peek(s) != '"')
-		return js_syntax(s, "a member name in double quotes");
-	if (js_string(s, key, klen))
-		return -1;
-	js_ws(s);
-	if (js_peek(s) != ':')
-		return js_syntax(s, "':'");
-	s->p++;
-	js_ws(s);
-	return 1;
-}
-
-/* Array elements: call with *first = 1 just past '['. Returns 1 with s->p at
- * the element, 0 past the closing ']', -1 on error. */
-static int js_element(struct json *s, int *first)
-{
-	js_ws(s);
-	if (*first && js_peek(s) == ']') {
-		s->p++;
-		return 0;
-	}
-	if (!*first) {
-		if (js_peek(s) == ']') {
-			s->p++;
-			return 0;
-		}
-		if (js_peek(s) != ',')
-			return js_syntax(s, "',' or ']'");
-		s->p++;
-		js_ws(s);
-		if (js_peek(s) == ']')
-			return js_syntax(s, "a value after ','");
-	}
-	*first = 0;
-	return 1;
-}
-
-static int key_is(const char *key, size_t klen, const char *name)
-{
-	return klen <= KEY_CAP && equal_word(key, klen, name);
-}
-
-/* Skips one value of any kind, checking that it is well-formed. */
-static int js_skip(struct json *s, int depth)
-{
-	int c = js_peek(s), first = 1, rc;
-	char key[KEY_CAP];
-	size_t klen;
-	double v;
-
-	if (depth > JSON_MAX_DEPTH)
-		return js_syntax(s, "at most 64 levels of nesting");
-	switch (c) {
-	case '{':
-		s->p++;
-		while ((rc = js_member(s, &first, key, &klen)) == 1)
-			if (js_skip(s, depth + 1))
-				return -1;
-		return rc;
-	case '[':
-		s->p++;
-		while ((rc = js_element(s, &first)) == 1)
-			if (js_skip(s, depth + 1))
-				return -1;
-		return rc;
-	case '"':
-		return js_string(s, NULL, NULL);
-	case 't': case 'f': case 'n': {
-		const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
-		size_t n = strlen(lit);
-		if ((size_t)(s->end - s->p) >= n && memcmp(s->p, lit, n) == 0) {
-			s->p += n;
-			if (js_at_value_end(s))
-				return 0;
-		}
-		return js_syntax(s, "a JSON value");
-	}
-	default:
-		/* a number: any in-syntax one will do, even one too large to use */
-		if (parse_number(&s->p, s->end, NUM_JSON, &v) != NUM_BAD && js_at_value_end(s))
-			return 0;
-		return js_syntax(s, "a JSON value");
-	}
-}
 
 /* A number where a feature belongs; `what` and `index` name it in messages
  * ("field 3", "value 2", "key 1"). */
@@ -1825,6 +1376,9 @@ static int read_json(struct job *j, const char *p, const char *end)
 
 	memset(&s, 0, sizeof s);
 	s.j = j;
+	s.err = j->err;
+	s.err_size = sizeof j->err;
+	s.record = &j->record;
 	s.start = s.line = s.p = p;
 	s.end = end;
 	js_ws(&s);
@@ -1876,6 +1430,9 @@ static int read_jsonlines(struct job *j, const char *p, const char *end)
 
 	memset(&s, 0, sizeof s);
 	s.j = j;
+	s.err = j->err;
+	s.err_size = sizeof j->err;
+	s.record = &j->record;
 	s.start = s.p = p;
 	s.end = end;
 	s.lines = 1;
