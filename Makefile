@@ -19,6 +19,8 @@ MODEL   ?= model.c
 MODEL_DIR ?= models/iris
 PORT    ?= 8080
 IMAGE   ?= smserve:latest
+# What plug-ins may include from lib/ (a change there rebuilds them).
+PLUGIN_LIB = lib/formats.h lib/instances.h
 
 # The strict warning set every file is built with (CI adds -Werror).
 WARN    = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
@@ -32,7 +34,7 @@ STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
 .model: FORCE
 	@echo '$(MODEL)' | cmp -s - $@ || echo '$(MODEL)' > $@
 
-smserve: smserve.c model.h lib/formats.h $(MODEL) .model
+smserve: smserve.c model.h $(PLUGIN_LIB) $(MODEL) .model
 	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(MODEL) $(LDFLAGS) -lm
 
 # Size matters in a scratch image: drop unused functions and unwind tables,
@@ -43,7 +45,7 @@ smserve: smserve.c model.h lib/formats.h $(MODEL) .model
 STATIC_FLAGS = -Os -static -s -ffunction-sections -fdata-sections -Wl,--gc-sections \
                -fno-asynchronous-unwind-tables -fno-unwind-tables -Wl,-z,noseparate-code \
                -Wl,-z,norelro -Wl,-z,common-page-size=16
-smserve-static: smserve.c model.h lib/formats.h $(MODEL) .model
+smserve-static: smserve.c model.h $(PLUGIN_LIB) $(MODEL) .model
 	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(MODEL) -lm
 
 static: smserve-static
@@ -61,15 +63,15 @@ image: smserve-static
 
 # Test builds: the echo plug-in and the fault-injecting test plug-in, plain
 # and with AddressSanitizer + UndefinedBehaviorSanitizer.
-build/smserve-%: smserve.c model.h lib/formats.h
+build/smserve-%: smserve.c model.h $(PLUGIN_LIB)
 	@mkdir -p build
 	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(PLUGIN_$*) $(LDFLAGS) -lm
-build/asan-%: smserve.c model.h lib/formats.h
+build/asan-%: smserve.c model.h $(PLUGIN_LIB)
 	@mkdir -p build
 	$(CC) $(WARN) -O1 -g $(SAN) -o $@ smserve.c $(PLUGIN_$*) -lm
 
 # Static (musl when installed) builds of the same plug-ins, as the image ships them.
-build/static-%: smserve.c model.h lib/formats.h
+build/static-%: smserve.c model.h $(PLUGIN_LIB)
 	@mkdir -p build
 	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(PLUGIN_$*) -lm
 build/static-echo: examples/echo/model.c

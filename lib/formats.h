@@ -501,4 +501,50 @@ static int accept_match(const char *s, const char *e, const char *t)
 	return equal_word(s, n, "*/*") ? 1 : 0;
 }
 
+/* Picks the answer's media type from Accept, among the n (at most
+ * ACCEPT_MAX_TYPES) that types[] names. Missing or "* / *": dflt. A list: each
+ * type gets the q of the most specific range naming it; the best q wins,
+ * then the more specific match, then the earlier element, then dflt.
+ * Returns the index in types[], or -1 with msg set: "cannot produce Accept
+ * '...'; supported: " and the supported list given. */
+#define ACCEPT_MAX_TYPES 8
+static int accept_choose(const char *accept, const char *const *types, int n, int dflt,
+			 const char *supported, char *msg, size_t size)
+{
+	int q[ACCEPT_MAX_TYPES], spec[ACCEPT_MAX_TYPES], pos[ACCEPT_MAX_TYPES], f, best = -1, i = 0;
+	const char *p = accept, *s = accept, *e = accept + strlen(accept);
+	char got[SHOWN_TOKEN + 4];
+
+	trim(&s, &e);
+	if (s == e || equal_word(s, (size_t)(e - s), "*/*"))
+		return dflt;
+	for (f = 0; f < n; f++)
+		q[f] = 0, spec[f] = 0, pos[f] = 0;
+	while (*p) {
+		const char *el = p, *ee = p + strcspn(p, ","), *re = el + strcspn(el, ";,");
+		int eq = accept_q(re, ee);
+		trim(&el, &re);
+		for (f = 0; f < n && eq >= 0; f++) {
+			int sp = accept_match(el, re, types[f]);
+			if (sp > spec[f])
+				spec[f] = sp, q[f] = eq, pos[f] = i;
+		}
+		p = *ee ? ee + 1 : ee;
+		i++;
+	}
+	for (f = 0; f < n; f++) {
+		if (q[f] == 0)
+			continue;
+		if (best < 0 || q[f] > q[best] ||
+		    (q[f] == q[best] && (spec[f] > spec[best] ||
+		     (spec[f] == spec[best] && (pos[f] < pos[best] ||
+		      (pos[f] == pos[best] && f == dflt))))))
+			best = f;
+	}
+	if (best < 0)
+		format_msg(msg, size, "cannot produce Accept '%s'; supported: %s",
+			   shown(got, s, e), supported);
+	return best;
+}
+
 #endif

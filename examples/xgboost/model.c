@@ -2076,53 +2076,6 @@ static int content_format(const char *ct, enum format *fmt, char *msg, size_t si
 	return 0;
 }
 
-/* Picks the answer's format from Accept, as model.c does: missing or
- * "* / *" means the default; in a list, the best q wins, then the more
- * specific match, then the earlier element, then the default. */
-static int accept_format(const char *accept, enum format dflt, enum format *fmt,
-			 char *msg, size_t size)
-{
-	int q[OUT_FORMATS], spec[OUT_FORMATS], pos[OUT_FORMATS], f, best = -1, i = 0;
-	const char *p = accept, *s = accept, *e = accept + strlen(accept);
-	char got[SHOWN_TOKEN + 4];
-
-	trim(&s, &e);
-	if (s == e || equal_word(s, (size_t)(e - s), "*/*")) {
-		*fmt = dflt;
-		return 0;
-	}
-	for (f = 0; f < OUT_FORMATS; f++)
-		q[f] = 0, spec[f] = 0, pos[f] = 0;
-	while (*p) {
-		const char *el = p, *ee = p + strcspn(p, ","), *re = el + strcspn(el, ";,");
-		int eq = accept_q(re, ee);
-		trim(&el, &re);
-		for (f = 0; f < OUT_FORMATS && eq >= 0; f++) {
-			int sp = accept_match(el, re, FORMAT_TYPE[f]);
-			if (sp > spec[f])
-				spec[f] = sp, q[f] = eq, pos[f] = i;
-		}
-		p = *ee ? ee + 1 : ee;
-		i++;
-	}
-	for (f = 0; f < OUT_FORMATS; f++) {
-		if (q[f] == 0)
-			continue;
-		if (best < 0 || q[f] > q[best] ||
-		    (q[f] == q[best] && (spec[f] > spec[best] ||
-		     (spec[f] == spec[best] && (pos[f] < pos[best] ||
-		      (pos[f] == pos[best] && f == (int)dflt))))))
-			best = f;
-	}
-	if (best < 0) {
-		format_msg(msg, size, "cannot produce Accept '%s'; supported: " SUPPORTED_ACCEPT,
-			   shown(got, s, e));
-		return -1;
-	}
-	*fmt = (enum format)best;
-	return 0;
-}
-
 /* SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, checked once at start. Unset: text/csv,
  * the default of SageMaker's XGBoost container. */
 static int default_accept(enum format *out, char *err, size_t err_size)
@@ -2670,160 +2623,9 @@ static int js_vector(struct json *s, int depth)
 	return dense_set(j, count);
 }
 
-/* {"features": vector, ...}: the CDF "data" object, whose field for the
- * Linear Learner is named "features". */
-static int js_data(struct json *s, int depth)
-{
-	struct job *j = s->j;
-	int first = 1, rc, got = 0;
-	char key[KEY_CAP];
-	size_t klen;
-
-	if (js_peek(s) != '{')
-		return fail(j, "record %zu: expected \"data\" to be an object with \"features\"",
-			    j->record);
-	s->p++;
-	while ((rc = js_member(s, &first, key, &klen)) == 1) {
-		if (!key_is(key, klen, "features")) {
-			if (js_skip(s, depth + 1))
-				return -1;
-		} else if (got++) {
-			return fail(j, "record %zu: \"features\" given twice", j->record);
-		} else if (js_vector(s, depth + 1)) {
-			return -1;
-		}
-	}
-	if (rc == 0 && !got)
-		return fail(j, "record %zu: expected a \"features\" member in \"data\"", j->record);
-	return rc;
-}
-
-/* One instance: a plain array, {"features": ...} or {"data": {...}}; other
- * members ("configuration", ids) are skipped. */
-static int js_instance(struct json *s, int depth)
-{
-	struct job *j = s->j;
-	int first = 1, rc, got = 0;
-	char key[KEY_CAP];
-	size_t klen;
-
-	if (depth > JSON_MAX_DEPTH)
-		return js_syntax(s, "at most 64 levels of nesting");
-	if (js_peek(s) == '[')
-		return js_vector(s, depth);
-	if (js_peek(s) != '{')
-		return fail(j, "record %zu: expected an array of numbers or an object with "
-			    "\"features\" or \"data\"", j->record);
-	s->p++;
-	while ((rc = js_member(s, &first, key, &klen)) == 1) {
-		int features = key_is(key, klen, "features"), data = key_is(key, klen, "data");
-		if (!features && !data) {
-			if (js_skip(s, depth + 1))
-				return -1;
-			continue;
-		}
-		if (got++)
-			return fail(j, "record %zu: expected one \"features\" or \"data\" member, "
-				    "got two", j->record);
-		if (features ? js_vector(s, depth + 1) : js_data(s, depth + 1))
-			return -1;
-	}
-	if (rc == 0 && !got)
-		return fail(j, "record %zu: expected a \"features\" or \"data\" member", j->record);
-	return rc;
-}
-
-/* application/json: {"instances": [...]}, other members skipped. */
-static int read_json(struct job *j, const char *p, const char *end)
-{
-	struct json s;
-	int first = 1, rc, have = 0;
-	char key[KEY_CAP];
-	size_t klen;
-
-	memset(&s, 0, sizeof s);
-	s.j = j;
-	s.err = j->err;
-	s.err_size = sizeof j->err;
-	s.record = &j->record;
-	s.start = s.line = s.p = p;
-	s.end = end;
-	js_ws(&s);
-	if (js_peek(&s) != '{')
-		return js_syntax(&s, "a JSON object with an \"instances\" array");
-	s.p++;
-	while ((rc = js_member(&s, &first, key, &klen)) == 1) {
-		int efirst = 1, erc;
-		if (!key_is(key, klen, "instances")) {
-			if (js_skip(&s, 2))
-				return -1;
-			continue;
-		}
-		if (have++)
-			return fail(j, "\"instances\" given twice");
-		if (js_peek(&s) != '[')
-			return fail(j, "expected \"instances\" to be an array");
-		s.p++;
-		while ((erc = js_element(&s, &efirst)) == 1) {
-			j->record++;
-			if (js_instance(&s, 3) || answer_record(j))
-				return -1;
-		}
-		if (erc < 0)
-			return -1;
-	}
-	if (rc < 0)
-		return -1;
-	js_ws(&s);
-	if (s.p < end)
-		return js_syntax(&s, "nothing after the JSON object");
-	if (!have)
-		return fail(j, "expected an \"instances\" array in the JSON object");
-	return 0;
-}
-
-/* ======================================================================== */
-/* JSON Lines                                                                */
-/* ======================================================================== */
-/*
- * One instance per line, in any of the instance forms above; LF or CRLF; the
- * last newline is optional. As for CSV, a blank line is an error rather than
- * something to skip, so that N lines in are always N lines out.
- */
-
-static int read_jsonlines(struct job *j, const char *p, const char *end)
-{
-	struct json s;
-
-	memset(&s, 0, sizeof s);
-	s.j = j;
-	s.err = j->err;
-	s.err_size = sizeof j->err;
-	s.record = &j->record;
-	s.start = s.p = p;
-	s.end = end;
-	s.lines = 1;
-	while (s.p < end) {
-		j->record++;
-		s.line = s.p;
-		js_ws(&s);
-		if (s.p == end || *s.p == '\n')
-			return fail(j, "record %zu: expected a JSON object, got an empty line",
-				    j->record);
-		if (js_instance(&s, 1))
-			return -1;
-		js_ws(&s);
-		if (s.p < end) {
-			if (*s.p != '\n')
-				return js_syntax(&s, "the end of the line after the JSON value");
-			s.p++;
-		}
-		if (answer_record(j))
-			return -1;
-	}
-	return 0;
-}
-
+/* The instance forms, and the JSON and JSON Lines documents around them,
+ * built on js_vector above: as in model.c. */
+#include "../../lib/instances.h"
 
 /* ======================================================================== */
 /* The plug-in functions                                                     */
@@ -2870,16 +2672,19 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 	const char *body = (const char *)req->body, *end = body + req->body_len;
 	struct job j;
 	char msg[512];
-	int rc;
+	int rc, f;
 
 	if (content_format(req->content_type, &in, msg, sizeof msg)) {
 		model_response_error(out, 415, msg);
 		return;
 	}
-	if (accept_format(req->accept, m->default_accept, &outf, msg, sizeof msg)) {
+	f = accept_choose(req->accept, FORMAT_TYPE, OUT_FORMATS, (int)m->default_accept,
+			  SUPPORTED_ACCEPT, msg, sizeof msg);
+	if (f < 0) {
 		model_response_error(out, 406, msg);
 		return;
 	}
+	outf = (enum format)f;
 	if (req->body_len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
 		body += 3; /* a UTF-8 byte order mark, as some editors save CSV */
 	if (body == end) {
