@@ -3,13 +3,14 @@
  *
  * The parts of a request reader that do not depend on the model: short
  * messages, numbers (CSV, JSON, model files), the JSON syntax (values,
- * strings, objects, arrays; not what the instances mean) and Accept's
- * q-values. model.c and examples/xgboost/model.c both include it; a plug-in
- * that reads SageMaker's common data formats can too. Libc only.
+ * strings, objects, arrays; not what the instances mean) and the choice of
+ * answer type from Accept. model.c and examples/xgboost/model.c both include
+ * it; a plug-in that reads SageMaker's common data formats can too. Libc only.
  *
  * Everything here is static: include it in one source file of a plug-in.
- * What stays in each plug-in is what differs: which shapes of "instances"
- * it takes, what a missing value means, and how it answers.
+ * What stays in each plug-in is what differs: what a feature vector may be,
+ * what a missing value means, and how it answers (lib/instances.h reads the
+ * documents around the vectors).
  */
 #ifndef SMSERVE_FORMATS_H
 #define SMSERVE_FORMATS_H
