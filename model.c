@@ -1012,11 +1012,13 @@ static int csv_bad_field(struct job *j, size_t field, const char *s, const char 
 /* The usual CSV field, read in one pass: an optional '-', then at most 15
  * digits with at most one '.', up to a ',' or the end of the line. With 15
  * digits m < 2^53, so m / 10^k rounds correctly (Clinger's fast path, as in
- * parse_number). Returns 0, reading nothing, for anything else (exponents,
- * long mantissas, errors): parse_number decides those. */
-static int csv_simple(const char **pp, const char *eol, double *out)
+ * parse_number). Returns the end of the field, or NULL for anything else
+ * (exponents, long mantissas, errors): csv_field_slow decides those.
+ * Nothing here has its address taken, so the compiler keeps p, m and v in
+ * registers (passing &p down to parse_number kept p in memory, and every
+ * field waited on a store and a reload of it). */
+static const char *csv_simple(const char *p, const char *eol, double *out)
 {
-	const char *p = *pp;
 	uint64_t m = 0;
 	int neg = 0, digits = 0, frac = -1; /* frac: digits after the '.', if any */
 	double v;
@@ -1036,37 +1038,47 @@ static int csv_simple(const char **pp, const char *eol, double *out)
 		}
 	}
 	if (digits == 0 || digits > 15 || (p < eol && *p != ','))
-		return 0;
-	v = frac > 0 ? (double)m / POW10[frac] : (double)m;
+		return NULL;
+	v = (double)(int64_t)m; /* m < 2^53: exact, and a signed conversion is one instruction */
+	if (frac > 0)
+		v /= POW10[frac];
 	*out = neg ? -v : v;
-	*pp = p;
-	return 1;
+	return p;
+}
+
+/* Any other field [s, ...): parse_number reads it, or the 400 says what is
+ * wrong. Returns the end of the field, or NULL. */
+static const char *csv_field_slow(struct job *j, size_t field, const char *s, const char *eol,
+				  double *out)
+{
+	const char *p = s;
+	int rc = parse_number(&p, eol, NUM_CSV, out);
+	if (rc != NUM_OK || (p < eol && *p != ',')) {
+		csv_bad_field(j, field, s, eol, rc);
+		return NULL;
+	}
+	return p;
 }
 
 /* Reads the fields of one line [p, eol) into j->x. */
 static int csv_record(struct job *j, const char *p, const char *eol)
 {
 	size_t n = j->m->n_features, i = 0;
+	double extra; /* where a field past the n-th goes; counted, then refused */
 	if (p == eol)
 		return fail(j, "record %zu: expected %zu features, got an empty line",
 			    j->record, n);
-	for (;;) {
-		const char *s = p;
-		double v;
-		if (!csv_simple(&p, eol, &v)) {
-			int rc = parse_number(&p, eol, NUM_CSV, &v);
-			if (rc != NUM_OK || (p < eol && *p != ','))
-				return csv_bad_field(j, i + 1, s, eol, rc);
-		}
-		if (i < n)
-			j->x[i] = v;
-		i++;
-		if (p == eol)
+	for (;; i++) {
+		double *v = i < n ? &j->x[i] : &extra;
+		const char *end = csv_simple(p, eol, v);
+		if (end == NULL && (end = csv_field_slow(j, i + 1, p, eol, v)) == NULL)
+			return -1;
+		if (end == eol)
 			break;
-		p++; /* the comma */
+		p = end + 1; /* past the comma */
 	}
-	if (i != n)
-		return fail(j, "record %zu: expected %zu features, got %zu", j->record, n, i);
+	if (i + 1 != n)
+		return fail(j, "record %zu: expected %zu features, got %zu", j->record, n, i + 1);
 	return 0;
 }
 
