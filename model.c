@@ -97,6 +97,7 @@ static const char *const FORMAT_TYPE[FMT_COUNT] = {
 struct label {
 	char csv[MAX_LABEL_LEN + 1];  /* as written in the model file */
 	char json[MAX_LABEL_LEN + 3]; /* a number as is, anything else quoted */
+	char csv_line[MAX_LABEL_LEN + 2]; /* csv and "\n", zero-padded: a CSV answer */
 	size_t csv_len, json_len;
 };
 
@@ -112,6 +113,8 @@ struct model {
 	struct label *labels;
 	enum format default_accept; /* for Accept missing or * / * */
 	size_t max_record_out;      /* bytes one record's answer can take */
+	double *scratch;            /* every request's work arrays: see job_init */
+	size_t out_cap;             /* bytes of the answer buffer at its end */
 };
 
 /* ======================================================================== */
@@ -516,6 +519,8 @@ static int reader_labels(struct reader *r, struct model *m)
 					  "other than '\"', '\\' and ',', got '%s'",
 					  i + 1, shown(got, w, w + n));
 		memcpy(l->csv, w, n);
+		memcpy(l->csv_line, w, n);
+		l->csv_line[n] = '\n';
 		l->csv_len = n;
 		if (is_json_number(w, n)) {
 			memcpy(l->json, w, n);
@@ -724,8 +729,10 @@ static size_t record_room(const struct model *m)
 	for (i = 0; i < m->n_labels; i++)
 		if (m->labels[i].json_len > label)
 			label = m->labels[i].json_len;
-	/* {"score":[ n x (number ,) ],"predicted_label": label }, \n */
-	return 64 + m->n_outputs * (NUMBER_TEXT + 1) + label;
+	/* {"score":[ n x (number ,) ],"predicted_label": label }, \n; and at
+	 * least a whole csv_line, which answer_record copies at full size */
+	size_t room = 64 + m->n_outputs * (NUMBER_TEXT + 1) + label;
+	return room > sizeof m->labels->csv_line ? room : sizeof m->labels->csv_line;
 }
 
 /* ======================================================================== */
@@ -912,29 +919,45 @@ static int fail(struct job *j, const char *fmt, ...)
 	return -1;
 }
 
-/* One allocation holds every scratch array; sparse ones only for JSON. */
-static int job_init(struct job *j, const struct model *m, enum format in, model_response *out)
+/* The work arrays of a request, one block allocated at load (alloc_scratch)
+ * and reused by every request, so that a request allocates nothing: in the
+ * static build, musl's malloc maps and unmaps a block this size on every
+ * request, and the pages fault in afresh each time. Each worker writes its
+ * own copy (copy-on-write after the fork); requests in a worker run one at
+ * a time. Layout: x (n), z (outputs), keys (n), vals (n) as doubles, then
+ * seen (n bytes), then the answer buffer (out_cap bytes). */
+static size_t scratch_doubles(const struct model *m)
 {
-	size_t n = m->n_features, doubles = n + m->n_outputs;
-	size_t sparse = in == FMT_CSV ? 0 : n;
-	size_t cap = 2 * m->max_record_out > OUT_CHUNK ? 2 * m->max_record_out : OUT_CHUNK;
-	double *d;
+	return 3 * m->n_features + m->n_outputs;
+}
+
+static int alloc_scratch(struct model *m)
+{
+	size_t n = m->n_features, doubles = scratch_doubles(m);
+	m->out_cap = 2 * m->max_record_out > OUT_CHUNK ? 2 * m->max_record_out : OUT_CHUNK;
+	if (doubles > (SIZE_MAX - n - m->out_cap) / sizeof(double))
+		return -1;
+	m->scratch = malloc(doubles * sizeof(double) + n + m->out_cap);
+	return m->scratch ? 0 : -1;
+}
+
+static void job_init(struct job *j, const struct model *m, enum format in, model_response *out)
+{
+	size_t n = m->n_features;
+	double *d = m->scratch;
 
 	memset(j, 0, sizeof *j);
-	d = malloc((doubles + 2 * sparse) * sizeof(double) + sparse + cap);
-	if (d == NULL)
-		return -1;
 	j->m = m;
 	j->x = d;
 	j->z = d + n;
-	j->keys = d + doubles;
-	j->vals = j->keys + sparse;
-	j->seen = (unsigned char *)(j->vals + sparse);
-	j->w.buf = (char *)(j->seen + sparse);
-	memset(j->seen, 0, sparse); /* sparse_scatter keeps it all-zero between records */
-	j->w.cap = cap;
+	j->keys = j->z + m->n_outputs;
+	j->vals = j->keys + n;
+	j->seen = (unsigned char *)(d + scratch_doubles(m));
+	j->w.buf = (char *)(j->seen + n);
+	if (in != FMT_CSV) /* sparse_scatter keeps it all-zero between records, */
+		memset(j->seen, 0, n); /* but a request may end in the middle of one */
+	j->w.cap = m->out_cap;
 	j->w.out = out;
-	return 0;
 }
 
 /* Predicts the record in j->x and appends its answer. */
@@ -948,12 +971,17 @@ static int answer_record(struct job *j)
 		return fail(j, "record %zu: the model's score is not a finite number "
 			    "(features too large)", j->record);
 	w_room(w, m->max_record_out);
-	if (j->out_fmt == FMT_CSV) {
-		if (m->kind == KIND_REGRESSION)
-			w_double(w, j->z[0]);
-		else
-			w_bytes(w, m->labels[label].csv, m->labels[label].csv_len);
+	if (j->out_fmt == FMT_CSV && m->kind == KIND_REGRESSION) {
+		w_double(w, j->z[0]);
 		W_LIT(w, "\n");
+	} else if (j->out_fmt == FMT_CSV) {
+		/* The whole fixed-size line, though only csv_len + 1 bytes count:
+		 * a copy of known size compiles to a few moves, where one of
+		 * variable size is a call into libc, and in the static build
+		 * musl's memcpy took 15% of a batch's time for these few bytes. */
+		const struct label *l = &m->labels[label];
+		memcpy(w->buf + w->len, l->csv_line, sizeof l->csv_line);
+		w->len += l->csv_len + 1;
 	} else {
 		if (j->out_fmt == FMT_JSON && j->answered > 0)
 			W_LIT(w, ",");
@@ -1009,23 +1037,30 @@ static int csv_bad_field(struct job *j, size_t field, const char *s, const char 
 		    j->record, field, shown(got, s, e));
 }
 
+/* Whether p, inside [.., end), is where a field ends: a comma, or a line's
+ * end (LF, or CR before LF or the end of the body). */
+static int csv_field_end(const char *p, const char *end)
+{
+	return *p == ',' || *p == '\n' || (*p == '\r' && (p + 1 == end || p[1] == '\n'));
+}
+
 /* The usual CSV field, read in one pass: an optional '-', then at most 15
- * digits with at most one '.', up to a ',' or the end of the line. With 15
- * digits m < 2^53, so m / 10^k rounds correctly (Clinger's fast path, as in
- * parse_number). Returns the end of the field, or NULL for anything else
- * (exponents, long mantissas, errors): csv_field_slow decides those.
- * Nothing here has its address taken, so the compiler keeps p, m and v in
- * registers (passing &p down to parse_number kept p in memory, and every
- * field waited on a store and a reload of it). */
-static const char *csv_simple(const char *p, const char *eol, double *out)
+ * digits with at most one '.', up to a ',', the line's end or the body's.
+ * With 15 digits m < 2^53, so m / 10^k rounds correctly (Clinger's fast
+ * path, as in parse_number). Returns the end of the field, or NULL for
+ * anything else (exponents, long mantissas, errors): csv_field_slow decides
+ * those. Nothing here has its address taken, so the compiler keeps p, m and
+ * v in registers (passing &p down to parse_number kept p in memory, and
+ * every field waited on a store and a reload of it). */
+static const char *csv_simple(const char *p, const char *end, double *out)
 {
 	uint64_t m = 0;
 	int neg = 0, digits = 0, frac = -1; /* frac: digits after the '.', if any */
 	double v;
 
-	if (p < eol && *p == '-')
+	if (p < end && *p == '-')
 		neg = 1, p++;
-	for (; p < eol; p++) {
+	for (; p < end; p++) {
 		unsigned d = (unsigned)(unsigned char)*p - '0';
 		if (d < 10) {
 			m = m * 10 + d;
@@ -1037,7 +1072,7 @@ static const char *csv_simple(const char *p, const char *eol, double *out)
 			break;
 		}
 	}
-	if (digits == 0 || digits > 15 || (p < eol && *p != ','))
+	if (digits == 0 || digits > 15 || (p < end && !csv_field_end(p, end)))
 		return NULL;
 	v = (double)(int64_t)m; /* m < 2^53: exact, and a signed conversion is one instruction */
 	if (frac > 0)
@@ -1047,12 +1082,16 @@ static const char *csv_simple(const char *p, const char *eol, double *out)
 }
 
 /* Any other field [s, ...): parse_number reads it, or the 400 says what is
- * wrong. Returns the end of the field, or NULL. */
-static const char *csv_field_slow(struct job *j, size_t field, const char *s, const char *eol,
+ * wrong. Returns the end of the field, or NULL. Only here is the line's end
+ * looked for ahead of time. */
+static const char *csv_field_slow(struct job *j, size_t field, const char *s, const char *end,
 				  double *out)
 {
-	const char *p = s;
-	int rc = parse_number(&p, eol, NUM_CSV, out);
+	const char *nl = memchr(s, '\n', (size_t)(end - s)), *eol = nl ? nl : end, *p = s;
+	int rc;
+	if (eol > s && eol[-1] == '\r')
+		eol--;
+	rc = parse_number(&p, eol, NUM_CSV, out);
 	if (rc != NUM_OK || (p < eol && *p != ',')) {
 		csv_bad_field(j, field, s, eol, rc);
 		return NULL;
@@ -1060,39 +1099,44 @@ static const char *csv_field_slow(struct job *j, size_t field, const char *s, co
 	return p;
 }
 
-/* Reads the fields of one line [p, eol) into j->x. */
-static int csv_record(struct job *j, const char *p, const char *eol)
+/* Reads the record starting at p into j->x, field by field up to the end of
+ * its line (LF or CRLF; the last line's may be missing). Returns where the
+ * next record starts, or NULL. The line's end is found by reading up to it,
+ * not searched for first: the search (memchr per line) cost musl's static
+ * build 5% of a batch. */
+static const char *csv_record(struct job *j, const char *p, const char *end)
 {
 	size_t n = j->m->n_features, i = 0;
-	double extra; /* where a field past the n-th goes; counted, then refused */
-	if (p == eol)
-		return fail(j, "record %zu: expected %zu features, got an empty line",
-			    j->record, n);
+	double extra = 0; /* where a field past the n-th goes; counted, then refused */
+	if (csv_field_end(p, end) && *p != ',') {
+		fail(j, "record %zu: expected %zu features, got an empty line", j->record, n);
+		return NULL;
+	}
 	for (;; i++) {
 		double *v = i < n ? &j->x[i] : &extra;
-		const char *end = csv_simple(p, eol, v);
-		if (end == NULL && (end = csv_field_slow(j, i + 1, p, eol, v)) == NULL)
-			return -1;
-		if (end == eol)
-			break;
-		p = end + 1; /* past the comma */
+		const char *e = csv_simple(p, end, v);
+		if (e == NULL && (e = csv_field_slow(j, i + 1, p, end, v)) == NULL)
+			return NULL;
+		if (e < end && *e == ',') {
+			p = e + 1;
+			continue;
+		}
+		if (i + 1 != n) {
+			fail(j, "record %zu: expected %zu features, got %zu", j->record, n, i + 1);
+			return NULL;
+		}
+		if (e < end && *e == '\r')
+			e++;                   /* CRLF, or a CR that ends the body */
+		return e < end ? e + 1 : end; /* past the LF */
 	}
-	if (i + 1 != n)
-		return fail(j, "record %zu: expected %zu features, got %zu", j->record, n, i + 1);
-	return 0;
 }
 
 static int read_csv(struct job *j, const char *p, const char *end)
 {
 	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end;
-		if (eol > p && eol[-1] == '\r')
-			eol--;
 		j->record++;
-		if (csv_record(j, p, eol) || answer_record(j))
+		if ((p = csv_record(j, p, end)) == NULL || answer_record(j))
 			return -1;
-		p = nl ? nl + 1 : end;
 	}
 	return 0;
 }
@@ -1317,6 +1361,12 @@ model *model_load(const char *dir, char *err, size_t err_size)
 		return NULL;
 	}
 	m->max_record_out = record_room(m);
+	if (alloc_scratch(m) != 0) {
+		format_msg(err, err_size, "%s: out of memory for the work arrays of %zu features",
+			   path, m->n_features);
+		model_unload(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -1345,10 +1395,7 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		model_response_error(out, 400, "empty body: expected at least one record");
 		return;
 	}
-	if (job_init(&j, m, in, out)) {
-		model_response_error(out, 500, "out of memory");
-		return;
-	}
+	job_init(&j, m, in, out);
 	j.out_fmt = outf;
 	model_response_type(out, FORMAT_TYPE[outf]);
 	if (outf == FMT_JSON)
@@ -1364,7 +1411,6 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		w_flush(&j.w);
 	else if (!j.w.refused)
 		model_response_error(out, 400, j.err);
-	free(j.x);
 }
 
 void model_unload(model *m)
@@ -1376,5 +1422,6 @@ void model_unload(model *m)
 	free(m->mean);
 	free(m->scale);
 	free(m->labels);
+	free(m->scratch);
 	free(m);
 }

@@ -239,6 +239,17 @@ send '1,,3,4' text/csv
 expect_error "csv: empty field" 400 'record 1, field 2: expected a number, got an empty field'
 send '1,2,3,4\n\n1,2,3,4\n' text/csv
 expect_error "csv: empty line" 400 'record 2: expected 4 features, got an empty line'
+send '1,2,3,4\r\n\r\n1,2,3,4\r\n' text/csv
+expect_error "csv: empty CRLF line" 400 'record 2: expected 4 features, got an empty line'
+send '1,2,3,4,\n' text/csv
+expect_error "csv: a trailing comma is an empty field" 400 'record 1, field 5: expected a number, got an empty field'
+send '1,2\r,3,4\n' text/csv
+expect_error "csv: a CR inside a line is not a line end" 400 'record 1, field 2: expected a number'
+send '1,2,3,4\r\r\n' text/csv
+expect_error "csv: only one CR before the LF ends a line" 400 'record 1, field 4: expected a number'
+send '5.1,3.5,1.4,0.2\r\n6.7,3.0,5.2,2.3\r' text/csv text/csv
+expect "csv: CRLF lines and a CR ending the body: one answer per record" "200 0
+2" "$STATUS $BODY"
 send '' text/csv
 expect_error "empty body" 400 'empty body'
 send '{"instances": [[1,2,3,4], [1,2,"3",4]]}' application/json

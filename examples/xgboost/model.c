@@ -182,6 +182,7 @@ struct model {
 	float *base;         /* n_groups: the starting margins */
 	enum format default_accept;
 	size_t max_record_out; /* bytes one record's answer can take */
+	struct work *work;     /* every request's work arrays: see job_init */
 };
 
 /* ======================================================================== */
@@ -2142,33 +2143,67 @@ static void fail_report(struct job *j, const char *fmt, ...)
  * given at doc_error). */
 #define fail(j, ...) (fail_report((j), __VA_ARGS__), -1)
 
-static void job_free(struct job *j)
+/* The work arrays of a request, allocated once at load (work_alloc) and
+ * reused by every request, so that a request allocates nothing: in the
+ * static build, musl's malloc maps and unmaps the answer buffer on every
+ * request, and its pages fault in afresh each time. Each worker writes its
+ * own copy (copy-on-write after the fork); requests in a worker run one at
+ * a time. */
+struct work {
+	float *x, *margin;
+	size_t *mark, *touched;
+	double *keys;
+	char *buf;
+	size_t buf_cap;
+};
+
+static void work_free(struct work *a)
 {
-	free(j->x), free(j->margin), free(j->mark), free(j->touched), free(j->keys), free(j->w.buf);
+	if (a)
+		free(a->x), free(a->margin), free(a->mark), free(a->touched), free(a->keys),
+			free(a->buf), free(a);
 }
 
-static int job_init(struct job *j, const struct model *m, model_response *out)
+static struct work *work_alloc(const struct model *m)
 {
+	size_t n = m->n_features;
+	struct work *a = calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->buf_cap = 2 * m->max_record_out > OUT_CHUNK ? 2 * m->max_record_out : OUT_CHUNK;
+	a->x = malloc(n * sizeof *a->x);
+	a->margin = malloc((m->n_groups + m->n_outputs) * sizeof *a->margin);
+	a->mark = malloc(n * sizeof *a->mark);
+	a->touched = malloc(n * sizeof *a->touched);
+	a->keys = n <= SIZE_MAX / 2 / sizeof *a->keys ? malloc(2 * n * sizeof *a->keys) : NULL;
+	a->buf = malloc(a->buf_cap);
+	if (!a->x || !a->margin || !a->mark || !a->touched || !a->keys || !a->buf) {
+		work_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void job_init(struct job *j, const struct model *m, model_response *out)
+{
+	struct work *a = m->work;
 	size_t n = m->n_features, i;
 	memset(j, 0, sizeof *j);
 	j->m = m;
 	j->w.out = out;
-	j->w.cap = 2 * m->max_record_out > OUT_CHUNK ? 2 * m->max_record_out : OUT_CHUNK;
-	j->x = malloc(n * sizeof *j->x);
-	j->margin = malloc((m->n_groups + m->n_outputs) * sizeof *j->margin);
-	j->mark = calloc(n, sizeof *j->mark);
-	j->touched = malloc(n * sizeof *j->touched);
-	j->keys = malloc(2 * n * sizeof *j->keys);
-	j->w.buf = malloc(j->w.cap);
-	if (!j->x || !j->margin || !j->mark || !j->touched || !j->keys || !j->w.buf) {
-		job_free(j);
-		return -1;
-	}
+	j->w.cap = a->buf_cap;
+	j->w.buf = a->buf;
+	j->x = a->x;
+	j->margin = a->margin;
+	j->mark = a->mark;
+	j->touched = a->touched;
+	j->keys = a->keys;
 	j->vals = j->keys + n;
 	j->out = j->margin + m->n_groups;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) { /* a request may have ended in the middle of a record */
 		j->x[i] = NAN;
-	return 0;
+		j->mark[i] = 0;
+	}
 }
 
 /* Sets feature idx of a sparse record; a feature given twice is an error. */
@@ -2663,6 +2698,12 @@ model *model_load(const char *dir, char *err, size_t err_size)
 		return NULL;
 	}
 	m->max_record_out = record_room(m);
+	if ((m->work = work_alloc(m)) == NULL) {
+		format_msg(err, err_size, "%s: out of memory for the work arrays of %zu features",
+			   path, m->n_features);
+		model_unload(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -2691,10 +2732,7 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		model_response_error(out, 400, "empty body: expected at least one record");
 		return;
 	}
-	if (job_init(&j, m, out)) {
-		model_response_error(out, 500, "out of memory");
-		return;
-	}
+	job_init(&j, m, out);
 	j.out_fmt = outf;
 	model_response_type(out, FORMAT_TYPE[outf]);
 	if (outf == FMT_JSON)
@@ -2711,7 +2749,6 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		w_flush(&j.w);
 	else if (!j.w.refused)
 		model_response_error(out, 400, j.err);
-	job_free(&j);
 }
 
 void model_unload(model *m)
@@ -2722,5 +2759,6 @@ void model_unload(model *m)
 	free(m->root);
 	free(m->group);
 	free(m->base);
+	work_free(m->work);
 	free(m);
 }
