@@ -283,18 +283,24 @@ test_kept_buffer() {
 		echo "# SKIP: the loop's RSS after a large body (the sanitizer's allocator keeps freed memory)"
 	else
 		out=$(
-			rss() { awk '/^Rss:/ {print $2}' "/proc/$SERVER_PID/smaps_rollup"; }  # exact, unlike VmRSS
+			rss() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup"; }  # exact, unlike VmRSS
+			worker=$(pgrep -P "$SERVER_PID" | head -1)
 			exec 3<>"/dev/tcp/127.0.0.1/$PORT"
-			before=$(rss)
+			sleep 1.6              # the worker's buffers from the bodies above go back
+			before=$(rss "$SERVER_PID") w_before=$(rss "$worker")
 			{ printf "$big"; cat "$f"; } >&3
 			read_response 3
-			kept=$(rss)
+			kept=$(rss "$SERVER_PID") w_kept=$(rss "$worker")
 			sleep 1.6              # IN_BUF_IDLE_RELEASE_MS is 1000
-			after=$(rss)
-			echo "$((kept - before >= 600)) $((kept - after >= 600)) ($before, $kept, $after KiB)"
+			after=$(rss "$SERVER_PID") w_after=$(rss "$worker")
+			echo "$((kept - before >= 600)) $((kept - after >= 600))" \
+			     "$((w_kept - w_before >= 600)) $((w_kept - w_after >= 600))" \
+			     "(loop $before, $kept, $after KiB; worker $w_before, $w_kept, $w_after KiB)"
 		)
 		expect_match "the loop keeps a 1 MB body's buffer after the answer and gives it back after 1 s idle" \
 			'^1 1 ' "$out"
+		expect_match "the worker keeps its 1 MB request buffer after the answer and gives it back after 1 s idle" \
+			'^. . 1 1 ' "$out"
 	fi
 	stop_server kept
 }
