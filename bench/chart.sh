@@ -12,6 +12,7 @@ $2 ~ /^ (ping|echo|model|batch|c1000|newconn) $/ {
 END {
 	left = 170; width = 560; bar = 16; gap = 4; y = 40
 	color["echo"] = "#d9480f"; color["model"] = "#d9480f"; color["nginx"] = "#495057"
+	color["secho"] = "#f08c00"; color["smodel"] = "#f08c00"
 	label["ping"] = "GET /ping, 32 conns"; label["echo"] = "echo /invocations, 32 conns"
 	label["model"] = "one record, model"; label["batch"] = "1 MB CSV batch (req/s)"
 	label["c1000"] = "/ping, 1000 conns"; label["newconn"] = "/ping, new conn each"
@@ -19,7 +20,7 @@ END {
 	top = log(max * 1.5) / log(10)
 	printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", h
 	printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-	printf "<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">smserve vs peers: requests per second (log scale; orange = smserve)</text>\n"
+	printf "<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">smserve vs peers: requests per second (log scale; orange = smserve, light orange = its static build)</text>\n"
 	for (i = 1; i <= n; i++) {
 		if (sc[i] != last) {
 			y += 20

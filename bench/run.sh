@@ -11,8 +11,9 @@
 # iris model under gunicorn (what the AWS scikit-learn container does).
 # smserve runs twice: with the echo plug-in (the Flask app's twin) and with
 # the default model (the scikit-learn peer's twin, asked for CSV answers).
-# Throughput is measured on `make`'s build (glibc, -O2); memory on the static
-# build the image ships (musl, -Os), whose RSS has no shared libc pages.
+# Throughput is measured on `make`'s build (glibc, -O2) and on the static
+# build the image ships (musl, -Os: secho and smodel in the table); memory on
+# the static build, whose RSS has no shared libc pages.
 #
 # Writes bench/results/bench.md (the table README.md quotes) and
 # bench/results/bench.svg (the chart).
@@ -135,10 +136,10 @@ run() { # SCENARIO PATH CONNECTIONS LUA SERVER...
 }
 
 echo "scenario server           req/s        p50        p99 errors   (median of $ROUNDS runs)"
-run ping /ping 32 "" nginx flask gunicorn echo
-run echo /invocations 32 record nginx flask gunicorn echo
-run model /invocations 32 record_csv sklearn model
-run batch /invocations 4 batch_csv sklearn model
+run ping /ping 32 "" nginx flask gunicorn echo secho
+run echo /invocations 32 record nginx flask gunicorn echo secho
+run model /invocations 32 record_csv sklearn model smodel
+run batch /invocations 4 batch_csv sklearn model smodel
 run c1000 /ping 1000 "" nginx echo
 (sleep $((DUR / 2)); smserve_memory "$pid_secho" "static echo, under 1,000 connections" >"$work/mem_load") &
 rate secho /invocations 1000 record >/dev/null
@@ -185,6 +186,8 @@ mkdir -p bench/results
 	echo "$(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
 	echo "$(uname -sr), wrk -t2 on the same machine, ${DUR} s per run; each figure is the median of"
 	echo "$ROUNDS runs, the servers taking turns. Command: \`$([[ $ROUNDS != 3 ]] && echo "BENCH_ROUNDS=$ROUNDS ")make bench\`."
+	echo "echo and model: smserve built by \`make\` (glibc, -O2); secho and smodel: the static build the"
+	echo "image ships (musl, -Os)."
 	echo
 	echo "| scenario | server | req/s | p50 | p99 | errors |"
 	echo "|---|---|---|---|---|---|"
@@ -199,6 +202,10 @@ mkdir -p bench/results
 	echo "| echo /invocations: smserve / Flask | $(ratio echo/echo echo/flask) |"
 	echo "| one record: default model / scikit-learn peer | $(ratio model/model model/sklearn) |"
 	echo "| 1 MB batch: default model / scikit-learn peer ($(mbps batch/model) vs $(mbps batch/sklearn) MB/s) | $(ratio batch/model batch/sklearn) |"
+	echo "| the image's static build: /ping / nginx | $(ratio ping/secho ping/nginx) |"
+	echo "| the image's static build: echo /invocations / nginx's /ping | $(ratio echo/secho ping/nginx) |"
+	echo "| the image's static build: one record / scikit-learn peer | $(ratio model/smodel model/sklearn) |"
+	echo "| the image's static build: 1 MB batch / scikit-learn peer ($(mbps batch/smodel) MB/s) | $(ratio batch/smodel batch/sklearn) |"
 	echo "| 1,000 connections / 32 connections, smserve /ping | $(ratio c1000/echo ping/echo) |"
 	echo "| new connection per request: smserve / nginx | $(ratio newconn/echo newconn/nginx) |"
 	echo
