@@ -105,7 +105,8 @@ test:
 fuzz:
 	bash fuzz/run.sh $(or $(SECONDS),60)
 
-LINT_FILES = smserve.c model.c examples/echo/model.c examples/xgboost/model.c tests/plugins/faulty.c
+LINT_FILES = smserve.c model.c examples/echo/model.c examples/xgboost/model.c tests/plugins/faulty.c \
+             bench/model_speed.c
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr $(LINT_FILES)
