@@ -1081,22 +1081,23 @@ static const char *csv_simple(const char *p, const char *end, double *out)
 	return p;
 }
 
-/* Any other field [s, ...): parse_number reads it, or the 400 says what is
- * wrong. Returns the end of the field, or NULL. Only here is the line's end
- * looked for ahead of time. */
+/* Any other field [s, ...): parse_number reads it (a number never runs into
+ * a ',', CR or LF), or the 400 says what is wrong. Returns the end of the
+ * field, or NULL. Only for the message is the line's end looked for: doing
+ * it for every field made a long line of such fields quadratic. */
 static const char *csv_field_slow(struct job *j, size_t field, const char *s, const char *end,
 				  double *out)
 {
-	const char *nl = memchr(s, '\n', (size_t)(end - s)), *eol = nl ? nl : end, *p = s;
-	int rc;
+	const char *p = s, *nl, *eol;
+	int rc = parse_number(&p, end, NUM_CSV, out);
+	if (rc == NUM_OK && (p == end || csv_field_end(p, end)))
+		return p;
+	nl = memchr(s, '\n', (size_t)(end - s));
+	eol = nl ? nl : end;
 	if (eol > s && eol[-1] == '\r')
 		eol--;
-	rc = parse_number(&p, eol, NUM_CSV, out);
-	if (rc != NUM_OK || (p < eol && *p != ',')) {
-		csv_bad_field(j, field, s, eol, rc);
-		return NULL;
-	}
-	return p;
+	csv_bad_field(j, field, s, eol, rc);
+	return NULL;
 }
 
 /* Reads the record starting at p into j->x, field by field up to the end of

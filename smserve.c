@@ -1573,12 +1573,13 @@ static int request_within(int fd, int ms)
 
 /* A worker: read a request, run the model, send the reply, forever. It
  * exits when the loop closes its end of the request pipe (shutdown).
- * The request buffer and the response body keep their size from one
- * request to the next, and go back to the system only after the worker has
- * been idle for IN_BUF_IDLE_RELEASE_MS: a batch transform sends large
- * bodies back to back, and with musl's malloc (the static build, the image)
- * every large allocation freed is a munmap, and the next one an mmap and a
- * page fault per 4 KiB (the image served a 1 MB batch 40% slower). */
+ * A request buffer or response body grown past IN_BUF_KEEP is kept for the
+ * next request while requests stay that large, and goes back to the system
+ * after a smaller one or once the worker has been idle for
+ * IN_BUF_IDLE_RELEASE_MS: a batch transform sends large bodies back to back,
+ * and with musl's malloc (the static build, the image) every large block
+ * freed is a munmap, and the next one an mmap and a page fault per 4 KiB
+ * (the image served a 1 MB batch 40% slower). */
 static void worker_main(int from_loop, int to_loop)
 {
 	char *buf = NULL, *meta, *body = NULL;
@@ -1620,6 +1621,16 @@ static void worker_main(int from_loop, int to_loop)
 		send_reply(to_loop, &out);
 		body = out.body;
 		body_cap = out.cap;
+		if (cap > IN_BUF_KEEP && have <= IN_BUF_KEEP) {
+			free(buf);
+			buf = NULL;
+			cap = 0;
+		}
+		if (body_cap > IN_BUF_KEEP && out.len <= IN_BUF_KEEP) {
+			free(body);
+			body = NULL;
+			body_cap = 0;
+		}
 	}
 }
 

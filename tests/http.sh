@@ -293,14 +293,24 @@ test_kept_buffer() {
 			kept=$(rss "$SERVER_PID") w_kept=$(rss "$worker")
 			sleep 1.6              # IN_BUF_IDLE_RELEASE_MS is 1000
 			after=$(rss "$SERVER_PID") w_after=$(rss "$worker")
+			{ printf "$big"; cat "$f"; } >&3
+			read_response 3
+			w_kept2=$(rss "$worker")
+			printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na' >&3
+			read_response 3
+			w_small=$(rss "$worker")
 			echo "$((kept - before >= 600)) $((kept - after >= 600))" \
 			     "$((w_kept - w_before >= 600)) $((w_kept - w_after >= 600))" \
-			     "(loop $before, $kept, $after KiB; worker $w_before, $w_kept, $w_after KiB)"
+			     "$((w_kept2 - w_small >= 600))" \
+			     "(loop $before, $kept, $after KiB; worker $w_before, $w_kept, $w_after," \
+			     "$w_kept2, $w_small KiB)"
 		)
 		expect_match "the loop keeps a 1 MB body's buffer after the answer and gives it back after 1 s idle" \
 			'^1 1 ' "$out"
 		expect_match "the worker keeps its 1 MB request buffer after the answer and gives it back after 1 s idle" \
 			'^. . 1 1 ' "$out"
+		expect_match "the worker gives a large request's buffer back as soon as a small request follows" \
+			'^. . . . 1 ' "$out"
 	fi
 	stop_server kept
 }
