@@ -21,6 +21,9 @@
  * the handle stay in that worker (copy-on-write) and vanish when the worker
  * is replaced, so use them only as caches. Memory it allocates per request
  * should be freed before it returns: a worker serves requests for hours.
+ * Better still, allocate a request's work arrays in model_load and reuse
+ * them: musl's malloc (the static build) unmaps a large block when it is
+ * freed, so one allocated per request faults its pages in every time.
  *
  * How to answer:
  *   200 with a body   model_response_type(out, "application/json");
