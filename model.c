@@ -1072,7 +1072,7 @@ static const char *csv_simple(const char *p, const char *end, double *out)
 			break;
 		}
 	}
-	if (digits == 0 || digits > 15 || (p < end && !csv_field_end(p, end)))
+	if (digits == 0 || digits > 15 || (p < end && *p != ',' && !csv_field_end(p, end)))
 		return NULL;
 	v = (double)(int64_t)m; /* m < 2^53: exact, and a signed conversion is one instruction */
 	if (frac > 0)
