@@ -326,6 +326,18 @@ expect "5000 records in: 5000 JSON lines out, each ending in a newline" "5000 ye
 	"$(wc -l <"$T/body") $([[ $(tail -c 1 "$T/body" | od -An -c | tr -d ' ') == '\n' ]] && echo yes)"
 stop_server iris
 
+# CSV answers carry each label whole, whatever its length (short ones take a
+# fixed-size copy, longer ones an exact one): 15, 16 and 64 characters.
+l15=fifteen-chars-x l16=sixteen-chars-xx l64=$(printf 'L%.0s' {1..64})
+mkdir -p "$T/long-labels"
+printf 'smserve-linear-model 1\nkind multinomial\nfeatures 2\nlabels %s %s %s\nintercept 0 0 0\nweights 1 0\nweights 0 1\nweights -1 -1\nend\n' \
+	"$l15" "$l16" "$l64" >"$T/long-labels/linear-model.txt"
+serve long-labels --model-dir "$T/long-labels" || { finish; exit 1; }
+send '5,0\n0,5\n-5,-5\n0,5\n5,0\n' text/csv text/csv
+expect "csv answers: labels of 15, 16 and 64 characters, whole and in order" \
+	"200 $l15 $l16 $l64 $l16 $l15" "$STATUS $(tr '\n' ' ' <<<"$BODY" | sed 's/ $//')"
+stop_server long-labels
+
 SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv serve default-accept --model-dir models/iris || { finish; exit 1; }
 send '6.7,3.0,5.2,2.3' text/csv -
 expect "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv: no Accept gets CSV" "200 text/csv 2" "$STATUS $CTYPE $BODY"
