@@ -44,8 +44,8 @@ smserve: smserve.c model.h $(PLUGIN_LIB) $(MODEL) .model
 # to a page of padding; a small common page size stops ld from padding the
 # data segment's file offset to save a page of memory (4% of the image);
 # sorting sections by alignment leaves less padding between them.
-# STATIC_OPT=-O2 trades about 14 KB of image for a model about a quarter
-# faster on large batches (README.md, Figures).
+# STATIC_OPT=-O2 trades about 14 KB of image for a model that takes a sixth
+# less time on large batches (bash bench/model.sh).
 STATIC_OPT ?= -Os
 STATIC_FLAGS = $(STATIC_OPT) -static -s -ffunction-sections -fdata-sections -Wl,--gc-sections \
                -fno-asynchronous-unwind-tables -fno-unwind-tables -Wl,-z,noseparate-code \
