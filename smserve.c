@@ -1571,6 +1571,17 @@ static int request_within(int fd, int ms)
 	return n != 0;
 }
 
+/* Gives a buffer grown past IN_BUF_KEEP back unless `used` bytes of it were
+ * needed (see worker_main). */
+static void release_unless_used(char **buf, size_t *cap, size_t used)
+{
+	if (*cap > IN_BUF_KEEP && used <= IN_BUF_KEEP) {
+		free(*buf);
+		*buf = NULL;
+		*cap = 0;
+	}
+}
+
 /* A worker: read a request, run the model, send the reply, forever. It
  * exits when the loop closes its end of the request pipe (shutdown).
  * A request buffer or response body grown past IN_BUF_KEEP is kept for the
@@ -1592,10 +1603,8 @@ static void worker_main(int from_loop, int to_loop)
 		size_t have = 0;              /* the loop sends one frame at a time */
 		if ((cap > IN_BUF_KEEP || body_cap > IN_BUF_KEEP) &&
 		    !request_within(from_loop, IN_BUF_IDLE_RELEASE_MS)) {
-			free(buf);
-			free(body);
-			buf = body = NULL;
-			cap = body_cap = 0;
+			release_unless_used(&buf, &cap, 0);
+			release_unless_used(&body, &body_cap, 0);
 		}
 		if (grow_buffer(&buf, &cap, IN_BUF_KEEP) != 0)
 			_exit(4);
@@ -1621,16 +1630,8 @@ static void worker_main(int from_loop, int to_loop)
 		send_reply(to_loop, &out);
 		body = out.body;
 		body_cap = out.cap;
-		if (cap > IN_BUF_KEEP && have <= IN_BUF_KEEP) {
-			free(buf);
-			buf = NULL;
-			cap = 0;
-		}
-		if (body_cap > IN_BUF_KEEP && out.len <= IN_BUF_KEEP) {
-			free(body);
-			body = NULL;
-			body_cap = 0;
-		}
+		release_unless_used(&buf, &cap, have);
+		release_unless_used(&body, &body_cap, out.len);
 	}
 }
 
