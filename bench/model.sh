@@ -18,14 +18,7 @@ ROUNDS=${1:-5}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-/usr/bin/python3 - "$work/batch.csv" <<'PY'
-import random, sys
-random.seed(1)
-with open(sys.argv[1], "w") as f:
-    while f.tell() < 1_000_000:
-        f.write("%.1f,%.1f,%.1f,%.1f\n" % (random.uniform(4, 8), random.uniform(2, 4.5),
-                                          random.uniform(1, 7), random.uniform(0.1, 2.5)))
-PY
+/usr/bin/python3 bench/iris_batch.py "$work/batch.csv"
 
 builds=("gcc -O2 (glibc)|gcc -O2")
 if command -v musl-gcc >/dev/null; then

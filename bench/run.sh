@@ -43,14 +43,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/n
 trap cleanup EXIT
 
 # ---- inputs: one record, a ~1 MB batch of iris-like records ----
-/usr/bin/python3 - "$work/batch.csv" <<'PY'
-import random, sys
-random.seed(1)
-with open(sys.argv[1], "w") as f:
-    while f.tell() < 1_000_000:
-        f.write("%.1f,%.1f,%.1f,%.1f\n" % (random.uniform(4, 8), random.uniform(2, 4.5),
-                                          random.uniform(1, 7), random.uniform(0.1, 2.5)))
-PY
+/usr/bin/python3 bench/iris_batch.py "$work/batch.csv"
 batch_bytes=$(stat -c %s "$work/batch.csv")
 lua() { # NAME BODY-LUA-EXPRESSION [EXTRA-HEADER-LINES]
 	cat >"$work/$1.lua" <<LUA
