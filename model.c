@@ -598,10 +598,9 @@ static int reader_alloc(struct reader *r, struct model *m, size_t file_size,
 	return 0;
 }
 
-/* Reads the body of the file after the header, in the fixed order. */
 /* The model stores 1 / scale so that standardizing a feature is a
- * multiplication: a division takes several times as long and was a tenth of
- * a batch's time. The extra rounding (half an ulp) is far below the 1e-9 the
+ * multiplication: a division takes several times as long and cost a batch 5%
+ * of its time. The extra rounding (about an ulp) is far below the 1e-9 the
  * tests hold scores to. */
 static void invert(double *v, size_t n)
 {
@@ -609,6 +608,7 @@ static void invert(double *v, size_t n)
 		v[i] = 1 / v[i];
 }
 
+/* Reads the body of the file after the header, in the fixed order. */
 static int read_model(struct reader *r, struct model *m, size_t file_size)
 {
 	const char *w;
