@@ -109,7 +109,7 @@ struct model {
 	double *weights;     /* n_outputs x n_features, row-major */
 	double *intercept;   /* n_outputs */
 	double *mean;        /* n_features, or NULL: inputs are not standardized */
-	double *inv_scale;   /* 1 / scale, n_features when mean is set */
+	double *scale;       /* n_features when mean is set; all > 0 */
 	struct label *labels;
 	enum format default_accept; /* for Accept missing or * / * */
 	size_t max_record_out;      /* bytes one record's answer can take */
@@ -598,16 +598,6 @@ static int reader_alloc(struct reader *r, struct model *m, size_t file_size,
 	return 0;
 }
 
-/* The model stores 1 / scale so that standardizing a feature is a
- * multiplication: a division takes several times as long and cost a batch 5%
- * of its time. The extra rounding (about an ulp) is far below the 1e-9 the
- * tests hold scores to. */
-static void invert(double *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		v[i] = 1 / v[i];
-}
-
 /* Reads the body of the file after the header, in the fixed order. */
 static int read_model(struct reader *r, struct model *m, size_t file_size)
 {
@@ -632,15 +622,14 @@ static int read_model(struct reader *r, struct model *m, size_t file_size)
 	n = reader_peek(r, &w);
 	if (equal_word(w, n, "mean")) {
 		m->mean = malloc(m->n_features * sizeof *m->mean);
-		m->inv_scale = malloc(m->n_features * sizeof *m->inv_scale);
-		if (m->mean == NULL || m->inv_scale == NULL)
+		m->scale = malloc(m->n_features * sizeof *m->scale);
+		if (m->mean == NULL || m->scale == NULL)
 			return load_error(r, "expected memory for mean and scale (out of memory)");
 		reader_word(r, &w);
 		if (reader_numbers(r, "mean", m->mean, m->n_features, 0) ||
 		    reader_expect(r, "scale", "'scale' and one positive number per feature") ||
-		    reader_numbers(r, "scale", m->inv_scale, m->n_features, 1))
+		    reader_numbers(r, "scale", m->scale, m->n_features, 1))
 			return -1;
-		invert(m->inv_scale, m->n_features);
 	}
 	if (reader_expect(r, "intercept", m->mean ? "'intercept' and one number per output"
 			  : "'mean' (optional) or 'intercept' and one number per output") ||
@@ -770,7 +759,7 @@ static int predict(const struct model *m, double *x, double *z, size_t *label, i
 
 	if (m->mean != NULL)
 		for (j = 0; j < n; j++)
-			x[j] = (x[j] - m->mean[j]) * m->inv_scale[j];
+			x[j] = (x[j] - m->mean[j]) / m->scale[j];
 	for (k = 0; k < m->n_outputs; k++) {
 		const double *w = m->weights + k * n;
 		double s = 0;
@@ -1049,6 +1038,9 @@ static int csv_bad_field(struct job *j, size_t field, const char *s, const char 
 	if (rc == NUM_RANGE)
 		return fail(j, "record %zu, field %zu: number out of range, got '%s'",
 			    j->record, field, shown(got, s, e));
+	if (rc == NUM_LONG)
+		return fail(j, "record %zu, field %zu: expected a number of at most %d characters",
+			    j->record, field, MAX_NUMBER_LEN);
 	if (s == e)
 		return fail(j, "record %zu, field %zu: expected a number, got an empty field",
 			    j->record, field);
@@ -1440,7 +1432,7 @@ void model_unload(model *m)
 	free(m->weights);
 	free(m->intercept);
 	free(m->mean);
-	free(m->inv_scale);
+	free(m->scale);
 	free(m->labels);
 	free(m->scratch);
 	free(m);

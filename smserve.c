@@ -1213,6 +1213,10 @@ static void log_access(struct conn *c)
 static void conn_reset(struct conn *c)
 {
 	size_t used = c->req_end, left = c->in_len - used;
+	/* A CRLF after a body is not the next request (RFC 9112 2.2: some old
+	 * clients send one after a POST): drop it, and the connection is idle. */
+	if (left >= 2 && c->in[used] == '\r' && c->in[used + 1] == '\n')
+		used += 2, left -= 2;
 	memmove(c->in, c->in + used, left);
 	c->in_len = left;
 	free(c->owned);
@@ -1522,25 +1526,23 @@ static void send_reply(int fd, model_response *out)
 {
 	struct frame_reply fr = { FRAME_MAGIC, 0, 0, 0, 0 };
 	char meta[sizeof out->type + sizeof out->attributes];
-	size_t tl = strlen(out->type), al = strlen(out->attributes);
+	size_t tl, al;
 	struct iovec iov[3];
-	if (out->status_invalid) {
+	if (out->status_invalid || out->overflow) {
 		char msg[96];
-		snprintf(msg, sizeof msg, "the model returned an invalid HTTP status (%d)", out->bad_status);
-		model_response_error(out, 500, msg);
-		tl = strlen(out->type);
-		al = 0;
-	} else if (out->overflow) {
-		char msg[96];
-		if (out->no_memory)
+		if (out->status_invalid)
+			snprintf(msg, sizeof msg, "the model returned an invalid HTTP status (%d)",
+				out->bad_status);
+		else if (out->no_memory)
 			snprintf(msg, sizeof msg, "the model worker ran out of memory for its response");
 		else
 			snprintf(msg, sizeof msg, "the model's response is larger than the limit of %zu bytes",
 				cfg.max_response);
 		model_response_error(out, 500, msg);
-		tl = strlen(out->type);
-		al = 0;
+		out->attributes[0] = '\0';  /* the error replaces the whole answer */
 	}
+	tl = strlen(out->type);
+	al = strlen(out->attributes);
 	memcpy(meta, out->type, tl + 1);
 	memcpy(meta + tl + 1, out->attributes, al + 1);
 	fr.status = out->status;
@@ -1947,6 +1949,10 @@ static int reply_header_ok(struct worker *w)
  * meta and body) takes one system call. */
 static void worker_receive(struct worker *w)
 {
+	if (!w->conn) {  /* an idle worker's pipe: only its death makes this readable */
+		worker_fail(w, 500, "the model worker exited while idle");
+		return;
+	}
 	for (;;) {
 		size_t total;
 		ssize_t r;
@@ -2003,6 +2009,7 @@ static void model_abandon(struct conn *c)
 			queue_head = q->next_queued;
 		if (queue_tail == q)
 			queue_tail = prev;
+		q->next_queued = NULL;  /* the connection may be queued again later */
 		queue_len--;
 		return;
 	}
@@ -2083,12 +2090,19 @@ static void serve_ping(struct conn *c)
 		respond_error(c, 503, "no model worker is running");
 }
 
+/* Batch transform asks this before it starts. SageMaker refuses a job whose
+ * MaxPayloadInMB is over 100, or whose MaxConcurrentTransforms times
+ * MaxPayloadInMB is (CreateTransformJob), so both are capped: on a 32-CPU
+ * instance with the 6 MB default, 16 requests at a time, not 32. */
 static void serve_execution_parameters(struct conn *c)
 {
-	size_t mb = cfg.max_body / MIB;
-	int n = snprintf(c->small_body, sizeof c->small_body,
+	size_t mb = cfg.max_body / MIB, most = 100;
+	int n, concurrent;
+	mb = mb < 1 ? 1 : mb > most ? most : mb;
+	concurrent = (size_t)cfg.workers * mb > most ? (int)(most / mb) : cfg.workers;
+	n = snprintf(c->small_body, sizeof c->small_body,
 		"{\"MaxConcurrentTransforms\": %d, \"BatchStrategy\": \"MULTI_RECORD\", "
-		"\"MaxPayloadInMB\": %zu}\n", cfg.workers, mb ? mb : 1);
+		"\"MaxPayloadInMB\": %zu}\n", concurrent, mb);
 	respond_full(c, 200, "application/json", c->small_body, (size_t)n, NULL);
 }
 

@@ -119,6 +119,75 @@ test_hang() {
 	stop_server hang
 }
 
+# ---- workers killed while idle (as the OOM killer might) ----
+# The loop once took such a death for the end of the worker's last reply, and
+# dereferenced the connection that reply had long gone to.
+test_idle_workers_killed() {
+	local before after w
+	start_server idle --workers 2 || return
+	# An answer with no Content-Type and no custom attributes, then one with.
+	expect "two answers before the kill" "200 200" \
+		"$(curl -s -o /dev/null -w '%{http_code}' -H "$(attr empty)" -d x "$(url /invocations)") $(curl -s -o /dev/null -w '%{http_code}' -d x "$(url /invocations)")"
+	before=$(workers)
+	for w in $before; do kill -KILL "$w"; done
+	wait_for 3 eval '[[ $(pgrep -P "$SERVER_PID" | wc -l) -eq 2 && -z $(comm -12 <(workers | tr " " "\n" | sort) <(tr " " "\n" <<<"$before" | sort) | tr -d "\n") ]]'
+	after=$(workers)
+	kill -0 "$SERVER_PID" 2>/dev/null && ok "both idle workers killed: the loop lives on" ||
+		not_ok "both idle workers killed: the loop lives on" "$(tail -3 "$SERVER_LOG")"
+	expect "two fresh workers replace them" 2 \
+		"$(comm -13 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort) | grep -c .)"
+	expect "the deaths are logged as such, not as a malformed reply" "2 0" \
+		"$(grep -c 'exited while idle' "$SERVER_LOG") $(grep -c 'malformed' "$SERVER_LOG")"
+	expect "then /ping and /invocations answer" "200 after" \
+		"$(curl -s -o /dev/null -w '%{http_code}' "$(url /ping)") $(curl -s -d after "$(url /invocations)")"
+	stop_server idle
+}
+
+# ---- a connection queued again after its wait timed out ----
+# Requests that wait past --timeout get 503 and keep their connection. One
+# such connection, queued again after its neighbour in the queue had closed,
+# once followed a stale link to the freed neighbour (a use-after-free).
+test_queue_timeout_requeue() {
+	local out
+	start_server requeue --workers 1 --timeout 2 || return
+	out=$("$PY" - "$PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+def conn():
+    s = socket.create_connection(("127.0.0.1", port), timeout=8)
+    return s
+def post(s, attrs, body):
+    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Amzn-SageMaker-Custom-Attributes: " + attrs +
+              b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+def status(s):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    head, _, body = buf.partition(b"\r\n\r\n")
+    n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+    while len(body) < n:
+        body += s.recv(4096)
+    return head.split(b"\r\n")[0].split(b" ")[1].decode() + ":" + body.decode().strip()
+hung = conn(); post(hung, b"hang", b"z")        # holds the one worker for 2 s
+time.sleep(0.1)
+a = conn(); post(a, b"sleep 1", b"a")           # queued; runs once the hang is killed
+time.sleep(0.05)
+b = conn(); post(b, b"x", b"b1")                # queued; its wait runs out: 503
+time.sleep(0.05)
+c = conn(); post(c, b"x", b"c1")                # queued behind b: 503 too
+print(status(b).split(":")[0], status(c).split(":")[0])
+c.close()
+time.sleep(0.1)
+post(b, b"x", b"b2")                            # b queued again
+print(status(b), status(a), status(hung).split(":")[0])
+PY
+)
+	expect "a request queued again after a 503 is answered, and so are the others" "503 503
+200:b2 200:a 504" "$out"
+	expect "and the server still serves" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$(url /ping)")"
+	stop_server requeue
+}
+
 # ---- a model that writes too much, or answers an invalid status ----
 test_bad_answers() {
 	local out before s
@@ -142,11 +211,17 @@ print(ask(b"big 3000000"))
 r = ask(b"big 1048576")
 print(r[:16], len(r) - 16)
 print(ask(b"status 99"))
+print(ask(b"tagged big 3000000"))
+print(ask(b"tagged status 99"))
 PY
 )
+	# The last two set custom attributes first: the error replaces them too
+	# (they once made the reply look malformed, and cost the worker its life).
 	expect "a response over --max-response-mb: 500 with a clear message, on a kept connection; the next answer follows" \
 		"HTTP/1.1 500 Internal Server Error {\"error\": \"the model's response is larger than the limit of 1048576 bytes\"}
 HTTP/1.1 200 OK  1048576
+HTTP/1.1 500 Internal Server Error {\"error\": \"the model returned an invalid HTTP status (99)\"}
+HTTP/1.1 500 Internal Server Error {\"error\": \"the model's response is larger than the limit of 1048576 bytes\"}
 HTTP/1.1 500 Internal Server Error {\"error\": \"the model returned an invalid HTTP status (99)\"}" "$out"
 	for s in -1 100 199 600 1000; do
 		out=$(curl -s -w ' %{http_code}' -H "$(attr "status $s")" -d x "$(url /invocations)")
@@ -325,6 +400,8 @@ if ! "$PY" -c '' 2>/dev/null; then
 fi
 test_worker_killed
 test_hang
+test_idle_workers_killed
+test_queue_timeout_requeue
 test_bad_answers
 test_out_of_memory
 test_sigterm_drain

@@ -257,6 +257,20 @@ test_limits() {
 	out=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(printf 'b%.0s' $(seq 20000))" -H "X-Big2: $(printf 'b%.0s' $(seq 20000))" "$(url /ping)")
 	expect "a header section over 32 KiB: 431" 431 "$out"
 	stop_server limits
+
+	# RFC 9112 2.2: a CRLF after a body (some old clients send one) is not
+	# a request head, so --header-timeout does not start: no 408 comes.
+	start_server crlf --workers 1 --header-timeout 1 --idle-timeout 10 --no-access-log || return
+	out=$(
+		exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+		printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n' >&3
+		sleep 2.2
+		printf 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+		timeout 3 cat <&3 | grep -ao 'HTTP/1.1 [0-9]*' | tr '\n' ' '
+	)
+	expect "a CRLF after a body, then 2 s of quiet: no 408, and the next request is served" \
+		"HTTP/1.1 200 HTTP/1.1 200 " "$out"
+	stop_server crlf
 }
 
 # ---- a large input buffer kept between requests, within the budget ----
@@ -444,6 +458,21 @@ test_command_line() {
 	expect "/ping is not logged" 0 "$(grep -c 'GET /ping' "$TEST_TMP/env.log")"
 	stop_server env
 	"$SMSERVE" --healthcheck --port "$p"; expect "--healthcheck with no server exits 1" 1 "$?"
+
+	# CreateTransformJob refuses MaxPayloadInMB over 100, and a product of
+	# MaxConcurrentTransforms and MaxPayloadInMB over 100: both are capped.
+	local t args want
+	for t in "--workers 20|16 6" "--workers 2 --max-body-mb 200|1 100" "--workers 3 --max-body-mb 40|2 40" \
+		"--workers 2 SAGEMAKER_MAX_PAYLOAD_IN_MB=0|1 100"; do
+		args=${t%|*} want=${t#*|}
+		[[ $args == *=0 ]] && export SAGEMAKER_MAX_PAYLOAD_IN_MB=0
+		# shellcheck disable=SC2086 # args holds several options
+		start_server params ${args% SAGEMAKER*} --no-access-log || continue
+		unset SAGEMAKER_MAX_PAYLOAD_IN_MB
+		out=$(curl -s "$(url /execution-parameters)" | sed -E 's/.*Transforms": ([0-9]+).*InMB": ([0-9]+).*/\1 \2/')
+		expect "/execution-parameters with $args: within SageMaker's 100 MB" "$want" "$out"
+		stop_server params
+	done
 
 	start_server quiet --no-access-log || return
 	curl -s -o /dev/null -d x "$(url /invocations)"

@@ -231,6 +231,8 @@ send '1,2,3,-inf' text/csv
 expect_error "csv: infinity" 400 "record 1, field 4: expected a number, got '-inf'"
 send '1,2,3,1e999' text/csv
 expect_error "csv: out of range" 400 "record 1, field 4: number out of range"
+send "1,2,0.$(printf '0%.0s' $(seq 600))1,4" text/csv
+expect_error "csv: a number longer than 512 characters" 400 "record 1, field 3: expected a number of at most 512 characters"
 send '1,0x10,3,4' text/csv
 expect_error "csv: hex is not a number" 400 "record 1, field 2: expected a number, got '0x10'"
 send '1, 2,3,4' text/csv

@@ -238,6 +238,17 @@ dir=$(mktemp -d "$T/bad.XXXXXX"); : >"$dir/xgboost-model"
 load_fails "empty file" "$dir" "xgboost-model: expected an XGBoost model .*got an empty file"
 dir=$(mktemp -d "$T/bad.XXXXXX"); printf '\200\004\225 pickled Booster' >"$dir/xgboost-model"
 load_fails "a pickle without a model: says how to save one" "$dir" "expected a pickled XGBoost Booster.*save_model"
+# Typed arrays of null elements ($Z) take no bytes per element: 30,000 of
+# them, each counting the rest of the file, once took half a minute to refuse.
+dir=$(mktemp -d "$T/bad.XXXXXX")
+"$PY" -c '
+import struct, sys
+k = 30000
+out = bytearray(b"{i\x01x[$[#L" + struct.pack(">q", k))
+for i in range(k):
+    out += b"$Z#L" + struct.pack(">q", (k - i - 1) * 11 + 1)
+sys.stdout.buffer.write(out + b"}")' >"$dir/xgboost-model"
+load_fails "UBJSON arrays of zero-byte elements: refused" "$dir" "expected a type after .\\$."
 dir=$(mktemp -d "$T/bad.XXXXXX"); echo 'hello' >"$dir/xgboost-model"
 load_fails "text that is no model" "$dir" "xgboost-model: expected an XGBoost model"
 load_fails "a linear booster" "$(model_dir "$FIX/gblinear.json")" "expected a tree booster .*gblinear"
@@ -298,6 +309,11 @@ send "" text/csv
 expect_error "an empty body" 400 "empty body"
 send "1 0:1.5 3:2\n0 1:x" text/libsvm
 expect_error "libsvm: a bad value" 400 "record 2, field 2: expected a number after '1:', got 'x'"
+long="0.$(printf '0%.0s' $(seq 600))1"
+send "1,2,$long,4" text/csv
+expect_error "csv: a number longer than 512 characters" 400 "record 1, field 3: expected a number of at most 512 characters"
+send "1 0:1.5 2:$long" text/libsvm
+expect_error "libsvm: a number longer than 512 characters" 400 "record 1, field 3: expected a number of at most 512 characters after '2:'"
 send "1 0:1.5 30:2" text/libsvm
 expect_error "libsvm: an index past the features" 400 "record 1, field 3: expected a feature index from 0 to 29, got 30"
 send "1 4:1 4:2" text/x-libsvm

@@ -608,8 +608,10 @@ static int doc_open(struct doc *d, struct cont *c, int object)
 			return doc_error(d, "expected '%c'", want);
 		if (d->p < d->end && *d->p == '$') {
 			d->p++;
-			if (d->p >= d->end || strchr("ZTFiUIlLdDSHC[{", *d->p) == NULL || *d->p == '\0')
-				return doc_error(d, "expected a type after '$'");
+			/* Not Z, T or F: elements of those take no bytes, so their count
+			 * could not be held to the bytes left (XGBoost never writes them). */
+			if (d->p >= d->end || strchr("iUIlLdDSHC[{", *d->p) == NULL || *d->p == '\0')
+				return doc_error(d, "expected a type after '$' (a number, string or container)");
 			c->type = *d->p++;
 			if (d->p >= d->end || *d->p != '#')
 				return doc_error(d, "expected '#' after the type of a container");
@@ -2348,6 +2350,9 @@ static int csv_field(struct job *j, size_t field, const char **pp, const char *e
 		*pp = e;
 		return 0;
 	}
+	if (rc == NUM_LONG)
+		return fail(j, "record %zu, field %zu: expected a number of at most %d characters",
+			    j->record, field, MAX_NUMBER_LEN);
 	return fail(j, "record %zu, field %zu: expected a number, got '%s'", j->record, field,
 		    shown(got, s, e));
 }
@@ -2425,6 +2430,9 @@ static int libsvm_pair(struct job *j, size_t field, const char *s, const char *e
 			    j->record, field, n - 1, idx);
 	p = colon + 1;
 	rc = parse_number(&p, e, NUM_CSV, &v);
+	if (rc == NUM_LONG)
+		return fail(j, "record %zu, field %zu: expected a number of at most %d characters "
+			    "after '%zu:'", j->record, field, MAX_NUMBER_LEN, idx);
 	if (!((rc == NUM_OK || rc == NUM_RANGE) && p == e) && !csv_word(colon + 1, e, &v))
 		return fail(j, "record %zu, field %zu: expected a number after '%zu:', got '%s'",
 			    j->record, field, idx, shown(got, colon + 1, e));

@@ -17,6 +17,7 @@
  *   attrs VALUE     echo, and set the response's custom attributes to VALUE
  *   type VALUE      echo with Content-Type VALUE
  *   empty           200 with no body and no type
+ *   tagged CMD      set the custom attributes to "tagged", then run CMD
  */
 #include <signal.h>
 #include <stdio.h>
@@ -85,6 +86,10 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 {
 	const char *cmd = req->custom_attributes;
 	(void)m;
+	if (!strncmp(cmd, "tagged ", 7)) {
+		model_response_custom_attributes(out, "tagged");
+		cmd += 7;
+	}
 	if (!strcmp(cmd, "inspect")) {
 		inspect(req, out);
 	} else if (!strncmp(cmd, "sleep ", 6)) {
