@@ -328,6 +328,28 @@ PY
 }
 
 # ---- a second SIGTERM exits at once with status 1 ----
+# ---- draining, a worker lost to a timeout is still replaced ----
+# (worker_fail forks the replacement at once, draining or not: requests may
+# still wait in the queue.)
+test_drain_respawn() {
+	start_server drainrespawn --workers 1 --timeout 2 || return
+	curl -s -o /dev/null -m 10 -H "$(attr hang)" -d x "$(url /invocations)" &
+	sleep 0.5
+	curl -s -m 10 -w ' %{http_code}' -d queued "$(url /invocations)" >"$TEST_TMP/queued.out" &
+	local queued=$!
+	sleep 0.1
+	kill -TERM "$SERVER_PID"
+	wait "$queued"
+	# The hang is killed at 2 s; the queued request's own wait would end
+	# 0.5 s later with a 503, had no worker replaced the one killed.
+	expect "SIGTERM, one worker, its request hangs: the request queued behind it is still served" \
+		"queued 200" "$(tr -d '\n' <"$TEST_TMP/queued.out")"
+	wait_for 5 eval '! kill -0 "$SERVER_PID" 2>/dev/null'
+	wait "$SERVER_PID"
+	expect "then the drain ends with exit status 0" 0 "$?"
+	check_sanitizer_log drainrespawn "$SERVER_LOG"
+}
+
 test_second_sigterm() {
 	local rc pids t0 client code
 	start_server term2 --workers 2 || return
@@ -405,6 +427,7 @@ test_queue_timeout_requeue
 test_bad_answers
 test_out_of_memory
 test_sigterm_drain
+test_drain_respawn
 test_second_sigterm
 test_loop_killed
 finish
