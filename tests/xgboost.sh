@@ -314,6 +314,8 @@ send "1,2,$long,4" text/csv
 expect_error "csv: a number longer than 512 characters" 400 "record 1, field 3: expected a number of at most 512 characters"
 send "1 0:1.5 2:$long" text/libsvm
 expect_error "libsvm: a number longer than 512 characters" 400 "record 1, field 3: expected a number of at most 512 characters after '2:'"
+send "1 0:1.5\n \t \n1 0:2" text/libsvm
+expect_error "libsvm: a line of only blanks is an empty line" 400 "record 2: expected a label or index:value pairs, got an empty line"
 send "1 0:1.5 30:2" text/libsvm
 expect_error "libsvm: an index past the features" 400 "record 1, field 3: expected a feature index from 0 to 29, got 30"
 send "1 4:1 4:2" text/x-libsvm

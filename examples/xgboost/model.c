@@ -2442,9 +2442,6 @@ static int libsvm_pair(struct job *j, size_t field, const char *s, const char *e
 static int libsvm_record(struct job *j, const char *p, const char *eol)
 {
 	size_t field = 0;
-	if (p == eol)
-		return fail(j, "record %zu: expected a label or index:value pairs, got an empty line",
-			    j->record);
 	while (p < eol) {
 		const char *s;
 		while (p < eol && is_space((unsigned char)*p))
@@ -2466,6 +2463,9 @@ static int libsvm_record(struct job *j, const char *p, const char *eol)
 		if (libsvm_pair(j, field, s, p))
 			return -1;
 	}
+	if (field == 0) /* empty, or only spaces: as in CSV, no record at all */
+		return fail(j, "record %zu: expected a label or index:value pairs, got an empty line",
+			    j->record);
 	return 0;
 }
 
