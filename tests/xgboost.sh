@@ -272,6 +272,25 @@ load_fails "base_score outside (0, 1) for a logistic objective" "$dir" "expected
 SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/html load_fails "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT it cannot produce" \
 	"$(model_dir "$FIX/reg_gamma.json")" "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of"
 
+# A prediction halfway between two decimals' floats: 117760700 lies exactly
+# between the floats 117760696 and 117760704, and reads back as the even one,
+# 117760704, so that is the shortest answer (a tree of zero leaves on base_score).
+dir=$(mktemp -d "$T/tie.XXXXXX")
+"$PY" - "$FIX/reg_squarederror.json" "$dir/xgboost-model" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["learner"]["learner_model_param"]["base_score"] = "1.177607E8"
+for t in d["learner"]["gradient_booster"]["model"]["trees"]:
+    t["split_conditions"] = [0.0] * len(t["split_conditions"])
+    t["base_weights"] = [0.0] * len(t["base_weights"])
+json.dump(d, open(sys.argv[2], "w"))
+PY
+if start_server tie --model-dir "$dir" --workers 1 --no-access-log; then
+	send "$(printf '0,%.0s' $(seq 9))0" text/csv text/csv
+	expect "a float32 halfway case is written shortest: 117760700, not 117760704" "200 117760700" "$STATUS $BODY"
+	stop_server tie
+fi
+
 # ---- 4. requests -----------------------------------------------------------
 
 start_server requests --model-dir "$(model_dir "$FIX/binary_logistic.bin")" --no-access-log || exit 1

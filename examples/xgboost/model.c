@@ -236,24 +236,31 @@ static float to_float(double d)
  * Writing: the shortest decimal that reads back as the same float32
  * ("0.31401494", not "0.314014941453933716"). For n = 9 digits down to 1 the
  * candidate is f rounded to n significant digits, accepted while it lies
- * strictly inside f's rounding interval (half the gap to each neighbouring
- * float), which is checked exactly in double arithmetic: the candidate
- * C * 10^k is exact by Clinger's argument above, and the difference of two
- * doubles this close is exact (Sterbenz). Nine digits always suffice for a
- * float32; values outside 1e-13..1e21, where 10^k is not exact, go to
- * snprintf("%.9g").
+ * inside f's rounding interval (half the gap to each neighbouring float), or
+ * on its edge when f's last bit is 0: a decimal halfway between two floats
+ * reads back as the even one (117760700 as 117760704, not 117760696). The
+ * candidate C * 10^k is computed with one rounding (Clinger's argument
+ * above), which cannot carry it across an edge, as every edge is a double;
+ * only on an edge does fma check that the rounding was exact. The
+ * difference of two doubles this close is exact (Sterbenz). Nine digits
+ * always suffice for a float32; values outside 1e-13..1e21, where 10^k is
+ * not exact, go to snprintf("%.9g").
  */
 
 /* Whether c * 10^k (c < 10^10) reads back as f. */
 static int reads_back(double c, int k, float f)
 {
-	double v, fd = f;
+	double v, fd = f, off, gap;
+	uint32_t bits;
 	if (k < -22 || k > 22)
 		return 0;
 	v = k < 0 ? c / POW10[-k] : c * POW10[k];
-	if (v >= fd)
-		return (v - fd) * 2 < (double)nextafterf(f, INFINITY) - fd;
-	return (fd - v) * 2 < fd - (double)nextafterf(f, -INFINITY);
+	off = fabs(v - fd) * 2;
+	gap = v >= fd ? (double)nextafterf(f, INFINITY) - fd : fd - (double)nextafterf(f, -INFINITY);
+	if (off != gap)
+		return off < gap;
+	memcpy(&bits, &f, sizeof bits);
+	return (bits & 1) == 0 && (k < 0 ? fma(v, POW10[-k], -c) : fma(c, POW10[k], -v)) == 0;
 }
 
 /* Lays out digits (n of them, no trailing zeros) with the decimal exponent
