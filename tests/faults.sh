@@ -152,22 +152,14 @@ test_queue_timeout_requeue() {
 	start_server requeue --workers 1 --timeout 2 || return
 	out=$("$PY" - "$PORT" <<'PY'
 import socket, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import post, response
 port = int(sys.argv[1])
 def conn():
-    s = socket.create_connection(("127.0.0.1", port), timeout=8)
-    return s
-def post(s, attrs, body):
-    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Amzn-SageMaker-Custom-Attributes: " + attrs +
-              b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    return socket.create_connection(("127.0.0.1", port), timeout=8)
 def status(s):
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(4096)
-    head, _, body = buf.partition(b"\r\n\r\n")
-    n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
-    while len(body) < n:
-        body += s.recv(4096)
-    return head.split(b"\r\n")[0].split(b" ")[1].decode() + ":" + body.decode().strip()
+    line, body = response(s)
+    return line.split(" ")[1] + ":" + body
 hung = conn(); post(hung, b"hang", b"z")        # holds the one worker for 2 s
 time.sleep(0.1)
 a = conn(); post(a, b"sleep 1", b"a")           # queued; runs once the hang is killed
@@ -195,18 +187,12 @@ test_bad_answers() {
 	before=$(workers)
 	out=$("$PY" - "$PORT" <<'PY'
 import socket, sys
+sys.path.insert(0, "tests")
+from rawhttp import post, response
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 def ask(attrs):
-    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Amzn-SageMaker-Custom-Attributes: " + attrs +
-              b"\r\nContent-Length: 1\r\n\r\nx")
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(65536)
-    head, _, body = buf.partition(b"\r\n\r\n")
-    n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
-    while len(body) < n:
-        body += s.recv(65536)
-    return head.split(b"\r\n")[0].decode() + " " + body.decode("latin-1").strip()
+    post(s, attrs, b"x")
+    return " ".join(response(s))
 print(ask(b"big 3000000"))
 r = ask(b"big 1048576")
 print(r[:16], len(r) - 16)

@@ -1,0 +1,23 @@
+"""tests/rawhttp.py - the few lines of HTTP the fault tests speak over a raw
+socket, where curl cannot go: several requests on one kept connection, sent
+and read in an order the test chooses."""
+
+
+def post(sock, attrs, body):
+    """POSTs body to /invocations with the faulty plug-in's command attrs."""
+    sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+                 b"X-Amzn-SageMaker-Custom-Attributes: " + attrs +
+                 b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def response(sock):
+    """Reads one response; returns its status line and its body as text."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(65536)
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    n = int([l for l in lines if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+    while len(body) < n:
+        body += sock.recv(65536)
+    return lines[0].decode(), body.decode("latin-1").strip()
