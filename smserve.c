@@ -984,7 +984,8 @@ struct conn {
 	size_t head_len;
 	const char *body;
 	size_t body_out_len;
-	char *owned;              /* freed after the write: worker reply buffer */
+	char *owned;              /* given back after the write: worker reply buffer */
+	size_t owned_cap;
 	size_t out_off;           /* bytes of head+body already written */
 	int status;
 	char small_body[ERROR_BODY_MAX + 64];  /* error JSON, /execution-parameters */
@@ -992,6 +993,22 @@ struct conn {
 };
 
 static struct conn *conns[FD_SETSIZE];  /* indexed by file descriptor */
+
+/* Reply buffers of the first read's size, kept for the next replies: every
+ * invocation needs one, and reusing them keeps malloc and free off its path
+ * (a few kept are enough: one per reply between a worker and its client). */
+#define SPARE_REPLIES 4
+static char *spare_replies[SPARE_REPLIES];
+static int spare_count;
+
+/* A response is done with its reply buffer: keep it, or free it. */
+static void reply_buffer_done(char *p, size_t cap)
+{
+	if (p && cap == REPLY_FIRST_READ && spare_count < SPARE_REPLIES)
+		spare_replies[spare_count++] = p;
+	else
+		free(p);
+}
 static int max_conn_fd = -1;
 static size_t buffered_bytes;           /* input buffer bytes over the initial size */
 static int draining;                    /* SIGTERM seen: finish and exit */
@@ -1101,7 +1118,7 @@ static void conn_close(struct conn *c)
 	close(c->fd);
 	buffered_bytes -= c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
 	free(c->in);
-	free(c->owned);
+	reply_buffer_done(c->owned, c->owned_cap);
 	free(c);
 }
 
@@ -1219,7 +1236,7 @@ static void conn_reset(struct conn *c)
 		used += 2, left -= 2;
 	memmove(c->in, c->in + used, left);
 	c->in_len = left;
-	free(c->owned);
+	reply_buffer_done(c->owned, c->owned_cap);
 	c->owned = NULL;
 	c->body = NULL;
 	c->head_len = c->out_off = c->body_out_len = 0;
@@ -1914,6 +1931,7 @@ static void worker_finish(struct worker *w)
 		snprintf(extra, sizeof extra, "X-Amzn-SageMaker-Custom-Attributes: %s\r\n", attrs);
 	w->conn = NULL;
 	c->owned = w->reply_buf;
+	c->owned_cap = w->reply_cap;
 	w->reply_buf = NULL;
 	respond_full(c, status, *type ? type : NULL, type + w->reply.meta_len,
 		(size_t)w->reply.body_len, extra);
@@ -1957,7 +1975,8 @@ static void worker_receive(struct worker *w)
 		size_t total;
 		ssize_t r;
 		if (!w->reply_buf) {
-			if (!(w->reply_buf = malloc(REPLY_FIRST_READ))) {
+			w->reply_buf = spare_count ? spare_replies[--spare_count] : malloc(REPLY_FIRST_READ);
+			if (!w->reply_buf) {
 				worker_fail(w, 503, "out of memory for the model's response");
 				return;
 			}
@@ -2647,6 +2666,8 @@ static void stop_workers(void)
 		free(workers[i].frame);
 		free(workers[i].reply_buf);
 	}
+	while (spare_count > 0)
+		free(spare_replies[--spare_count]);
 }
 
 static void close_all_connections(void)
