@@ -513,11 +513,12 @@ static int accept_choose(const char *accept, const char *const *types, int n, in
 			 const char *supported, char *msg, size_t size)
 {
 	int q[ACCEPT_MAX_TYPES], spec[ACCEPT_MAX_TYPES], pos[ACCEPT_MAX_TYPES], f, best = -1, i = 0;
+	int named = 0;
 	const char *p = accept, *s = accept, *e = accept + strlen(accept);
 	char got[SHOWN_TOKEN + 4];
 
 	trim(&s, &e);
-	if (s == e || equal_word(s, (size_t)(e - s), "*/*"))
+	if (equal_word(s, (size_t)(e - s), "*/*"))
 		return dflt;
 	for (f = 0; f < n; f++)
 		q[f] = 0, spec[f] = 0, pos[f] = 0;
@@ -525,6 +526,7 @@ static int accept_choose(const char *accept, const char *const *types, int n, in
 		const char *el = p, *ee = p + strcspn(p, ","), *re = el + strcspn(el, ";,");
 		int eq = accept_q(re, ee);
 		trim(&el, &re);
+		named |= el < re;
 		for (f = 0; f < n && eq >= 0; f++) {
 			int sp = accept_match(el, re, types[f]);
 			if (sp > spec[f])
@@ -533,6 +535,10 @@ static int accept_choose(const char *accept, const char *const *types, int n, in
 		p = *ee ? ee + 1 : ee;
 		i++;
 	}
+	/* No type named: an empty Accept, or one of empty list elements, which
+	 * count for nothing (RFC 9110 5.6.1): no preference, as with no Accept. */
+	if (!named)
+		return dflt;
 	for (f = 0; f < n; f++) {
 		if (q[f] == 0)
 			continue;

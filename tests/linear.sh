@@ -345,6 +345,8 @@ send '6.7,3.0,5.2,2.3' text/csv -
 expect "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv: no Accept gets CSV" "200 text/csv 2" "$STATUS $CTYPE $BODY"
 send '6.7,3.0,5.2,2.3' text/csv '*/*'
 expect "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv: */* gets CSV" "200 text/csv" "$STATUS $CTYPE"
+send '6.7,3.0,5.2,2.3' text/csv ' , ,'
+expect "Accept of empty list elements (RFC 9110 5.6.1) is no preference: the default" "200 text/csv" "$STATUS $CTYPE"
 send '6.7,3.0,5.2,2.3' text/csv 'application/json'
 expect "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: an explicit Accept wins" "200 application/json" "$STATUS $CTYPE"
 stop_server default-accept
