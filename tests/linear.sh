@@ -416,6 +416,7 @@ est, X, y = {
     "binary-text-labels": (make_pipeline(StandardScaler(), lm.LogisticRegression(max_iter=5000)), Xb, yb_text),
     "multinomial-scaled": (make_pipeline(StandardScaler(), lm.LogisticRegression(max_iter=5000)), Xw, yw),
     "multinomial-raw": (lm.LogisticRegression(max_iter=10000, C=10), Xi, yi),
+    "binary-multinomial": (lm.LogisticRegression(multi_class="multinomial", max_iter=10000), Xb[:, :4], yb),
     "ovr-liblinear": (lm.LogisticRegression(solver="liblinear"), Xi, yi + 1),
     "float-labels": (lm.LogisticRegression(max_iter=5000), Xi, yi.astype(float)),
 }[name]
@@ -461,7 +462,7 @@ PY
 }
 
 for name in linreg ridge lasso-scaled binary-scaled binary-text-labels multinomial-scaled \
-	multinomial-raw ovr-liblinear float-labels; do
+	multinomial-raw binary-multinomial ovr-liblinear float-labels; do
 	d=$T/rt-$name
 	fit "$name"
 	if ! "$PY" tools/export_linear.py "$d/est.joblib" -o "$d/model" --tar "$d/model.tar.gz" >"$d/export.log" 2>&1; then

@@ -139,6 +139,12 @@ def model_text(est):
             raise ExportError("two class labels have the same text: %s" % labels)
         if len(labels) == 2:
             kind = "binary"
+            if getattr(final, "multi_class", "auto") == "multinomial":
+                # One row of weights, z, stands for the two classes' -z and z,
+                # so predict_proba is softmax([-z, z]) = sigmoid(2z): doubling
+                # the weights and intercept (exact in binary floating point)
+                # lets the server's sigmoid give the same probability.
+                coef, intercept = 2 * coef, 2 * intercept
         elif _is_ovr(final):
             kind = "ovr"
         else:
