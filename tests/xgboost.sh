@@ -10,7 +10,7 @@
 # tests/xgboost/ (made by tools/make_xgboost_fixtures.py).
 #
 # 1. Every model (each objective, gbtree and dart, a random forest, early
-#    stopping) in every format (JSON, UBJSON, legacy binary; and the binary
+#    stopping, margins past the sigmoid's range) in every format (JSON, UBJSON, legacy binary; and the binary
 #    without "binf" as XGBoost 0.x wrote it, JSON as XGBoost 3.1 writes it,
 #    pickled Boosters), each request format (CSV, libsvm, JSON, JSON Lines, with
 #    missing values) and each answer format: every prediction within 1e-6
@@ -128,7 +128,7 @@ data_of() {
 
 MODELS=(binary_logistic reg_logistic binary_logitraw reg_squarederror count_poisson reg_tweedie
 	reg_gamma rank_pairwise multi_softprob multi_softmax dart_binary_logistic dart_multi_softprob
-	forest_softprob early_stopping)
+	forest_softprob early_stopping binary_logistic_saturated)
 
 # serve_and_check LABEL MODEL-FILE EXPECTED DATA: all four request formats,
 # each answered in a different one of the three answer formats.

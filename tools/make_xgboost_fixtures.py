@@ -205,6 +205,21 @@ def main():
     for name in ("binary_logistic", "multi_softprob"):
         as_xgboost3(os.path.join(OUT, name + ".json"), os.path.join(OUT, name + "_v3.json"))
 
+    # Margins past float's exponent range: leaves of -16 and +16 in 6 trees.
+    # XGBoost caps the sigmoid's exponent at 88.7, so a margin under -88.7
+    # gives 3.0e-39 rather than 0.
+    with open(os.path.join(OUT, "binary_logistic.json")) as f:
+        doc = json.load(f)
+    for tree in doc["learner"]["gradient_booster"]["model"]["trees"]:
+        for i, left in enumerate(tree["left_children"]):
+            if left == -1:
+                tree["split_conditions"][i] = tree["base_weights"][i] = 16.0 if i % 2 else -16.0
+    saturated = os.path.join(OUT, "binary_logistic_saturated.json")
+    with open(saturated, "w") as f:
+        json.dump(doc, f)
+    pred = write_model("binary_logistic_saturated", xgb.Booster(model_file=saturated), sets["cancer"])
+    assert (pred < 1e-38).any() and (pred == 1).any(), "no margin past the sigmoid's range"
+
     # Pickled Boosters, as many SageMaker training scripts save xgboost-model,
     # in the protocols Python 3 writes by default (3 to 5).
     for name, protocol in (("early_stopping", 3), ("multi_softprob", 4), ("dart_binary_logistic", 5)):

@@ -1951,6 +1951,14 @@ static void margins(const struct model *m, const float *x, float *margin)
 		margin[m->group[t]] += tree_leaf(m->nodes, m->root[t], x);
 }
 
+/* XGBoost's float sigmoid (common::Sigmoid) caps the exponent at 88.7, where
+ * expf would overflow, so a margin under -88.7 gives 3.0e-39 rather than 0. */
+static float sigmoid(float m)
+{
+	float e = 88.7f < -m ? 88.7f : -m;  /* std::min(-m, 88.7f): NaN stays NaN */
+	return 1.0f / (1.0f + expf(e));
+}
+
 /* The record's answer: n_outputs numbers into out. */
 static void predict(const struct model *m, const float *x, float *margin, float *out)
 {
@@ -1964,7 +1972,7 @@ static void predict(const struct model *m, const float *x, float *margin, float 
 		out[0] = margin[0];
 		break;
 	case LINK_SIGMOID:
-		out[0] = 1.0f / (1.0f + expf(-margin[0]));
+		out[0] = sigmoid(margin[0]);
 		break;
 	case LINK_EXP:
 		out[0] = expf(margin[0]);
