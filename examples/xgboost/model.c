@@ -2224,6 +2224,18 @@ static void job_init(struct job *j, const struct model *m, model_response *out)
 }
 
 /* Sets feature idx of a sparse record; a feature given twice is an error. */
+/* A feature as XGBoost stores it, float32, into *out. XGBoost refuses
+ * infinite input ("Input data contains inf"), so SageMaker's container fails
+ * a request with inf, or with a number that float32 rounds to infinity. */
+static int feature(struct job *j, double v, const char *what, size_t field, float *out)
+{
+	*out = to_float(v);
+	if (isinf(*out))
+		return fail(j, "record %zu, %s %zu: expected a finite number within float32's range "
+			    "(XGBoost refuses infinity)", j->record, what, field);
+	return 0;
+}
+
 static int set_sparse(struct job *j, size_t idx, float v, size_t field, const char *what)
 {
 	if (j->mark[idx] == j->record)
@@ -2288,8 +2300,9 @@ static size_t record_room(const struct model *m)
 /* ======================================================================== */
 /*
  * One record per line, LF or CRLF, the last newline optional, no label
- * column. A field is a number, or empty (missing), or nan / inf / -inf in
- * any case (as numpy reads them in SageMaker's container). A record may have
+ * column. A field is a number, or empty (missing), or nan in any case (as
+ * numpy reads it in SageMaker's container); inf, -inf and numbers past
+ * float32's range are read, then refused as XGBoost refuses them. A record may have
  * fewer fields than the model's features (the rest are missing, as in
  * XGBoost), never more. A blank line is an error rather than something to
  * skip, so that N lines in are always N lines out.
@@ -2358,7 +2371,7 @@ static int csv_field(struct job *j, size_t field, const char **pp, const char *e
 	}
 	rc = parse_number(pp, eol, NUM_CSV, v);
 	if ((rc == NUM_OK || rc == NUM_RANGE) && (*pp == eol || **pp == ','))
-		return 0; /* past float32's range is infinity, as numpy rounds it */
+		return 0; /* past float32's range is infinity, as numpy rounds it (refused later) */
 	while (e < eol && *e != ',')
 		e++;
 	if (csv_word(s, e, v)) {
@@ -2381,8 +2394,8 @@ static int csv_record(struct job *j, const char *p, const char *eol)
 		double v;
 		if (csv_field(j, i + 1, &p, eol, &v))
 			return -1;
-		if (i < n)
-			j->x[i] = to_float(v);
+		if (i < n && feature(j, v, "field", i + 1, &j->x[i]))
+			return -1;
 		i++;
 		if (p == eol)
 			break;
@@ -2427,6 +2440,7 @@ static int libsvm_pair(struct job *j, size_t field, const char *s, const char *e
 	char got[SHOWN_TOKEN + 4];
 	size_t idx = 0, n = j->m->n_features;
 	double v;
+	float f;
 	int rc;
 
 	if (colon == NULL || colon == s)
@@ -2451,7 +2465,7 @@ static int libsvm_pair(struct job *j, size_t field, const char *s, const char *e
 	if (!((rc == NUM_OK || rc == NUM_RANGE) && p == e) && !csv_word(colon + 1, e, &v))
 		return fail(j, "record %zu, field %zu: expected a number after '%zu:', got '%s'",
 			    j->record, field, idx, shown(got, colon + 1, e));
-	return set_sparse(j, idx, to_float(v), field, "field");
+	return feature(j, v, "field", field, &f) || set_sparse(j, idx, f, field, "field");
 }
 
 static int libsvm_record(struct job *j, const char *p, const char *eol)
@@ -2539,7 +2553,7 @@ static int js_number(struct json *s, const char *what, size_t index, double *v)
 	}
 	rc = parse_number(&s->p, s->end, NUM_JSON, v);
 	if ((rc == NUM_OK || rc == NUM_RANGE) && js_at_value_end(s))
-		return 0; /* past float32's range is infinity, as numpy rounds it */
+		return 0; /* past float32's range is infinity, as numpy rounds it (refused later) */
 	s->p = start;
 	if (rc == NUM_RANGE)
 		return fail(s->j, "record %zu, %s %zu: number out of range", r, what, index);
@@ -2586,6 +2600,7 @@ static int sparse_scatter(struct json *s, size_t nkeys, size_t nvals)
 {
 	struct job *j = s->j;
 	size_t n = j->m->n_features, i;
+	float f;
 
 	if (nkeys > n)
 		return fail(j, "record %zu: expected at most %zu keys, got %zu", j->record, n, nkeys);
@@ -2597,7 +2612,7 @@ static int sparse_scatter(struct json *s, size_t nkeys, size_t nvals)
 		if (!(k >= 0 && k < (double)n && k == floor(k)))
 			return fail(j, "record %zu, key %zu: expected a whole number from 0 to %zu, "
 				    "got %.17g", j->record, i + 1, n - 1, k);
-		if (set_sparse(j, (size_t)k, to_float(j->vals[i]), i + 1, "key"))
+		if (feature(j, j->vals[i], "value", i + 1, &f) || set_sparse(j, (size_t)k, f, i + 1, "key"))
 			return -1;
 	}
 	return 0;
@@ -2610,7 +2625,8 @@ static int dense_set(struct job *j, size_t count)
 	if (count > n)
 		return fail(j, "record %zu: expected at most %zu features, got %zu", j->record, n, count);
 	for (i = 0; i < count; i++)
-		j->x[i] = to_float(j->vals[i]);
+		if (feature(j, j->vals[i], "feature", i + 1, &j->x[i]))
+			return -1;
 	j->dense = count;
 	return 0;
 }
