@@ -1227,6 +1227,14 @@ static void log_access(struct conn *c)
 }
 
 /* Ready for the next request: keep pipelined bytes, drop the rest. */
+/* Whether a connection between requests holds nothing but (part of) a CRLF,
+ * which comes before no request line (RFC 9112 2.2 says to ignore it): it is
+ * idle, under the idle timeout rather than the header timeout. */
+static int holds_no_request(const struct conn *c)
+{
+	return c->in_len <= 2 && memcmp(c->in, "\r\n", c->in_len) == 0;
+}
+
 static void conn_reset(struct conn *c)
 {
 	size_t used = c->req_end, left = c->in_len - used;
@@ -1249,8 +1257,8 @@ static void conn_reset(struct conn *c)
 	if (c->in_cap > IN_BUF_KEEP && left <= IN_BUF_INITIAL)
 		c->release_at = now_ms + IN_BUF_IDLE_RELEASE_MS;
 	c->started_us = monotonic_us();
-	c->deadline = left ? seconds_from_now(cfg.header_timeout_s)
-	                   : seconds_from_now(cfg.idle_timeout_s);
+	c->deadline = holds_no_request(c) ? seconds_from_now(cfg.idle_timeout_s)
+	                                  : seconds_from_now(cfg.header_timeout_s);
 }
 
 /* Called when the whole response has been written. */
@@ -2281,6 +2289,7 @@ static int conn_make_room(struct conn *c)
 static void conn_read(struct conn *c)
 {
 	ssize_t r;
+	int idle;
 	if (c->state == CONN_IN_MODEL || c->state == CONN_WRITE)
 		return;                     /* one request at a time: read later */
 	if (c->state == CONN_LINGER) {   /* discard until EOF or the deadline */
@@ -2310,11 +2319,12 @@ static void conn_read(struct conn *c)
 		conn_close(c);
 		return;
 	}
-	if (c->state == CONN_READ_HEAD && c->in_len == 0) {
+	idle = c->state == CONN_READ_HEAD && holds_no_request(c);
+	c->in_len += (size_t)r;
+	if (idle && !holds_no_request(c)) {  /* a request begins */
 		c->started_us = monotonic_us();
 		c->deadline = seconds_from_now(cfg.header_timeout_s);
 	}
-	c->in_len += (size_t)r;
 	if (c->state == CONN_READ_BODY)
 		c->deadline = seconds_from_now(cfg.body_timeout_s);
 	conn_process(c);
@@ -2327,7 +2337,7 @@ static void conn_timeout(struct conn *c)
 {
 	switch (c->state) {
 	case CONN_READ_HEAD:
-		if (c->in_len == 0) {
+		if (holds_no_request(c)) {
 			conn_close(c);           /* idle keep-alive: just close */
 			return;
 		}
@@ -2477,7 +2487,7 @@ static void begin_drain(void)
 	}
 	for (fd = 0; fd <= max_conn_fd; fd++) {
 		struct conn *c = conns[fd];
-		if (c && c->state == CONN_READ_HEAD && c->in_len == 0)
+		if (c && c->state == CONN_READ_HEAD && holds_no_request(c))
 			conn_close(c);           /* idle keep-alive connections */
 	}
 }
@@ -2578,8 +2588,6 @@ static void respawn_missing_workers(void)
 static void handle_events(fd_set *rd, fd_set *wr)
 {
 	int fd, i;
-	if (FD_ISSET(signal_pipe[0], rd))
-		handle_signals();
 	if (listen_fd >= 0 && FD_ISSET(listen_fd, rd))
 		accept_clients();
 	for (i = 0; i < cfg.workers; i++) {
@@ -2596,6 +2604,11 @@ static void handle_events(fd_set *rd, fd_set *wr)
 		if (conns[fd] && FD_ISSET(fd, rd))
 			conn_read(conns[fd]);
 	}
+	/* Signals last: a request that arrived with SIGTERM is read before the
+	 * drain closes idle connections, and a worker respawned by SIGCHLD gets
+	 * descriptors this pass's sets know nothing of. */
+	if (FD_ISSET(signal_pipe[0], rd))
+		handle_signals();
 }
 
 static void event_loop(void)
@@ -2808,8 +2821,10 @@ static int parse_options(int argc, char **argv)
 		cfg.max_buffered = max_buffered_mb * MIB;
 	if (cfg.max_body == 0)
 		cfg.max_body = cfg.max_buffered;
-	if (cfg.max_buffered < cfg.max_body)   /* one largest body must always fit */
-		cfg.max_buffered = cfg.max_body;
+	/* One largest body must always fit, with its head and chunk framing
+	 * (conn_make_room's limits). */
+	if (cfg.max_buffered < cfg.max_body + MAX_HEAD_BYTES + IN_BUF_KEEP)
+		cfg.max_buffered = cfg.max_body + MAX_HEAD_BYTES + IN_BUF_KEEP;
 	if (cfg.workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg.workers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;

@@ -143,6 +143,27 @@ test_idle_workers_killed() {
 	stop_server idle
 }
 
+# ---- a worker dies while the loop is stopped ----
+# The loop may then see the death twice in one pass: the worker's pipe at end
+# of file and SIGCHLD. Its replacement once took over the dead pipe's
+# descriptor numbers, still marked readable in that pass, and was killed as
+# "exited" (in some runs: it depends on which descriptors are free).
+test_worker_death_one_pass() {
+	local victim
+	start_server onepass --workers 2 || return
+	victim=$(workers | cut -d' ' -f1)
+	kill -STOP "$SERVER_PID"
+	kill -KILL "$victim"
+	sleep 0.3
+	kill -CONT "$SERVER_PID"
+	wait_for 2 eval '[[ $(pgrep -P "$SERVER_PID" | wc -l) -eq 2 ]]'
+	sleep 0.5
+	expect "a worker killed while the loop is stopped: one death, one replacement" "1 2" \
+		"$(grep -c 'ended by signal' "$SERVER_LOG") $(pgrep -P "$SERVER_PID" | wc -l)"
+	expect "then /invocations answers" "after" "$(curl -s -d after "$(url /invocations)")"
+	stop_server onepass
+}
+
 # ---- a connection queued again after its wait timed out ----
 # Requests that wait past --timeout get 503 and keep their connection. One
 # such connection, queued again after its neighbour in the queue had closed,
@@ -313,6 +334,46 @@ PY
 	check_sanitizer_log drain50 "$SERVER_LOG"
 }
 
+# ---- SIGTERM and a request in the same instant ----
+# A keep-alive connection whose next request came with SIGTERM is not idle:
+# the request is answered (with Connection: close), not dropped with a reset.
+test_sigterm_with_request() {
+	local out rc
+	start_server termreq --workers 1 --no-access-log || return
+	out=$("$PY" - "$PORT" "$SERVER_PID" <<'PY'
+import os, signal, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+first = s.recv(4096).split(b"\r\n")[0]
+os.kill(pid, signal.SIGSTOP)     # both arrive while the loop is stopped
+time.sleep(0.1)
+s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+time.sleep(0.2)
+os.kill(pid, signal.SIGTERM)
+time.sleep(0.1)
+os.kill(pid, signal.SIGCONT)
+buf = b""
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+except OSError as e:
+    buf += b" [%s]" % type(e).__name__.encode()
+print(first.decode(), "|", buf.split(b"\r\n")[0].decode(), "|",
+      b"\r\nConnection: close\r\n" in buf, "|", buf.endswith(b"hello"))
+PY
+)
+	wait "$SERVER_PID"
+	rc=$?
+	expect "SIGTERM with a request just sent on a kept connection: it is answered, with Connection: close" \
+		"HTTP/1.1 200 OK | HTTP/1.1 200 OK | True | True" "$out"
+	expect "then the server exits 0" 0 "$rc"
+	check_sanitizer_log termreq "$SERVER_LOG"
+}
+
 # ---- a second SIGTERM exits at once with status 1 ----
 # ---- draining, a worker lost to a timeout is still replaced ----
 # (worker_fail forks the replacement at once, draining or not: requests may
@@ -409,11 +470,13 @@ fi
 test_worker_killed
 test_hang
 test_idle_workers_killed
+test_worker_death_one_pass
 test_queue_timeout_requeue
 test_bad_answers
 test_out_of_memory
 test_sigterm_drain
 test_drain_respawn
+test_sigterm_with_request
 test_second_sigterm
 test_loop_killed
 finish

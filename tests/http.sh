@@ -270,7 +270,37 @@ test_limits() {
 	)
 	expect "a CRLF after a body, then 2 s of quiet: no 408, and the next request is served" \
 		"HTTP/1.1 200 HTTP/1.1 200 " "$out"
+	out=$(
+		exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+		printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab' >&3
+		sleep 0.3                    # the response goes out before the CRLF comes
+		printf '\r\n' >&3
+		sleep 2.2
+		printf 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+		timeout 3 cat <&3 | grep -ao 'HTTP/1.1 [0-9]*' | tr '\n' ' '
+	)
+	expect "a CRLF that comes after the response, then 2 s of quiet: no 408" \
+		"HTTP/1.1 200 HTTP/1.1 200 " "$out"
+	out=$(
+		exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+		printf '\r' >&3
+		sleep 0.2
+		printf '\n' >&3
+		sleep 2.2
+		printf 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+		timeout 3 cat <&3 | grep -ao 'HTTP/1.1 [0-9]*' | tr '\n' ' '
+	)
+	expect "a new connection's CRLF, split in two, then 2 s of quiet: no 408" "HTTP/1.1 200 " "$out"
 	stop_server crlf
+
+	# --max-buffered-mb as small as --max-body-mb still takes the largest
+	# body, with its head and its chunk framing.
+	start_server tight --workers 1 --max-body-mb 1 --max-buffered-mb 1 --no-access-log || return
+	out=$(curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' --data-binary @"$f" "$(url /invocations)")
+	expect "--max-buffered-mb equal to --max-body-mb: a chunked body of the limit is served" 200 "$out"
+	out=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Pad: $(printf 'p%.0s' $(seq 5000))" --data-binary @"$f" "$(url /invocations)")
+	expect "and a body of the limit behind a 5 kB head" 200 "$out"
+	stop_server tight
 }
 
 # ---- a large input buffer kept between requests, within the budget ----
