@@ -128,7 +128,8 @@ data_of() {
 
 MODELS=(binary_logistic reg_logistic binary_logitraw reg_squarederror count_poisson reg_tweedie
 	reg_gamma rank_pairwise multi_softprob multi_softmax dart_binary_logistic dart_multi_softprob
-	forest_softprob early_stopping binary_logistic_saturated)
+	forest_softprob early_stopping binary_logistic_saturated reg_squaredlogerror reg_pseudohubererror
+	reg_absoluteerror binary_hinge rank_ndcg rank_map survival_cox survival_aft)
 
 # serve_and_check LABEL MODEL-FILE EXPECTED DATA: all four request formats,
 # each answered in a different one of the three answer formats.
@@ -257,9 +258,9 @@ load_fails "an empty model directory" "$(mktemp -d "$T/empty.XXXXXX")" "found no
 dir=$(mktemp -d "$T/two.XXXXXX"); cp "$FIX/reg_gamma.json" "$dir/a.json"; cp "$FIX/reg_gamma.ubj" "$dir/b.ubj"
 load_fails "two model files, no xgboost-model" "$dir" "found 2: "
 dir=$(model_dir "$FIX/binary_logistic.json")
-sed -i 's/"binary:logistic"/"reg:pseudohubererror"/' "$dir/xgboost-model"
+sed -i 's/"binary:logistic"/"reg:quantileerror"/' "$dir/xgboost-model"
 load_fails "an objective it does not serve: named, with the list" "$dir" \
-	"expected one of the objectives .*got \"reg:pseudohubererror\""
+	"expected one of the objectives .*got \"reg:quantileerror\""
 dir=$(model_dir "$FIX/binary_logistic.json")
 sed -i 's/\("learner_model_param":{[^}]*"num_feature":"\)30"/\13"/' "$dir/xgboost-model"
 load_fails "a split on a feature past num_feature" "$dir" "expected split features below num_feature"

@@ -35,12 +35,13 @@
  *               in tree order, each tree adding to its output group g)
  *
  * where base_margin is base_score through the objective's inverse link
- * (logit for logistic objectives, log for count:poisson, reg:gamma and
- * reg:tweedie; as stored for the others), and a dart model's leaves are
- * scaled by their tree's weight_drop. Then the objective's link: sigmoid
- * (reg:logistic, binary:logistic), exp (count:poisson, reg:gamma,
- * reg:tweedie), softmax (multi:softprob), argmax (multi:softmax), or none
- * (reg:squarederror, binary:logitraw, rank:pairwise). A missing value (empty
+ * (logit for logistic objectives, log for count:poisson, reg:gamma,
+ * reg:tweedie and the survival ones; as stored for the others), and a dart
+ * model's leaves are scaled by their tree's weight_drop. Then the objective's
+ * link: sigmoid (reg:logistic, binary:logistic), exp (count:poisson,
+ * reg:gamma, reg:tweedie, survival:cox, survival:aft), softmax
+ * (multi:softprob), argmax (multi:softmax), a step (binary:hinge), or none
+ * (the other regressions, binary:logitraw, ranking). A missing value (empty
  * CSV field, NaN, JSON null, absent libsvm index or sparse key) goes the way
  * the node's default_left says. When the model records best_iteration, only
  * the trees up to it are used, as SageMaker's container does (it predicts
@@ -116,7 +117,8 @@ enum link {
 	LINK_SIGMOID,  /* 1 / (1 + e^-m) */
 	LINK_EXP,      /* e^m */
 	LINK_SOFTPROB, /* softmax over the groups: one probability per class */
-	LINK_ARGMAX    /* the index of the largest margin, as a number */
+	LINK_ARGMAX,   /* the index of the largest margin, as a number */
+	LINK_HINGE     /* 1 if the margin is positive, else 0 */
 };
 
 /* How base_score (stored as a prediction) becomes a margin. */
@@ -128,26 +130,37 @@ struct objective {
 	enum base_link base;
 };
 
-/* The objectives served, with XGBoost 1.7's links. binary:logitraw keeps
- * base_score as it is (unlike binary:logistic), as XGBoost does. reg:linear
- * is the old name of reg:squarederror, still in older SageMaker models. */
+/* The objectives served: every one XGBoost 1.7 predicts with, with its links.
+ * binary:logitraw keeps base_score as it is (unlike binary:logistic), as
+ * XGBoost does. reg:linear is the old name of reg:squarederror, still in
+ * older SageMaker models. The survival models answer e^margin: a hazard
+ * ratio for cox, a time for aft. */
 static const struct objective OBJECTIVES[] = {
 	{"reg:squarederror", LINK_IDENTITY, BASE_AS_IS},
 	{"reg:linear", LINK_IDENTITY, BASE_AS_IS},
+	{"reg:squaredlogerror", LINK_IDENTITY, BASE_AS_IS},
+	{"reg:pseudohubererror", LINK_IDENTITY, BASE_AS_IS},
+	{"reg:absoluteerror", LINK_IDENTITY, BASE_AS_IS},
 	{"reg:logistic", LINK_SIGMOID, BASE_LOGIT},
 	{"binary:logistic", LINK_SIGMOID, BASE_LOGIT},
 	{"binary:logitraw", LINK_IDENTITY, BASE_AS_IS},
+	{"binary:hinge", LINK_HINGE, BASE_AS_IS},
 	{"multi:softprob", LINK_SOFTPROB, BASE_AS_IS},
 	{"multi:softmax", LINK_ARGMAX, BASE_AS_IS},
 	{"count:poisson", LINK_EXP, BASE_LOG},
 	{"reg:tweedie", LINK_EXP, BASE_LOG},
 	{"reg:gamma", LINK_EXP, BASE_LOG},
+	{"survival:cox", LINK_EXP, BASE_LOG},
+	{"survival:aft", LINK_EXP, BASE_LOG},
 	{"rank:pairwise", LINK_IDENTITY, BASE_AS_IS},
+	{"rank:ndcg", LINK_IDENTITY, BASE_AS_IS},
+	{"rank:map", LINK_IDENTITY, BASE_AS_IS},
 };
 #define N_OBJECTIVES (sizeof OBJECTIVES / sizeof OBJECTIVES[0])
-#define OBJECTIVE_LIST "reg:squarederror, reg:linear, reg:logistic, binary:logistic, " \
-	"binary:logitraw, multi:softprob, multi:softmax, count:poisson, reg:tweedie, " \
-	"reg:gamma, rank:pairwise"
+#define OBJECTIVE_LIST "reg:squarederror, reg:linear, reg:squaredlogerror, " \
+	"reg:pseudohubererror, reg:absoluteerror, reg:logistic, binary:logistic, " \
+	"binary:logitraw, binary:hinge, multi:softprob, multi:softmax, count:poisson, " \
+	"reg:tweedie, reg:gamma, survival:cox, survival:aft, rank:pairwise, rank:ndcg, rank:map"
 
 /*
  * One tree node in 12 bytes. Children are adjacent (right = left + 1), so a
@@ -1976,6 +1989,9 @@ static void predict(const struct model *m, const float *x, float *margin, float 
 		break;
 	case LINK_EXP:
 		out[0] = expf(margin[0]);
+		break;
+	case LINK_HINGE:
+		out[0] = margin[0] > 0.0f ? 1.0f : 0.0f;
 		break;
 	case LINK_SOFTPROB:
 		top = margin[0];
