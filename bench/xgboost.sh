@@ -63,7 +63,9 @@ batch_records=$(wc -l <"$work/batch.csv")
 
 port_smserve=$((10000 + RANDOM % 20000))
 port_peer=$((port_smserve + 1))
-./build/smserve-xgboost --port "$port_smserve" --model-dir "$work/model" --workers 2 --no-access-log 2>/dev/null &
+# SAGEMAKER_BATCH: CSV answers one line per record, as the peer writes them.
+SAGEMAKER_BATCH=true ./build/smserve-xgboost --port "$port_smserve" --model-dir "$work/model" --workers 2 \
+	--no-access-log 2>/dev/null &
 pids+=($!)
 OMP_NUM_THREADS=1 XGB_MODEL=$work/model/xgboost-model $PY -m gunicorn --chdir bench/peers -w 2 \
 	-b "127.0.0.1:$port_peer" xgboost_app:app 2>"$work/peer.log" &

@@ -30,6 +30,9 @@ PY=/usr/bin/python3
 FIX=tests/xgboost
 T=$TEST_TMP
 unset SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_MAX_PAYLOAD_IN_MB
+# CSV answers one line per record, as batch transform (which sets
+# SAGEMAKER_BATCH) gets them; section 5 checks the real-time CSV answer.
+export SAGEMAKER_BATCH=true
 TOTAL_VALUES=0
 TOTAL_EXACT=0
 
@@ -340,7 +343,7 @@ expect_error "a bad field: 400 naming record and field" 400 "record 2, field 3: 
 send "$row\n\n$row" text/csv
 expect_error "a blank line is a record, and an error" 400 "record 2: expected up to 30 features, got an empty line"
 send "" text/csv
-expect_error "an empty body" 400 "empty body"
+expect "an empty body: 204 and no body, as SageMaker's XGBoost container answers" "204 0" "$STATUS $(wc -c <"$T/body")"
 send "1 0:1.5 3:2\n0 1:x" text/libsvm
 expect_error "libsvm: a bad value" 400 "record 2, field 2: expected a number after '1:', got 'x'"
 long="0.$(printf '0%.0s' $(seq 600))1"
@@ -386,6 +389,48 @@ expect_match "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/jsonlines: softpr
 send "5.1,3.5,1.4,0.2" text/csv text/csv
 expect_match "softprob as CSV: the class probabilities on one line" '^0\.[0-9]+,0\.[0-9]+,0\.[0-9]+$' "$BODY"
 stop_server default-accept
+
+# ---- 5. real-time CSV answers (SAGEMAKER_BATCH unset) -----------------------
+# SageMaker's XGBoost container joins the records with commas on one line,
+# no newline, a multi-class record written as a Python list; clients read it
+# with numpy.fromstring(body, sep=","), as AWS's notebooks do.
+
+# realtime_check NAME EXPECTED: the last answer holds EXPECTED's rows, in
+# that form, every value equal to XGBoost's float32.
+realtime_check() {
+	expect "$1" ok "$("$PY" - "$2" "$T/body" <<'PY'
+import json, struct, sys
+f32 = lambda v: struct.unpack("f", struct.pack("f", v))[0]
+expected = [[float(v) for v in l.split(",")] for l in open(sys.argv[1]).read().splitlines()]
+text = open(sys.argv[2]).read()
+if "\n" in text:
+    sys.exit("a newline in the answer")
+if len(expected[0]) > 1:
+    got = json.loads("[" + text + "]")      # "[p0, p1],[p0, p1]"
+else:
+    got = [[float(v)] for v in text.split(",")]
+if len(got) != len(expected):
+    sys.exit("%d answers for %d records" % (len(got), len(expected)))
+for i, (g, e) in enumerate(zip(got, expected)):
+    if [f32(v) for v in g] != [f32(v) for v in e]:
+        sys.exit("record %d: %r, expected %r" % (i + 1, g, e))
+print("ok")
+PY
+)"
+}
+SAGEMAKER_BATCH='' start_server realtime --model-dir "$(model_dir "$FIX/binary_logistic.json")" --no-access-log || exit 1
+post "$FIX/cancer.csv" text/csv text/csv
+realtime_check "real time, text/csv: one line of comma-joined predictions, no newline" "$FIX/binary_logistic.expected"
+send "$(head -n 1 "$FIX/cancer.csv")" text/csv text/csv
+head -n 1 "$FIX/binary_logistic.expected" >"$T/one.expected"
+realtime_check "real time, one record: the number alone, no newline" "$T/one.expected"
+stop_server realtime
+SAGEMAKER_BATCH='' start_server realtime-softprob --model-dir "$(model_dir "$FIX/multi_softprob.json")" --no-access-log || exit 1
+post "$FIX/iris.csv" text/csv text/csv
+realtime_check "real time, softprob as text/csv: [p0, p1, p2] per record, comma-joined" "$FIX/multi_softprob.expected"
+post "$FIX/iris.csv" text/csv application/jsonlines
+check_answer "real time, JSON Lines answers are as in batch" "$FIX/multi_softprob.expected" jsonl
+stop_server realtime-softprob
 
 echo "# $TOTAL_VALUES predictions compared, $TOTAL_EXACT equal to XGBoost's float32 exactly"
 expect "every prediction equals XGBoost's float32 exactly" "$TOTAL_VALUES" "$TOTAL_EXACT"

@@ -194,6 +194,7 @@ struct model {
 	uint32_t *group;     /* n_trees: the output group each tree adds to */
 	float *base;         /* n_groups: the starting margins */
 	enum format default_accept;
+	int csv_lines;         /* CSV answers one line per record (batch), or one line */
 	size_t max_record_out; /* bytes one record's answer can take */
 	struct work *work;     /* every request's work arrays: see job_init */
 };
@@ -2272,34 +2273,67 @@ static void clear_record(struct job *j)
 	j->dense = j->n_touched = 0;
 }
 
+/*
+ * A CSV answer is what SageMaker's XGBoost container writes. In batch
+ * transform (SAGEMAKER_BATCH set) each record gets a line, its class
+ * probabilities comma-separated. In real time the container joins all the
+ * records with commas on one line, without a newline, and keeps doing so
+ * for clients written against it (AWS's notebooks read the answer with
+ * numpy.fromstring(body, sep=",")); a multi-class record is then written as
+ * Python writes a list, "[p0, p1, p2]".
+ */
+static void csv_answer(struct job *j)
+{
+	struct writer *w = &j->w;
+	size_t k, n = j->m->n_outputs;
+	int line = j->m->csv_lines;
+
+	if (!line && j->answered > 0)
+		W_LIT(w, ",");
+	if (!line && n > 1)
+		W_LIT(w, "[");
+	for (k = 0; k < n; k++) {
+		if (k > 0 && line)
+			W_LIT(w, ",");
+		else if (k > 0)
+			W_LIT(w, ", ");
+		w_float(w, j->out[k], 0);
+	}
+	if (!line && n > 1)
+		W_LIT(w, "]");
+	if (line)
+		W_LIT(w, "\n");
+}
+
 /* Predicts the record in j->x and appends its answer. */
 static int answer_record(struct job *j)
 {
 	const struct model *m = j->m;
 	struct writer *w = &j->w;
-	int json = j->out_fmt != FMT_CSV;
 	size_t k;
 
 	predict(m, j->x, j->margin, j->out);
 	clear_record(j);
 	w_room(w, m->max_record_out);
-	if (j->out_fmt == FMT_JSON && j->answered > 0)
-		W_LIT(w, ",");
-	if (json)
-		W_LIT(w, "{\"score\":");
-	if (json && m->n_outputs > 1)
-		W_LIT(w, "[");
-	for (k = 0; k < m->n_outputs; k++) {
-		if (k > 0)
+	if (j->out_fmt == FMT_CSV) {
+		csv_answer(j);
+	} else {
+		if (j->out_fmt == FMT_JSON && j->answered > 0)
 			W_LIT(w, ",");
-		w_float(w, j->out[k], json);
-	}
-	if (json && m->n_outputs > 1)
-		W_LIT(w, "]");
-	if (json)
+		W_LIT(w, "{\"score\":");
+		if (m->n_outputs > 1)
+			W_LIT(w, "[");
+		for (k = 0; k < m->n_outputs; k++) {
+			if (k > 0)
+				W_LIT(w, ",");
+			w_float(w, j->out[k], 1);
+		}
+		if (m->n_outputs > 1)
+			W_LIT(w, "]");
 		W_LIT(w, "}");
-	if (j->out_fmt != FMT_JSON)
-		W_LIT(w, "\n");
+		if (j->out_fmt == FMT_JSONLINES)
+			W_LIT(w, "\n");
+	}
 	j->answered++;
 	return w->refused ? -1 : 0;
 }
@@ -2308,7 +2342,7 @@ static int answer_record(struct job *j)
  * once per record. */
 static size_t record_room(const struct model *m)
 {
-	return 64 + m->n_outputs * (NUMBER_TEXT + 1);
+	return 64 + m->n_outputs * (NUMBER_TEXT + 2);
 }
 
 /* ======================================================================== */
@@ -2753,6 +2787,8 @@ model *model_load(const char *dir, char *err, size_t err_size)
 		return NULL;
 	}
 	m->max_record_out = record_room(m);
+	/* As the container decides: any value but the empty one means batch. */
+	m->csv_lines = getenv("SAGEMAKER_BATCH") && *getenv("SAGEMAKER_BATCH");
 	if ((m->work = work_alloc(m)) == NULL) {
 		format_msg(err, err_size, "%s: out of memory for the work arrays of %zu features",
 			   path, m->n_features);
@@ -2783,8 +2819,8 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 	outf = (enum format)f;
 	if (req->body_len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
 		body += 3; /* a UTF-8 byte order mark, as some editors save CSV */
-	if (body == end) {
-		model_response_error(out, 400, "empty body: expected at least one record");
+	if (body == end) {  /* as SageMaker's XGBoost container: nothing to do */
+		model_response_status(out, 204);
 		return;
 	}
 	job_init(&j, m, out);
