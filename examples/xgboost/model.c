@@ -2763,6 +2763,7 @@ model *model_load(const char *dir, char *err, size_t err_size)
 	unsigned char *buf = NULL;
 	size_t size;
 	int rc = -1;
+	const char *batch;
 
 	if (err_size > 0)
 		err[0] = '\0';
@@ -2788,7 +2789,8 @@ model *model_load(const char *dir, char *err, size_t err_size)
 	}
 	m->max_record_out = record_room(m);
 	/* As the container decides: any value but the empty one means batch. */
-	m->csv_lines = getenv("SAGEMAKER_BATCH") && *getenv("SAGEMAKER_BATCH");
+	batch = getenv("SAGEMAKER_BATCH");
+	m->csv_lines = batch != NULL && *batch != '\0';
 	if ((m->work = work_alloc(m)) == NULL) {
 		format_msg(err, err_size, "%s: out of memory for the work arrays of %zu features",
 			   path, m->n_features);
