@@ -33,7 +33,7 @@ STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
 # Remember which plug-in (and static flags) ./smserve and smserve-static
 # were built with, so MODEL=..., STATIC_OPT=... or a new flag rebuilds them.
 .model: FORCE
-	@echo '$(MODEL) $(STATIC_FLAGS)' | cmp -s - $@ || echo '$(MODEL) $(STATIC_FLAGS)' > $@
+	@echo '$(MODEL) $(STATIC_FLAGS) $(SERVER_OPT)' | cmp -s - $@ || echo '$(MODEL) $(STATIC_FLAGS) $(SERVER_OPT)' > $@
 
 smserve: smserve.c model.h $(PLUGIN_LIB) $(MODEL) .model
 	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(MODEL) $(LDFLAGS) -lm
@@ -56,8 +56,17 @@ STATIC_FLAGS = $(STATIC_OPT) -static -s -ffunction-sections -fdata-sections -Wl,
                -fno-asynchronous-unwind-tables -fno-unwind-tables -Wl,-z,noseparate-code \
                -Wl,-z,norelro -Wl,-z,common-page-size=16 -Wl,--sort-section=alignment \
                -fno-jump-tables
-smserve-static: smserve.c model.h $(PLUGIN_LIB) $(MODEL) .model
-	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(MODEL) -lm
+# The server itself (not the model) at -Oz, where the compiler has it (gcc 12
+# and later, clang): 320 bytes less, for 1% more instructions in the loop
+# process (callgrind), whose time is over 90% the kernel's.
+SERVER_OPT_DEFAULT := $(shell $(STATIC_CC) -Oz -x c -c -o /dev/null /dev/null 2>/dev/null && echo -Oz)
+SERVER_OPT ?= $(SERVER_OPT_DEFAULT)
+build/server-static.o: smserve.c model.h .model
+	@mkdir -p build
+	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) $(SERVER_OPT) -c -o $@ smserve.c
+
+smserve-static: build/server-static.o $(PLUGIN_LIB) $(MODEL) .model
+	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o $(MODEL) -lm
 	$(DROP_COMMENT) $@
 
 static: smserve-static
@@ -83,9 +92,8 @@ build/asan-%: smserve.c model.h $(PLUGIN_LIB)
 	$(CC) $(WARN) -O1 -g $(SAN) -o $@ smserve.c $(PLUGIN_$*) -lm
 
 # Static (musl when installed) builds of the same plug-ins, as the image ships them.
-build/static-%: smserve.c model.h $(PLUGIN_LIB)
-	@mkdir -p build
-	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ smserve.c $(PLUGIN_$*) -lm
+build/static-%: build/server-static.o $(PLUGIN_LIB)
+	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o $(PLUGIN_$*) -lm
 	$(DROP_COMMENT) $@
 build/static-echo: examples/echo/model.c
 build/static-default: model.c
