@@ -2755,6 +2755,11 @@ static void read_environment(void)
 	}
 	if ((v = getenv("SMSERVE_ACCESS_LOG")) && (!strcmp(v, "off") || !strcmp(v, "0")))
 		cfg.access_log = 0;
+	/* The AWS toolkits' level, in Python's numbers (INFO 20, WARNING 30):
+	 * above INFO, the line per request (an INFO line) goes. */
+	if ((v = getenv("SAGEMAKER_CONTAINER_LOG_LEVEL")) && *v &&
+	    parse_number("SAGEMAKER_CONTAINER_LOG_LEVEL", v, 0, 100) > 20)
+		cfg.access_log = 0;
 }
 
 static const char *option_value(int argc, char **argv, int *i)

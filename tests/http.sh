@@ -510,6 +510,19 @@ test_command_line() {
 	stop_server quiet
 	expect "--no-access-log: no access lines" 0 "$(grep -c 'POST /invocations' "$SERVER_LOG")"
 	expect "an error still gets its line" 1 "$(grep -c 'smserve: 400 bare LF in request head' "$SERVER_LOG")"
+
+	# The AWS toolkits' SAGEMAKER_CONTAINER_LOG_LEVEL (Python's numbers).
+	local level
+	for level in 20 30; do
+		SAGEMAKER_CONTAINER_LOG_LEVEL=$level start_server "level$level" || continue
+		curl -s -o /dev/null -d x "$(url /invocations)"
+		stop_server "level$level"
+		expect "SAGEMAKER_CONTAINER_LOG_LEVEL=$level: $((level > 20 ? 0 : 1)) access line" \
+			"$((level > 20 ? 0 : 1))" "$(grep -c 'POST /invocations' "$SERVER_LOG")"
+	done
+	SAGEMAKER_CONTAINER_LOG_LEVEL=INFO "$SMSERVE" --port "$(free_port)" >"$TEST_TMP/level.log" 2>&1
+	expect "SAGEMAKER_CONTAINER_LOG_LEVEL=INFO: exit 2, the variable named" \
+		"2 1" "$? $(grep -c "invalid value 'INFO' for SAGEMAKER_CONTAINER_LOG_LEVEL" "$TEST_TMP/level.log")"
 }
 
 # ---- more connections than select() can watch ----
