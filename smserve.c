@@ -976,6 +976,7 @@ struct conn {
 	size_t req_end;           /* offset just past this request */
 	struct chunked chunk;
 	int close_after;          /* close once the response is written */
+	int resent;               /* queued again after a worker died taking it */
 	int64_t deadline;         /* ms; 0 when none */
 	int64_t release_at;       /* ms: give a large idle input buffer back (0: none) */
 	int64_t started_us;       /* first byte of this request, for the log */
@@ -1252,6 +1253,7 @@ static void conn_reset(struct conn *c)
 	request_clear(&c->req);
 	memset(&c->chunk, 0, sizeof c->chunk);
 	c->body_start = c->body_len = c->raw_pos = c->req_end = 0;
+	c->resent = 0;
 	c->route = ROUTE_ERROR;
 	c->state = CONN_READ_HEAD;
 	if (c->in_cap > IN_BUF_KEEP && left <= IN_BUF_INITIAL)
@@ -1899,6 +1901,19 @@ static void worker_send(struct worker *w)
 		if (s < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
+			/* The worker died (while idle, before the loop saw it) without
+			 * the whole request, so the model never ran on it: it goes
+			 * back to the front of the queue, once. */
+			if (!c->resent) {
+				c->resent = 1;
+				w->conn = NULL;
+				c->next_queued = queue_head;
+				queue_head = c;
+				if (!queue_tail)
+					queue_tail = c;
+				queue_len++;
+				c->deadline = seconds_from_now(cfg.timeout_s);
+			}
 			worker_fail(w, 500, "the model worker stopped while receiving the request");
 			return;
 		}

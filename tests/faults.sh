@@ -164,6 +164,35 @@ test_worker_death_one_pass() {
 	stop_server onepass
 }
 
+# ---- a worker that died idle, before the loop saw it, is handed a request ----
+# The model never ran on it, so it goes back to the queue and the
+# replacement worker answers it, rather than a 500.
+test_dead_worker_handed_request() {
+	local out
+	start_server handed --workers 1 || return
+	out=$("$PY" - "$PORT" "$SERVER_PID" <<'PY'
+import os, signal, socket, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import post, response
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+a = socket.create_connection(("127.0.0.1", port), timeout=10)
+b = socket.create_connection(("127.0.0.1", port), timeout=10)
+post(a, b"die-after-reply", b"A")   # answers at 0.2 s; its worker is killed at 0.5 s
+time.sleep(0.05)
+post(b, b"", b"B")                  # waits for the one worker
+time.sleep(0.05)
+os.kill(pid, signal.SIGSTOP)        # the loop sleeps through both
+time.sleep(0.8)
+os.kill(pid, signal.SIGCONT)
+print(response(a), response(b))
+PY
+)
+	expect "a request handed to a worker that died idle: the replacement answers it" \
+		"('HTTP/1.1 200 OK', 'A') ('HTTP/1.1 200 OK', 'B')" "$out"
+	expect "one worker again" 1 "$(pgrep -P "$SERVER_PID" | wc -l)"
+	stop_server handed
+}
+
 # ---- a connection queued again after its wait timed out ----
 # Requests that wait past --timeout get 503 and keep their connection. One
 # such connection, queued again after its neighbour in the queue had closed,
@@ -471,6 +500,7 @@ test_worker_killed
 test_hang
 test_idle_workers_killed
 test_worker_death_one_pass
+test_dead_worker_handed_request
 test_queue_timeout_requeue
 test_bad_answers
 test_out_of_memory

@@ -18,11 +18,15 @@
  *   type VALUE      echo with Content-Type VALUE
  *   empty           200 with no body and no type
  *   tagged CMD      set the custom attributes to "tagged", then run CMD
+ *   die-after-reply echo after 0.2 s; the worker is killed (SIGKILL) 0.5 s
+ *                   after the request came, idle by then
  */
+#define _POSIX_C_SOURCE 200809L  /* kill, nanosleep */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../model.h"
@@ -94,6 +98,16 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		inspect(req, out);
 	} else if (!strncmp(cmd, "sleep ", 6)) {
 		sleep((unsigned)atoi(cmd + 6));
+		echo(req, out);
+	} else if (!strcmp(cmd, "die-after-reply")) {
+		static const struct timespec reply_in = {0, 200000000}, kill_in = {0, 500000000};
+		pid_t worker = getpid();
+		if (fork() == 0) {
+			nanosleep(&kill_in, NULL);
+			kill(worker, SIGKILL);
+			_exit(0);
+		}
+		nanosleep(&reply_in, NULL);
 		echo(req, out);
 	} else if (!strcmp(cmd, "crash")) {
 		signal(SIGSEGV, SIG_DFL);       /* a plain segfault, not a sanitizer report */
