@@ -1227,7 +1227,6 @@ static void log_access(struct conn *c)
 		(long long)(monotonic_us() - c->started_us));
 }
 
-/* Ready for the next request: keep pipelined bytes, drop the rest. */
 /* Whether a connection between requests holds nothing but (part of) a CRLF,
  * which comes before no request line (RFC 9112 2.2 says to ignore it): it is
  * idle, under the idle timeout rather than the header timeout. */
@@ -1236,6 +1235,7 @@ static int holds_no_request(const struct conn *c)
 	return c->in_len <= 2 && memcmp(c->in, "\r\n", c->in_len) == 0;
 }
 
+/* Ready for the next request: keep pipelined bytes, drop the rest. */
 static void conn_reset(struct conn *c)
 {
 	size_t used = c->req_end, left = c->in_len - used;
@@ -1991,6 +1991,11 @@ static int reply_header_ok(struct worker *w)
 static void worker_receive(struct worker *w)
 {
 	if (!w->conn) {  /* an idle worker's pipe: only its death makes this readable */
+		char byte;
+		/* unless the mark is stale: a worker replaced in this pass may have
+		 * been given the dead one's descriptor numbers */
+		if (read(w->from_worker, &byte, 1) < 0 && errno == EAGAIN)
+			return;
 		worker_fail(w, 500, "the model worker exited while idle");
 		return;
 	}
