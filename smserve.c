@@ -1901,10 +1901,10 @@ static void worker_send(struct worker *w)
 		if (s < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
-			/* The worker died (while idle, before the loop saw it) without
-			 * the whole request, so the model never ran on it: it goes
+			/* Nothing was delivered: the worker died while idle, before the
+			 * loop saw it, and the model never ran on the request. It goes
 			 * back to the front of the queue, once. */
-			if (!c->resent) {
+			if (w->sent == 0 && !c->resent) {
 				c->resent = 1;
 				w->conn = NULL;
 				c->next_queued = queue_head;
@@ -2776,10 +2776,15 @@ static void read_environment(void)
 	if ((v = getenv("SMSERVE_ACCESS_LOG")) && (!strcmp(v, "off") || !strcmp(v, "0")))
 		cfg.access_log = 0;
 	/* The AWS toolkits' level, in Python's numbers (INFO 20, WARNING 30):
-	 * above INFO, the line per request (an INFO line) goes. */
-	if ((v = getenv("SAGEMAKER_CONTAINER_LOG_LEVEL")) && *v &&
-	    parse_number("SAGEMAKER_CONTAINER_LOG_LEVEL", v, 0, 100) > 20)
-		cfg.access_log = 0;
+	 * above INFO, the line per request (an INFO line) goes. Not ours to
+	 * refuse: a value that is not a number leaves the log as it is. */
+	if ((v = getenv("SAGEMAKER_CONTAINER_LOG_LEVEL"))) {
+		int level = 0;
+		while (*v >= '0' && *v <= '9' && level <= 20)
+			level = level * 10 + (*v++ - '0');
+		if (level > 20)
+			cfg.access_log = 0;
+	}
 }
 
 static const char *option_value(int argc, char **argv, int *i)

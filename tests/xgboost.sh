@@ -344,6 +344,8 @@ send "$row\n\n$row" text/csv
 expect_error "a blank line is a record, and an error" 400 "record 2: expected up to 30 features, got an empty line"
 send "" text/csv
 expect "an empty body: 204 and no body, as SageMaker's XGBoost container answers" "204 0" "$STATUS $(wc -c <"$T/body")"
+send "" application/x-unknown
+expect "an empty body of any type: 204, as the container answers before it reads the type" 204 "$STATUS"
 send "1 0:1.5 3:2\n0 1:x" text/libsvm
 expect_error "libsvm: a bad value" 400 "record 2, field 2: expected a number after '1:', got 'x'"
 long="0.$(printf '0%.0s' $(seq 600))1"

@@ -2240,7 +2240,6 @@ static void job_init(struct job *j, const struct model *m, model_response *out)
 	}
 }
 
-/* Sets feature idx of a sparse record; a feature given twice is an error. */
 /* A feature as XGBoost stores it, float32, into *out. XGBoost refuses
  * infinite input ("Input data contains inf"), so SageMaker's container fails
  * a request with inf, or with a number that float32 rounds to infinity. */
@@ -2253,6 +2252,7 @@ static int feature(struct job *j, double v, const char *what, size_t field, floa
 	return 0;
 }
 
+/* Sets feature idx of a sparse record; a feature given twice is an error. */
 static int set_sparse(struct job *j, size_t idx, float v, size_t field, const char *what)
 {
 	if (j->mark[idx] == j->record)
@@ -2274,13 +2274,15 @@ static void clear_record(struct job *j)
 }
 
 /*
- * A CSV answer is what SageMaker's XGBoost container writes. In batch
- * transform (SAGEMAKER_BATCH set) each record gets a line, its class
- * probabilities comma-separated. In real time the container joins all the
- * records with commas on one line, without a newline, and keeps doing so
- * for clients written against it (AWS's notebooks read the answer with
- * numpy.fromstring(body, sep=",")); a multi-class record is then written as
- * Python writes a list, "[p0, p1, p2]".
+ * A CSV answer as SageMaker's XGBoost container writes it. In batch
+ * transform (SAGEMAKER_BATCH set) each record gets a line. In real time the
+ * container joins all the records with commas on one line, without a
+ * newline, and keeps doing so for clients written against it (AWS's
+ * notebooks read the answer with numpy.fromstring(body, sep=",")); a
+ * multi-class record is then written as Python writes a list, "[p0, p1, p2]".
+ * One difference, on purpose: in batch the container writes that list form
+ * too, which is not CSV (a transform job joining output to input would see
+ * a broken row); the plug-in writes the probabilities as plain CSV fields.
  */
 static void csv_answer(struct job *j)
 {
@@ -2808,6 +2810,10 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 	char msg[512];
 	int rc, f;
 
+	if (req->body_len == 0) {  /* as SageMaker's XGBoost container: nothing to do */
+		model_response_status(out, 204);
+		return;
+	}
 	if (content_format(req->content_type, &in, msg, sizeof msg)) {
 		model_response_error(out, 415, msg);
 		return;
@@ -2821,7 +2827,7 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 	outf = (enum format)f;
 	if (req->body_len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
 		body += 3; /* a UTF-8 byte order mark, as some editors save CSV */
-	if (body == end) {  /* as SageMaker's XGBoost container: nothing to do */
+	if (body == end) {  /* only the byte order mark */
 		model_response_status(out, 204);
 		return;
 	}
