@@ -318,6 +318,8 @@ test_sigterm_drain() {
 	start=$SECONDS
 	out=$("$PY" - "$PORT" "$SERVER_PID" <<'PY'
 import os, signal, socket, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import until_close
 port, pid = int(sys.argv[1]), int(sys.argv[2])
 conns = []
 for i in range(50):
@@ -337,15 +339,7 @@ except OSError:
     print("refused=yes")
 good = closing = 0
 for s, body in conns:
-    buf = b""
-    try:
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            buf += d
-    except OSError:
-        pass
+    buf = until_close(s)
     good += buf.startswith(b"HTTP/1.1 200 ") and buf.endswith(b"\r\n\r\n" + body)
     closing += b"\r\nConnection: close\r\n" in buf
 print("complete=%d closing=%d" % (good, closing))
@@ -371,6 +365,8 @@ test_sigterm_with_request() {
 	start_server termreq --workers 1 --no-access-log || return
 	out=$("$PY" - "$PORT" "$SERVER_PID" <<'PY'
 import os, signal, socket, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import until_close
 port, pid = int(sys.argv[1]), int(sys.argv[2])
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -382,15 +378,7 @@ time.sleep(0.2)
 os.kill(pid, signal.SIGTERM)
 time.sleep(0.1)
 os.kill(pid, signal.SIGCONT)
-buf = b""
-try:
-    while True:
-        d = s.recv(4096)
-        if not d:
-            break
-        buf += d
-except OSError as e:
-    buf += b" [%s]" % type(e).__name__.encode()
+buf = until_close(s)
 print(first.decode(), "|", buf.split(b"\r\n")[0].decode(), "|",
       b"\r\nConnection: close\r\n" in buf, "|", buf.endswith(b"hello"))
 PY

@@ -260,37 +260,25 @@ test_limits() {
 
 	# RFC 9112 2.2: a CRLF after a body (some old clients send one) is not
 	# a request head, so --header-timeout does not start: no 408 comes.
+	# quiet_then_ping BYTES...: on one connection, sends each BYTES (printf
+	# escapes) 0.3 s apart, waits 2.2 s, sends GET /ping; prints the statuses.
+	quiet_then_ping() {
+		(
+			exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+			for bytes in "$@"; do printf "$bytes" >&3; sleep 0.3; done
+			sleep 1.9
+			printf 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+			timeout 3 cat <&3 | grep -ao 'HTTP/1.1 [0-9]*' | tr '\n' ' '
+		)
+	}
+	local post2='POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab'
 	start_server crlf --workers 1 --header-timeout 1 --idle-timeout 10 --no-access-log || return
-	out=$(
-		exec 3<>"/dev/tcp/127.0.0.1/$PORT"
-		printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n' >&3
-		sleep 2.2
-		printf 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
-		timeout 3 cat <&3 | grep -ao 'HTTP/1.1 [0-9]*' | tr '\n' ' '
-	)
 	expect "a CRLF after a body, then 2 s of quiet: no 408, and the next request is served" \
-		"HTTP/1.1 200 HTTP/1.1 200 " "$out"
-	out=$(
-		exec 3<>"/dev/tcp/127.0.0.1/$PORT"
-		printf 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab' >&3
-		sleep 0.3                    # the response goes out before the CRLF comes
-		printf '\r\n' >&3
-		sleep 2.2
-		printf 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
-		timeout 3 cat <&3 | grep -ao 'HTTP/1.1 [0-9]*' | tr '\n' ' '
-	)
+		"HTTP/1.1 200 HTTP/1.1 200 " "$(quiet_then_ping "$post2\r\n")"
 	expect "a CRLF that comes after the response, then 2 s of quiet: no 408" \
-		"HTTP/1.1 200 HTTP/1.1 200 " "$out"
-	out=$(
-		exec 3<>"/dev/tcp/127.0.0.1/$PORT"
-		printf '\r' >&3
-		sleep 0.2
-		printf '\n' >&3
-		sleep 2.2
-		printf 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
-		timeout 3 cat <&3 | grep -ao 'HTTP/1.1 [0-9]*' | tr '\n' ' '
-	)
-	expect "a new connection's CRLF, split in two, then 2 s of quiet: no 408" "HTTP/1.1 200 " "$out"
+		"HTTP/1.1 200 HTTP/1.1 200 " "$(quiet_then_ping "$post2" '\r\n')"
+	expect "a new connection's CRLF, split in two, then 2 s of quiet: no 408" "HTTP/1.1 200 " \
+		"$(quiet_then_ping '\r' '\n')"
 	stop_server crlf
 
 	# --max-buffered-mb as small as --max-body-mb still takes the largest

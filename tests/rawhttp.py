@@ -21,3 +21,17 @@ def response(sock):
     while len(body) < n:
         body += sock.recv(65536)
     return lines[0].decode(), body.decode("latin-1").strip()
+
+
+def until_close(sock):
+    """Reads until the server closes; a reset ends the bytes with its name,
+    " [ConnectionResetError]", so a test sees how the connection ended."""
+    buf = b""
+    try:
+        while True:
+            d = sock.recv(4096)
+            if not d:
+                return buf
+            buf += d
+    except OSError as e:
+        return buf + b" [%s]" % type(e).__name__.encode()
