@@ -39,7 +39,7 @@ STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
 .server-static: FORCE
 	@echo '$(STATIC_CC) $(STATIC_CFLAGS) $(SERVER_OPT)' | cmp -s - $@ || echo '$(STATIC_CC) $(STATIC_CFLAGS) $(SERVER_OPT)' > $@
 
-# A recipe that fails part way (objcopy after the link) leaves no target.
+# A recipe that fails part way (the trim after the link) leaves no target.
 .DELETE_ON_ERROR:
 
 smserve: smserve.c model.h $(PLUGIN_LIB) $(MODEL) .model
@@ -56,9 +56,11 @@ smserve: smserve.c model.h $(PLUGIN_LIB) $(MODEL) .model
 # STATIC_OPT=-O2 trades about 14 KB of image for a model that takes a sixth
 # less time on large batches (bash bench/model.sh).
 STATIC_OPT ?= -Os
-# -s keeps .comment, the compilers' version strings (144 bytes with its
-# section header); objcopy, from binutils like the linker, drops it.
-DROP_COMMENT = objcopy --remove-section .comment
+# -s keeps the section headers, their names and .comment (the compilers'
+# version strings): about 1 KB that only readelf and objdump read.
+# tools/elf_trim.c, built with the host compiler, cuts the file after the
+# last byte the kernel loads.
+ELF_TRIM = build/elf_trim
 STATIC_CFLAGS = $(STATIC_OPT) -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
                 -fno-unwind-tables -fno-jump-tables
 STATIC_LDFLAGS = -static -s -Wl,--gc-sections -Wl,-z,noseparate-code -Wl,-z,norelro \
@@ -73,9 +75,13 @@ build/server-static.o: smserve.c model.h .server-static
 	@mkdir -p build
 	$(STATIC_CC) $(WARN) $(STATIC_CFLAGS) $(SERVER_OPT) -c -o $@ smserve.c
 
-smserve-static: build/server-static.o $(PLUGIN_LIB) $(MODEL) .model
+$(ELF_TRIM): tools/elf_trim.c
+	@mkdir -p build
+	$(CC) $(WARN) -O2 -o $@ tools/elf_trim.c
+
+smserve-static: build/server-static.o $(PLUGIN_LIB) $(MODEL) .model $(ELF_TRIM)
 	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o $(MODEL) -lm
-	$(DROP_COMMENT) $@
+	$(ELF_TRIM) $@
 
 static: smserve-static
 
@@ -100,9 +106,9 @@ build/asan-%: smserve.c model.h $(PLUGIN_LIB)
 	$(CC) $(WARN) -O1 -g $(SAN) -o $@ smserve.c $(PLUGIN_$*) -lm
 
 # Static (musl when installed) builds of the same plug-ins, as the image ships them.
-build/static-%: build/server-static.o $(PLUGIN_LIB)
+build/static-%: build/server-static.o $(PLUGIN_LIB) $(ELF_TRIM)
 	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o $(PLUGIN_$*) -lm
-	$(DROP_COMMENT) $@
+	$(ELF_TRIM) $@
 build/static-echo: examples/echo/model.c
 build/static-default: model.c
 
@@ -131,7 +137,7 @@ fuzz:
 	bash fuzz/run.sh $(or $(SECONDS),60)
 
 LINT_FILES = smserve.c model.c examples/echo/model.c examples/xgboost/model.c tests/plugins/faulty.c \
-             bench/model_speed.c
+             bench/model_speed.c tools/elf_trim.c
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr $(LINT_FILES)
