@@ -977,6 +977,8 @@ struct conn {
 	struct chunked chunk;
 	int close_after;          /* close once the response is written */
 	int resent;               /* queued again after a worker died taking it */
+	int input_seen;           /* with the model: more input or its end came (see client_gone) */
+	int probed;               /* queued, its input ended: an interim 100 went out */
 	int64_t deadline;         /* ms; 0 when none */
 	int64_t release_at;       /* ms: give a large idle input buffer back (0: none) */
 	int64_t started_us;       /* first byte of this request, for the log */
@@ -1105,9 +1107,10 @@ static struct conn *conn_new(int fd)
 }
 
 /* Frees a connection. Who may call it, so that a reader can see where a
- * connection can disappear: conn_read (end of stream, error, linger over),
- * conn_write (write error; it then returns -1), conn_timeout, begin_drain and
- * close_all_connections. Nothing called from a request's processing closes
+ * connection can disappear: conn_read (end of stream, error, linger over, a
+ * client gone while its request is with the model), conn_write (write error;
+ * it then returns -1), conn_timeout, dispatch_queued (a queued request's
+ * client gone), begin_drain and close_all_connections. Nothing called from a request's processing closes
  * its connection: errors there only queue a response. */
 static void conn_close(struct conn *c)
 {
@@ -1253,7 +1256,7 @@ static void conn_reset(struct conn *c)
 	request_clear(&c->req);
 	memset(&c->chunk, 0, sizeof c->chunk);
 	c->body_start = c->body_len = c->raw_pos = c->req_end = 0;
-	c->resent = 0;
+	c->resent = c->input_seen = c->probed = 0;
 	c->route = ROUTE_ERROR;
 	c->state = CONN_READ_HEAD;
 	if (c->in_cap > IN_BUF_KEEP && left <= IN_BUF_INITIAL)
@@ -2039,6 +2042,16 @@ static void worker_receive(struct worker *w)
 	}
 }
 
+/* The worker running c's request, if one is. */
+static struct worker *worker_running(const struct conn *c)
+{
+	int i;
+	for (i = 0; i < cfg.workers; i++)
+		if (workers[i].pid > 0 && workers[i].conn == c)
+			return &workers[i];
+	return NULL;
+}
+
 /* A connection closes while its request waits for a worker or runs in one:
  * take it off the queue, or stop that worker, whose answer has nowhere to go
  * and which may still be reading the body from the buffer about to be freed.
@@ -2046,7 +2059,7 @@ static void worker_receive(struct worker *w)
 static void model_abandon(struct conn *c)
 {
 	struct conn *prev = NULL, *q;
-	int i;
+	struct worker *w;
 	for (q = queue_head; q; prev = q, q = q->next_queued) {
 		if (q != c)
 			continue;
@@ -2060,14 +2073,59 @@ static void model_abandon(struct conn *c)
 		queue_len--;
 		return;
 	}
-	for (i = 0; i < cfg.workers; i++) {
-		if (workers[i].pid > 0 && workers[i].conn == c) {
-			if (!draining)
-				log_line("worker %ld: client gone, stopping its request", (long)workers[i].pid);
-			kill(workers[i].pid, SIGKILL);
-			worker_forget(&workers[i]);
-		}
+	if ((w = worker_running(c)) != NULL) {
+		if (!draining)
+			log_line("worker %ld: client gone, stopping its request", (long)w->pid);
+		kill(w->pid, SIGKILL);
+		worker_forget(w);
 	}
+}
+
+/* The connection of a request that is with the model (queued, or running in
+ * a worker) became readable, and is not watched again until the answer is
+ * written. What came:
+ *  - bytes: the client's next request, read once this one is answered;
+ *  - a reset: the client is gone and nobody waits for the answer. The request
+ *    leaves the queue, or its worker is stopped and replaced, rather than
+ *    spend a worker on it (in an overload, clients time out and close);
+ *  - the end of the stream: the client closed the connection, or only its
+ *    sending half (RFC 9112 9.6 lets it, and it still wants the answer).
+ *    Which one shows only when something is sent: a closed socket answers
+ *    with a reset. So a queued HTTP/1.1 request is sent an interim
+ *    "100 Continue", which every HTTP/1.1 client must accept (RFC 9110
+ *    15.2), and dispatch_queued checks for the reset before handing it to
+ *    a worker. A running request is answered either way. */
+static void client_gone(struct conn *c)
+{
+	char byte;
+	ssize_t r = recv(c->fd, &byte, 1, MSG_PEEK);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (r < 0) {
+		log_line("client reset the connection before its answer: request %s",
+			 worker_running(c) ? "stopped" : "taken off the queue");
+		conn_close(c);
+		return;
+	}
+	c->input_seen = 1;
+	if (r == 0 && c->req.minor >= 1 && !worker_running(c) && !has_pending_output(c)) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		memcpy(c->head, cont, sizeof cont - 1);
+		c->head_len = sizeof cont - 1;
+		c->out_off = 0;
+		c->probed = 1;
+		conn_write(c);
+	}
+}
+
+/* A queued request whose client ended its stream, about to go to a worker:
+ * whether the interim 100 drew a reset (see client_gone). recv would only
+ * say "end of stream" again, so the socket's pending error is asked for. */
+static int client_reset(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+	return c->probed && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
 }
 
 static struct worker *idle_worker(void)
@@ -2090,6 +2148,11 @@ static void dispatch_queued(void)
 			queue_tail = NULL;
 		queue_len--;
 		c->next_queued = NULL;
+		if (client_reset(c)) {
+			log_line("client closed the connection before its answer: request taken off the queue");
+			conn_close(c);
+			continue;
+		}
 		c->deadline = 0;             /* the worker's deadline rules from here */
 		worker_start(w, c);
 		worker_send(w);
@@ -2310,7 +2373,11 @@ static void conn_read(struct conn *c)
 {
 	ssize_t r;
 	int idle;
-	if (c->state == CONN_IN_MODEL || c->state == CONN_WRITE)
+	if (c->state == CONN_IN_MODEL) {
+		client_gone(c);             /* (which may close it) */
+		return;
+	}
+	if (c->state == CONN_WRITE)
 		return;                     /* one request at a time: read later */
 	if (c->state == CONN_LINGER) {   /* discard until EOF or the deadline */
 		char sink[4096];
@@ -2566,7 +2633,8 @@ static int64_t build_sets(fd_set *rd, fd_set *wr, int *maxfd)
 		struct conn *c = conns[fd];
 		if (!c)
 			continue;
-		if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY || c->state == CONN_LINGER)
+		if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY ||
+		    c->state == CONN_LINGER || (c->state == CONN_IN_MODEL && !c->input_seen))
 			watch(fd, rd, maxfd);
 		if (has_pending_output(c))
 			watch(fd, wr, maxfd);

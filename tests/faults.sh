@@ -230,6 +230,55 @@ PY
 	stop_server requeue
 }
 
+# ---- clients that leave while their request is with the model ----
+# A queued request whose client closed (and so answers the interim 100 with
+# a reset) or reset the connection is taken off the queue: "crash" would kill
+# the worker if it ran. A client that only half-closed, or speaks HTTP/1.0
+# (which gets no 1xx, RFC 9110 15.2), still gets its answer. A reset while
+# the model runs stops the worker: "hang" would hold the only one for 60 s.
+test_client_gone() {
+	local out before
+	start_server gone --workers 1 || return
+	before=$(workers)
+	out=$("$PY" - "$PORT" <<'PY'
+import socket, struct, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import post, response, until_close
+port = int(sys.argv[1])
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=8)
+def reset(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+busy = conn(); post(busy, b"sleep 1", b"busy")   # holds the one worker for 1 s
+time.sleep(0.1)
+closed = conn(); post(closed, b"crash", b"c"); time.sleep(0.05); closed.close()
+rst = conn(); post(rst, b"crash", b"r"); time.sleep(0.05); reset(rst)
+half = conn(); post(half, b"x", b"half"); half.shutdown(socket.SHUT_WR)
+old = conn()
+old.sendall(b"POST /invocations HTTP/1.0\r\nContent-Length: 3\r\n\r\nold"); old.shutdown(socket.SHUT_WR)
+print(response(busy)[1])
+h = until_close(half)
+print(h.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"), h.endswith(b"\r\n\r\nhalf"))
+o = until_close(old)
+print(o.startswith(b"HTTP/1.1 200 OK\r\n"), o.endswith(b"\r\n\r\nold"))
+hung = conn(); post(hung, b"hang", b"h"); time.sleep(0.3); reset(hung)
+after = conn(); post(after, b"x", b"after")
+print(response(after)[1])
+PY
+)
+	expect "clients gone while queued or running; a half-closed and an HTTP/1.0 one answered" "busy
+True True
+True True
+after" "$out"
+	expect "the closed and the reset client's requests left the queue, never ran" "2 0" \
+		"$(grep -c 'before its answer: request taken off the queue' "$SERVER_LOG") $(grep -c 'ended by signal 11' "$SERVER_LOG")"
+	expect "the reset client's running request: its worker stopped and replaced" "1 1" \
+		"$(grep -c 'client gone, stopping its request' "$SERVER_LOG") $(pgrep -P "$SERVER_PID" | wc -l)"
+	[[ $(workers) != "$before" ]] && ok "a new worker" || not_ok "a new worker" "$(workers) vs $before"
+	stop_server gone
+}
+
 # ---- a model that writes too much, or answers an invalid status ----
 test_bad_answers() {
 	local out before s
@@ -490,6 +539,7 @@ test_idle_workers_killed
 test_worker_death_one_pass
 test_dead_worker_handed_request
 test_queue_timeout_requeue
+test_client_gone
 test_bad_answers
 test_out_of_memory
 test_sigterm_drain
