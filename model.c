@@ -1030,11 +1030,20 @@ static int answer_record(struct job *j)
 /* ======================================================================== */
 /*
  * One record per line; LF or CRLF; the last newline is optional. Fields are
- * numbers only, as written by a program: no quotes, no spaces, no empty
- * fields (a linear model has no "missing"), no nan or inf. A blank line is a
- * record with no features and so an error: dropping it would shift every
- * later answer against its input line in a batch transform join.
+ * numbers only: no quotes, no empty fields (a linear model has no
+ * "missing"), no nan or inf. Spaces and tabs around a number are ignored, as
+ * SageMaker's containers ignore them (Python's float(" 3.5 ") reads 3.5), so
+ * "5.1, 3.5" typed by hand works. A blank line is a record with no features
+ * and so an error: dropping it would shift every later answer against its
+ * input line in a batch transform join.
  */
+
+static const char *skip_blanks(const char *p, const char *end)
+{
+	while (p < end && is_space((unsigned char)*p))
+		p++;
+	return p;
+}
 
 /* Says what is wrong with the field starting at s. */
 static int csv_bad_field(struct job *j, size_t field, const char *s, const char *eol, int rc)
@@ -1049,7 +1058,7 @@ static int csv_bad_field(struct job *j, size_t field, const char *s, const char 
 	if (rc == NUM_LONG)
 		return fail(j, "record %zu, field %zu: expected a number of at most %d characters",
 			    j->record, field, MAX_NUMBER_LEN);
-	if (s == e)
+	if (skip_blanks(s, e) == e)
 		return fail(j, "record %zu, field %zu: expected a number, got an empty field",
 			    j->record, field);
 	return fail(j, "record %zu, field %zu: expected a number, got '%s'",
@@ -1100,15 +1109,17 @@ static const char *csv_simple(const char *p, const char *end, double *out)
 	return p;
 }
 
-/* Any other field [s, ...): parse_number reads it (a number never runs into
- * a ',', CR or LF), or the 400 says what is wrong. Returns the end of the
- * field, or NULL. Only for the message is the line's end looked for: doing
- * it for every field made a long line of such fields quadratic. */
+/* Any other field [s, ...): parse_number reads it, between spaces or tabs
+ * (a number never runs into a ',', CR or LF), or the 400 says what is wrong.
+ * Returns the end of the field, or NULL. Only for the message is the line's
+ * end looked for: doing it for every field made a long line of such fields
+ * quadratic. */
 static const char *csv_field_slow(struct job *j, size_t field, const char *s, const char *end,
 				  double *out)
 {
-	const char *p = s, *nl, *eol;
+	const char *p = skip_blanks(s, end), *nl, *eol;
 	int rc = parse_number(&p, end, NUM_CSV, out);
+	p = skip_blanks(p, end);
 	if (rc == NUM_OK && (p == end || csv_field_end(p, end)))
 		return p;
 	nl = memchr(s, '\n', (size_t)(end - s));

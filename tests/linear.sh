@@ -235,8 +235,14 @@ send "1,2,0.$(printf '0%.0s' $(seq 600))1,4" text/csv
 expect_error "csv: a number longer than 512 characters" 400 "record 1, field 3: expected a number of at most 512 characters"
 send '1,0x10,3,4' text/csv
 expect_error "csv: hex is not a number" 400 "record 1, field 2: expected a number, got '0x10'"
-send '1, 2,3,4' text/csv
-expect_error "csv: no spaces around numbers" 400 "record 1, field 2: expected a number, got ' 2'"
+send '5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3' text/csv application/json
+plain=$BODY
+send '5.1, 3.5 ,\t1.4,0.2 \r\n 6.7 , 3.0,\t5.2\t,2.3\t' text/csv application/json
+expect "csv: spaces and tabs around numbers are ignored, as SageMaker's containers do" "200 $plain" "$STATUS $BODY"
+send '1,2 3,3,4' text/csv
+expect_error "csv: a space inside a field is not a separator" 400 "record 1, field 2: expected a number, got '2 3'"
+send '1, \t,3,4' text/csv
+expect_error "csv: a field of only spaces is empty" 400 'record 1, field 2: expected a number, got an empty field'
 send '1,,3,4' text/csv
 expect_error "csv: empty field" 400 'record 1, field 2: expected a number, got an empty field'
 send '1,2,3,4\n\n1,2,3,4\n' text/csv

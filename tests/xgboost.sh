@@ -342,6 +342,14 @@ send "$row\n1,2,abc,4" text/csv
 expect_error "a bad field: 400 naming record and field" 400 "record 2, field 3: expected a number, got 'abc'"
 send "$row\n\n$row" text/csv
 expect_error "a blank line is a record, and an error" 400 "record 2: expected up to 30 features, got an empty line"
+send "$row\n \t \n$row" text/csv
+expect_error "a line of only spaces is a blank line" 400 "record 2: expected up to 30 features, got an empty line"
+send "$row\n1,,nan,4" text/csv application/json
+plain=$BODY
+send "$(sed 's/,/ ,\\t/g; s/^/ /; s/$/\\t /' <<<"$row")\n1 , \t, NaN ,4" text/csv application/json
+expect "CSV: spaces and tabs around values are ignored, a field of only spaces is missing" "200 $plain" "$STATUS $BODY"
+send "1,2 3,4" text/csv
+expect_error "CSV: a space inside a field is not a separator" 400 "record 1, field 2: expected a number, got '2 3'"
 send "" text/csv
 expect "an empty body: 204 and no body, as SageMaker's XGBoost container answers" "204 0" "$STATUS $(wc -c <"$T/body")"
 send "" application/x-unknown

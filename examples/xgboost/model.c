@@ -2353,11 +2353,12 @@ static size_t record_room(const struct model *m)
 /*
  * One record per line, LF or CRLF, the last newline optional, no label
  * column. A field is a number, or empty (missing), or nan in any case (as
- * numpy reads it in SageMaker's container); inf, -inf and numbers past
- * float32's range are read, then refused as XGBoost refuses them. A record may have
- * fewer fields than the model's features (the rest are missing, as in
- * XGBoost), never more. A blank line is an error rather than something to
- * skip, so that N lines in are always N lines out.
+ * numpy reads it in SageMaker's container), with any spaces or tabs around
+ * it; inf, -inf and numbers past float32's range are read, then refused as
+ * XGBoost refuses them. A record may have fewer fields than the model's
+ * features (the rest are missing, as in XGBoost), never more. A blank line
+ * (or one of only spaces) is an error rather than something to skip, so
+ * that N lines in are always N lines out.
  */
 
 /* The usual field in one pass: '-'?, at most 15 digits with at most one
@@ -2409,24 +2410,37 @@ static int csv_word(const char *s, const char *e, double *out)
 	return 0;
 }
 
-/* One field at *pp (up to ',' or eol): its value, NaN when empty. */
+static const char *skip_blanks(const char *p, const char *end)
+{
+	while (p < end && is_space((unsigned char)*p))
+		p++;
+	return p;
+}
+
+/* One field at *pp (up to ',' or eol): its value, NaN when empty (or only
+ * spaces and tabs). Spaces and tabs around a value are ignored, as in
+ * SageMaker's container (Python's float(" 3.5 ") reads 3.5). */
 static int csv_field(struct job *j, size_t field, const char **pp, const char *eol, double *v)
 {
-	const char *s = *pp, *e = s;
+	const char *s = *pp, *e = s, *w, *we;
 	char got[SHOWN_TOKEN + 4];
 	int rc;
 	if (csv_simple(pp, eol, v))
 		return 0;
-	if (s == eol || *s == ',') {
+	*pp = skip_blanks(s, eol);
+	if (*pp == eol || **pp == ',') {
 		*v = NAN;
 		return 0;
 	}
 	rc = parse_number(pp, eol, NUM_CSV, v);
+	*pp = skip_blanks(*pp, eol);
 	if ((rc == NUM_OK || rc == NUM_RANGE) && (*pp == eol || **pp == ','))
 		return 0; /* past float32's range is infinity, as numpy rounds it (refused later) */
 	while (e < eol && *e != ',')
 		e++;
-	if (csv_word(s, e, v)) {
+	w = s, we = e;
+	trim(&w, &we);
+	if (csv_word(w, we, v)) {
 		*pp = e;
 		return 0;
 	}
@@ -2440,7 +2454,7 @@ static int csv_field(struct job *j, size_t field, const char **pp, const char *e
 static int csv_record(struct job *j, const char *p, const char *eol)
 {
 	size_t n = j->m->n_features, i = 0;
-	if (p == eol)
+	if (skip_blanks(p, eol) == eol)
 		return fail(j, "record %zu: expected up to %zu features, got an empty line", j->record, n);
 	for (;;) {
 		double v;
