@@ -236,6 +236,8 @@ PY
 # the worker if it ran. A client that only half-closed, or speaks HTTP/1.0
 # (which gets no 1xx, RFC 9110 15.2), still gets its answer. A reset while
 # the model runs stops the worker: "hang" would hold the only one for 60 s.
+# The loop looks at such clients once a second: the busy request's 3 s give
+# it at least two looks (one sends the probe, the next sees its reset).
 test_client_gone() {
 	local out before
 	start_server gone --workers 1 || return
@@ -250,7 +252,7 @@ def conn():
 def reset(s):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-busy = conn(); post(busy, b"sleep 1", b"busy")   # holds the one worker for 1 s
+busy = conn(); post(busy, b"sleep 3", b"busy")   # holds the one worker for 3 s
 time.sleep(0.1)
 closed = conn(); post(closed, b"crash", b"c"); time.sleep(0.05); closed.close()
 rst = conn(); post(rst, b"crash", b"r"); time.sleep(0.05); reset(rst)
