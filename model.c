@@ -1045,20 +1045,22 @@ static const char *skip_blanks(const char *p, const char *end)
 	return p;
 }
 
-/* Says what is wrong with the field starting at s. */
+/* Says what is wrong with the field starting at s (shown without the
+ * blanks around it). */
 static int csv_bad_field(struct job *j, size_t field, const char *s, const char *eol, int rc)
 {
 	const char *e = s;
 	char got[SHOWN_TOKEN + 4];
 	while (e < eol && *e != ',')
 		e++;
+	trim(&s, &e);
 	if (rc == NUM_RANGE)
 		return fail(j, "record %zu, field %zu: number out of range, got '%s'",
 			    j->record, field, shown(got, s, e));
 	if (rc == NUM_LONG)
 		return fail(j, "record %zu, field %zu: expected a number of at most %d characters",
 			    j->record, field, MAX_NUMBER_LEN);
-	if (skip_blanks(s, e) == e)
+	if (s == e)
 		return fail(j, "record %zu, field %zu: expected a number, got an empty field",
 			    j->record, field);
 	return fail(j, "record %zu, field %zu: expected a number, got '%s'",
@@ -1139,7 +1141,8 @@ static const char *csv_record(struct job *j, const char *p, const char *end)
 {
 	size_t n = j->m->n_features, i = 0;
 	double extra = 0; /* where a field past the n-th goes; counted, then refused */
-	if (csv_field_end(p, end) && *p != ',') {
+	const char *q = skip_blanks(p, end);
+	if (q == end || (csv_field_end(q, end) && *q != ',')) {
 		fail(j, "record %zu: expected %zu features, got an empty line", j->record, n);
 		return NULL;
 	}

@@ -1107,10 +1107,10 @@ static struct conn *conn_new(int fd)
 }
 
 /* Frees a connection. Who may call it, so that a reader can see where a
- * connection can disappear: conn_read (end of stream, error, linger over, a
- * client gone while its request is with the model), conn_write (write error;
- * it then returns -1), conn_timeout, dispatch_queued (a queued request's
- * client gone), begin_drain and close_all_connections. Nothing called from a request's processing closes
+ * connection can disappear: conn_read (end of stream, error, linger over),
+ * conn_write (write error; it then returns -1), conn_timeout, check_client
+ * and dispatch_queued (the client of a request with the model gone),
+ * begin_drain and close_all_connections. Nothing called from a request's processing closes
  * its connection: errors there only queue a response. */
 static void conn_close(struct conn *c)
 {
@@ -2140,7 +2140,9 @@ static void check_client(struct conn *c)
 		c->head_len = sizeof cont - 1;
 		c->out_off = 0;
 		c->probed = 1;
-		conn_write(c);
+		if (conn_write(c) != 0)      /* (which closed it) */
+			log_line("client closed the connection before its answer: "
+				 "request taken off the queue");
 	}
 }
 
@@ -2759,7 +2761,9 @@ static void event_loop(void)
 			drain_deadline = now_ms + (int64_t)DRAIN_LIMIT_S * 1000;
 		check_deadlines();
 		check_waiting_clients();
-		if (!draining)
+		/* Draining, a worker lost to a client gone is still replaced while
+		 * requests wait for one (worker_fail replaces its own at once). */
+		if (!draining || queue_head)
 			respawn_missing_workers();
 	}
 }

@@ -281,6 +281,71 @@ after" "$out"
 	stop_server gone
 }
 
+# ---- the checks start afresh with each request on a kept connection ----
+# Bytes pipelined behind a running request end the checks for that request;
+# the next request on the connection, queued, is checked again: its reset
+# takes it off the queue ("crash" would kill the worker if it ran).
+test_client_gone_kept() {
+	local out
+	start_server gonekept --workers 1 || return
+	out=$("$PY" - "$PORT" <<'PY'
+import socket, struct, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import post, response
+port = int(sys.argv[1])
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=8)
+kept = conn()
+post(kept, b"sleep 2", b"first")                   # runs; a check sees the bytes below
+time.sleep(0.3)                                    # (which wait in the socket, unread)
+kept.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+print(response(kept)[1], response(kept)[0])
+busy = conn(); post(busy, b"sleep 3", b"busy")
+time.sleep(0.1)
+post(kept, b"crash", b"k")                         # queued behind busy
+time.sleep(0.05)
+kept.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+kept.close()
+print(response(busy)[1])
+PY
+)
+	expect "a kept connection's next request is checked afresh" "first HTTP/1.1 200 OK
+busy" "$out"
+	expect "its reset took it off the queue; it never ran" "1 0" \
+		"$(grep -c 'reset the connection before its answer: request taken off the queue' "$SERVER_LOG") $(grep -c 'ended by signal 11' "$SERVER_LOG")"
+	stop_server gonekept
+}
+
+# ---- draining, a worker stopped for a client gone is replaced ----
+# The request queued behind it is still answered, as in test_drain_respawn.
+test_client_gone_draining() {
+	local out rc
+	start_server gonedrain --workers 1 || return
+	out=$("$PY" - "$PORT" "$SERVER_PID" <<'PY'
+import os, signal, socket, struct, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import post, response
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+running = conn(); post(running, b"hang", b"r")
+time.sleep(0.1)
+queued = conn(); post(queued, b"x", b"queued")
+time.sleep(0.1)
+os.kill(pid, signal.SIGTERM)
+time.sleep(0.1)
+running.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+running.close()
+print(response(queued))
+PY
+)
+	wait "$SERVER_PID"
+	rc=$?
+	expect "draining, the request behind a stopped worker is answered" "('HTTP/1.1 200 OK', 'queued')" "$out"
+	expect "then the server exits 0" 0 "$rc"
+	check_sanitizer_log gonedrain "$SERVER_LOG"
+}
+
 # ---- a model that writes too much, or answers an invalid status ----
 test_bad_answers() {
 	local out before s
@@ -542,6 +607,8 @@ test_worker_death_one_pass
 test_dead_worker_handed_request
 test_queue_timeout_requeue
 test_client_gone
+test_client_gone_kept
+test_client_gone_draining
 test_bad_answers
 test_out_of_memory
 test_sigterm_drain

@@ -243,6 +243,10 @@ send '1,2 3,3,4' text/csv
 expect_error "csv: a space inside a field is not a separator" 400 "record 1, field 2: expected a number, got '2 3'"
 send '1, \t,3,4' text/csv
 expect_error "csv: a field of only spaces is empty" 400 'record 1, field 2: expected a number, got an empty field'
+send '1,2,3,4\n \t \n1,2,3,4\n' text/csv
+expect_error "csv: a line of only spaces is an empty line" 400 'record 2: expected 4 features, got an empty line'
+send '1, abc ,3,4' text/csv
+expect_error "csv: the field is named without its blanks" 400 "record 1, field 2: expected a number, got 'abc'\"\\}"
 send '1,,3,4' text/csv
 expect_error "csv: empty field" 400 'record 1, field 2: expected a number, got an empty field'
 send '1,2,3,4\n\n1,2,3,4\n' text/csv

@@ -2448,7 +2448,7 @@ static int csv_field(struct job *j, size_t field, const char **pp, const char *e
 		return fail(j, "record %zu, field %zu: expected a number of at most %d characters",
 			    j->record, field, MAX_NUMBER_LEN);
 	return fail(j, "record %zu, field %zu: expected a number, got '%s'", j->record, field,
-		    shown(got, s, e));
+		    shown(got, w, we));
 }
 
 static int csv_record(struct job *j, const char *p, const char *eol)
