@@ -103,8 +103,10 @@
  * uploads gets 503s, not an out-of-memory kill. */
 #define DEFAULT_MAX_BUFFERED (256u * MIB)
 
-/* SageMaker allows 60 s per invocation (REQ-32). */
+/* SageMaker allows 60 s per invocation (REQ-32); a batch transform waits
+ * 600 s unless the job says otherwise (InvocationsTimeoutInSeconds, REQ-52). */
 #define DEFAULT_TIMEOUT_S 60
+#define BATCH_TIMEOUT_S 600
 /* Peers that close idle connections after 3-5 s cause "connection reset"
  * errors behind SageMaker; keep them longer than its client does. */
 #define DEFAULT_IDLE_TIMEOUT_S 75
@@ -2862,6 +2864,8 @@ static void read_environment(void)
 		cfg.port = (int)parse_number("SAGEMAKER_BIND_TO_PORT", v, 1, 65535);
 	if ((v = getenv("SAGEMAKER_MODEL_SERVER_WORKERS")) && *v)
 		cfg.workers = (int)parse_number("SAGEMAKER_MODEL_SERVER_WORKERS", v, 1, MAX_WORKERS);
+	if ((v = getenv("SAGEMAKER_BATCH")) && *v)  /* set for batch transform (REQ-40) */
+		cfg.timeout_s = BATCH_TIMEOUT_S;
 	if ((v = getenv("SAGEMAKER_MODEL_SERVER_TIMEOUT")) && *v)
 		cfg.timeout_s = (int)parse_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", v, 1, 86400);
 	if ((v = getenv("SAGEMAKER_MAX_PAYLOAD_IN_MB")) && *v) {

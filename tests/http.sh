@@ -477,6 +477,22 @@ test_command_line() {
 	stop_server env
 	"$SMSERVE" --healthcheck --port "$p"; expect "--healthcheck with no server exits 1" 1 "$?"
 
+	# Batch transform waits 600 s for an answer by default (REQ-52), and so
+	# does smserve when SAGEMAKER_BATCH says it serves one; an explicit
+	# timeout wins. The start-up line shows the timeout in force.
+	for t in "SAGEMAKER_BATCH=True|600" "SAGEMAKER_BATCH=True SAGEMAKER_MODEL_SERVER_TIMEOUT=7|7" \
+		"SAGEMAKER_BATCH=True --timeout 9|9" "SAGEMAKER_BATCH=|60"; do
+		args=${t%|*} want=${t#*|}
+		rm -f "$TEST_TMP/batch.log"
+		# shellcheck disable=SC2086 # args holds assignments and options
+		env ${args%% --*} "$SMSERVE" --port "$(free_port)" $([[ $args == *--* ]] && echo "--${args#*--}") \
+			>"$TEST_TMP/batch.log" 2>&1 &
+		local bp=$!
+		for i in $(seq 100); do grep -qs 'listening' "$TEST_TMP/batch.log" && break; sleep 0.05; done
+		kill "$bp"; wait "$bp" 2>/dev/null
+		expect "invocation timeout with $args" "timeout=${want}s" "$(grep -o ' timeout=[0-9]*s' "$TEST_TMP/batch.log" | tr -d ' ')"
+	done
+
 	# CreateTransformJob refuses MaxPayloadInMB over 100, and a product of
 	# MaxConcurrentTransforms and MaxPayloadInMB over 100: both are capped.
 	local t args want
