@@ -1112,8 +1112,8 @@ static struct conn *conn_new(int fd)
  * connection can disappear: conn_read (end of stream, error, linger over),
  * conn_write (write error; it then returns -1), conn_timeout, check_client
  * and dispatch_queued (the client of a request with the model gone),
- * begin_drain and close_all_connections. Nothing called from a request's processing closes
- * its connection: errors there only queue a response. */
+ * begin_drain and close_all_connections. Nothing called from a request's
+ * processing closes its connection: errors there only queue a response. */
 static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_IN_MODEL)
