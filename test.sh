@@ -22,16 +22,17 @@ note() { printf '%s\n' "$*"; }
 
 # run NAME COMMAND...: runs a test script, shows its failures and skips.
 run() {
-	local name=$1
+	local name=$1 start=$SECONDS
 	shift
 	"$@" >"$log_dir/$name.log" 2>&1
-	report "$name"
+	report "$name" $((SECONDS - start))
 }
 
-# run_pair NAME1 CMD1... -- NAME2 CMD2...: two scripts at once (the plain and
-# the sanitizer build of the same test, on a 2-core machine), then both reports.
+# run_pair NAME1 CMD1... -- NAME2 CMD2...: two scripts at once on the 2-core
+# machine (the plain and the sanitizer build of the same test, or the fuzzers
+# and the linters, each on one core), then both reports.
 run_pair() {
-	local name1=$1 cmd1=() name2 pid
+	local name1=$1 cmd1=() name2 pid start=$SECONDS
 	shift
 	while [[ $1 != -- ]]; do cmd1+=("$1"); shift; done
 	shift
@@ -41,11 +42,12 @@ run_pair() {
 	pid=$!
 	"$@" >"$log_dir/$name2.log" 2>&1
 	wait "$pid"
-	report "$name1"
-	report "$name2"
+	report "$name1" $((SECONDS - start))
+	report "$name2" $((SECONDS - start))
 }
 
-# report NAME: the failures and skips of a finished script, and its count.
+# report NAME SECONDS: the failures and skips of a finished script, its
+# count and how long it ran (a pair: both together).
 report() {
 	local name=$1 out passed failed
 	out=$(cat "$log_dir/$name.log")
@@ -57,7 +59,7 @@ report() {
 	fi
 	total_passed=$((total_passed + passed))
 	total_failed=$((total_failed + failed))
-	printf '%-16s %4d passed, %d failed\n' "$name" "$passed" "$failed"
+	printf '%-16s %4d passed, %d failed  (%d s)\n' "$name" "$passed" "$failed" "$2"
 }
 
 note "building (warnings are errors)"
@@ -84,9 +86,9 @@ run_pair xgboost env SMSERVE=./build/smserve-xgboost bash tests/xgboost.sh -- \
 	xgboost-asan env SMSERVE=./build/asan-xgboost bash tests/xgboost.sh
 run valgrind    bash tests/valgrind.sh
 run image       bash tests/image.sh
-run fuzz        bash tests/fuzz.sh "${FUZZ_SECONDS:-10}"
-run lint        bash tests/lint.sh
+run_pair fuzz bash tests/fuzz.sh "${FUZZ_SECONDS:-10}" -- \
+	lint bash tests/lint.sh
 
 note "logs: $log_dir"
-note "TOTAL: $total_passed passed, $total_failed failed"
+note "TOTAL: $total_passed passed, $total_failed failed  ($SECONDS s)"
 [[ $total_failed -eq 0 ]]
