@@ -14,6 +14,9 @@
  *                  bit 2 at the end, the client half-closes (EOF)
  *                  bit 3 at the end, every deadline passes (timeouts)
  *                  bit 4 at the end, the client closes before reading
+ *           (after bits 2 and 4, the loop looks at the clients of queued
+ *           requests: a half-closed one is sent the probe, a gone one's
+ *           request leaves the queue)
  *   [1..3]  segment sizes, minus one, used in turn for the first
  *           MAX_SEGMENTS writes; the rest goes in one write
  *   [4]     bit 1's read size per segment, in units of 64 bytes, plus one
@@ -139,12 +142,27 @@ static void client_send(struct client *cl, const char *p, size_t n)
 	}
 }
 
+/* The loop's once-a-second look at clients whose request is queued
+ * (check_waiting_clients): a second later each time, as it only looks once
+ * a second. */
+static void look_at_waiting_clients(struct client *cl)
+{
+	static int64_t later;
+	later += 1001;
+	now_ms += later;
+	check_waiting_clients();
+	now_ms -= later;
+	check_queue(cl);
+	pump(cl);
+}
+
 /* The last act: EOF, timeouts, or a client that vanishes. */
 static void finish(struct client *cl, int flags)
 {
 	if (flags & F_VANISH) {
 		close(cl->fd);
 		cl->fd = -1;
+		look_at_waiting_clients(cl); /* a queued request's client is gone */
 		pump(cl);                   /* writes now fail: the server closes */
 	} else {
 		client_read(cl, SIZE_MAX);
@@ -152,6 +170,7 @@ static void finish(struct client *cl, int flags)
 		client_read(cl, SIZE_MAX);
 		if (flags & F_HALF_CLOSE) {
 			shutdown(cl->fd, SHUT_WR);
+			look_at_waiting_clients(cl); /* the probe goes out */
 			pump(cl);
 		}
 	}
