@@ -1038,13 +1038,6 @@ static int answer_record(struct job *j)
  * input line in a batch transform join.
  */
 
-static const char *skip_blanks(const char *p, const char *end)
-{
-	while (p < end && is_space((unsigned char)*p))
-		p++;
-	return p;
-}
-
 /* Says what is wrong with the field starting at s (shown without the
  * blanks around it). */
 static int csv_bad_field(struct job *j, size_t field, const char *s, const char *eol, int rc)

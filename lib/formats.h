@@ -60,6 +60,14 @@ static int equal_word(const char *s, size_t n, const char *lit)
 	return strlen(lit) == n && memcmp(s, lit, n) == 0;
 }
 
+/* The first byte at or after p (before end) that is not a space or tab. */
+static const char *skip_blanks(const char *p, const char *end)
+{
+	while (p < end && is_space((unsigned char)*p))
+		p++;
+	return p;
+}
+
 /* Trims spaces and tabs from both ends of [*s, *e). */
 static void trim(const char **s, const char **e)
 {

@@ -2410,13 +2410,6 @@ static int csv_word(const char *s, const char *e, double *out)
 	return 0;
 }
 
-static const char *skip_blanks(const char *p, const char *end)
-{
-	while (p < end && is_space((unsigned char)*p))
-		p++;
-	return p;
-}
-
 /* One field at *pp (up to ',' or eol): its value, NaN when empty (or only
  * spaces and tabs). Spaces and tabs around a value are ignored, as in
  * SageMaker's container (Python's float(" 3.5 ") reads 3.5). */
