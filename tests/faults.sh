@@ -243,15 +243,12 @@ test_client_gone() {
 	start_server gone --workers 1 || return
 	before=$(workers)
 	out=$("$PY" - "$PORT" <<'PY'
-import socket, struct, sys, time
+import socket, sys, time
 sys.path.insert(0, "tests")
-from rawhttp import post, response, until_close
+from rawhttp import post, reset, response, until_close
 port = int(sys.argv[1])
 def conn():
     return socket.create_connection(("127.0.0.1", port), timeout=8)
-def reset(s):
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.close()
 busy = conn(); post(busy, b"sleep 3", b"busy")   # holds the one worker for 3 s
 time.sleep(0.1)
 closed = conn(); post(closed, b"crash", b"c"); time.sleep(0.05); closed.close()
@@ -289,9 +286,9 @@ test_client_gone_kept() {
 	local out
 	start_server gonekept --workers 1 || return
 	out=$("$PY" - "$PORT" <<'PY'
-import socket, struct, sys, time
+import socket, sys, time
 sys.path.insert(0, "tests")
-from rawhttp import post, response
+from rawhttp import post, reset, response
 port = int(sys.argv[1])
 def conn():
     return socket.create_connection(("127.0.0.1", port), timeout=8)
@@ -304,8 +301,7 @@ busy = conn(); post(busy, b"sleep 3", b"busy")
 time.sleep(0.1)
 post(kept, b"crash", b"k")                         # queued behind busy
 time.sleep(0.05)
-kept.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-kept.close()
+reset(kept)
 print(response(busy)[1])
 PY
 )
@@ -322,9 +318,9 @@ test_client_gone_draining() {
 	local out rc
 	start_server gonedrain --workers 1 || return
 	out=$("$PY" - "$PORT" "$SERVER_PID" <<'PY'
-import os, signal, socket, struct, sys, time
+import os, signal, socket, sys, time
 sys.path.insert(0, "tests")
-from rawhttp import post, response
+from rawhttp import post, reset, response
 port, pid = int(sys.argv[1]), int(sys.argv[2])
 def conn():
     return socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -334,8 +330,7 @@ queued = conn(); post(queued, b"x", b"queued")
 time.sleep(0.1)
 os.kill(pid, signal.SIGTERM)
 time.sleep(0.1)
-running.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-running.close()
+reset(running)
 print(response(queued))
 PY
 )

@@ -2,6 +2,9 @@
 socket, where curl cannot go: several requests on one kept connection, sent
 and read in an order the test chooses."""
 
+import socket
+import struct
+
 
 def post(sock, attrs, body):
     """POSTs body to /invocations with the faulty plug-in's command attrs."""
@@ -21,6 +24,12 @@ def response(sock):
     while len(body) < n:
         body += sock.recv(65536)
     return lines[0].decode(), body.decode("latin-1").strip()
+
+
+def reset(sock):
+    """Closes with a reset (RST) rather than an orderly end of stream."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def until_close(sock):
