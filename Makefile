@@ -61,6 +61,7 @@ STATIC_OPT ?= -Os
 # tools/elf_trim.c, built with the host compiler, cuts the file after the
 # last byte the kernel loads.
 ELF_TRIM = build/elf_trim
+BUILD_CC ?= cc                 # runs on the build machine, even when CC cross-compiles
 STATIC_CFLAGS = $(STATIC_OPT) -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
                 -fno-unwind-tables -fno-jump-tables
 STATIC_LDFLAGS = -static -s -Wl,--gc-sections -Wl,-z,noseparate-code -Wl,-z,norelro \
@@ -77,7 +78,7 @@ build/server-static.o: smserve.c model.h .server-static
 
 $(ELF_TRIM): tools/elf_trim.c
 	@mkdir -p build
-	$(CC) $(WARN) -O2 -o $@ tools/elf_trim.c
+	$(BUILD_CC) $(WARN) -O2 -o $@ tools/elf_trim.c
 
 smserve-static: build/server-static.o $(PLUGIN_LIB) $(MODEL) .model $(ELF_TRIM)
 	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o $(MODEL) -lm
