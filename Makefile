@@ -61,7 +61,8 @@ STATIC_OPT ?= -Os
 # tools/elf_trim.c, built with the host compiler, cuts the file after the
 # last byte the kernel loads.
 ELF_TRIM = build/elf_trim
-BUILD_CC ?= cc                 # runs on the build machine, even when CC cross-compiles
+# elf_trim runs on the build machine, so it is built for it, even when CC cross-compiles.
+BUILD_CC ?= cc
 STATIC_CFLAGS = $(STATIC_OPT) -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
                 -fno-unwind-tables -fno-jump-tables
 STATIC_LDFLAGS = -static -s -Wl,--gc-sections -Wl,-z,noseparate-code -Wl,-z,norelro \
