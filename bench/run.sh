@@ -59,7 +59,7 @@ lua batch_csv "io.open(\"$work/batch.csv\", \"rb\"):read(\"*a\")" 'wrk.headers["
 printf 'wrk.headers["Connection"] = "close"\n' >"$work/close.lua"
 
 # ---- servers ----
-declare -A port=([nginx]=18090 [flask]=18091 [gunicorn]=18092 [sklearn]=18094 [echo]=18095 [model]=18096
+declare -A port=([nginx]=18090 [nginx1]=18099 [flask]=18091 [gunicorn]=18092 [sklearn]=18094 [echo]=18095 [model]=18096
 	[secho]=18097 [smodel]=18098)
 start() { # NAME COMMAND...
 	local name=$1; shift
@@ -75,6 +75,11 @@ start() { # NAME COMMAND...
 }
 sed "s#@WORK@#$work#g; s#@PORT@#${port[nginx]}#g" bench/peers/nginx.conf >"$work/nginx.conf"
 start nginx nginx -c "$work/nginx.conf" -p "$work"
+# nginx1: the same nginx with one worker process, as smserve answers HTTP
+# from its one loop process.
+sed "s#@WORK@#$work#g; s#@PORT@#${port[nginx1]}#g; s#worker_processes 2;#worker_processes 1;#;
+	s#nginx\.pid#nginx1.pid#; s#nginx-error#nginx1-error#" bench/peers/nginx.conf >"$work/nginx1.conf"
+start nginx1 nginx -c "$work/nginx1.conf" -p "$work"
 start flask env FLASK_APP=tests/peers/web_app_serve.py /usr/bin/python3 -m flask run --host 127.0.0.1 --port "${port[flask]}"
 start gunicorn /usr/bin/python3 -m gunicorn --chdir tests/peers -w 2 -b "127.0.0.1:${port[gunicorn]}" web_app_serve:app
 start sklearn /usr/bin/python3 -m gunicorn --chdir bench/peers -w 2 -b "127.0.0.1:${port[sklearn]}" sklearn_app:app
@@ -96,10 +101,10 @@ smserve_memory() { # PID LABEL -> a table row: loop RSS, each worker's RSS and p
 mem_idle_echo=$(smserve_memory "$pid_secho" "static echo, idle")
 mem_idle_model=$(smserve_memory "$pid_smodel" "static default model, idle")
 
-rate() { # NAME PATH CONNECTIONS [LUA] -> "req/s p50 p99 errors"
+rate() { # NAME PATH CONNECTIONS [LUA] -> "req/s p50 p99 errors"; WRK_THREADS (default 2)
 	local script=()
 	[[ -n ${4:-} ]] && script=(-s "$work/$4.lua")
-	wrk -t2 -c"$3" -d"${DUR}s" --timeout 10s --latency "${script[@]}" "http://127.0.0.1:${port[$1]}$2" 2>&1 | awk '
+	wrk -t"${WRK_THREADS:-2}" -c"$3" -d"${DUR}s" --timeout 10s --latency "${script[@]}" "http://127.0.0.1:${port[$1]}$2" 2>&1 | awk '
 		/Requests\/sec/ {r = $2}
 		/^ +50%/ {p50 = $2} /^ +99%/ {p99 = $2}
 		/Non-2xx|Socket errors/ {e = e $0}
@@ -110,7 +115,7 @@ rate() { # NAME PATH CONNECTIONS [LUA] -> "req/s p50 p99 errors"
 # process, a cold cache), so each scenario runs ROUNDS times, the servers
 # taking turns, and each server's median run is the one reported.
 ROUNDS=${BENCH_ROUNDS:-3}
-declare -A rps
+declare -A rps p99s
 rows=()
 run() { # SCENARIO PATH CONNECTIONS LUA SERVER...
 	local scenario=$1 path=$2 conns=$3 lua=$4 s i r p50 p99 err
@@ -123,6 +128,7 @@ run() { # SCENARIO PATH CONNECTIONS LUA SERVER...
 		read -r r p50 p99 err < <(printf '%s' "${runs[$s]}" | sort -g | sed -n "$(((ROUNDS + 1) / 2))p")
 		grep -q ERRORS <<<"${runs[$s]}" && err="ERRORS in $(grep -c ERRORS <<<"${runs[$s]}") of $ROUNDS runs"
 		rps[$scenario/$s]=$r
+		p99s[$scenario/$s]=$p99
 		rows+=("| $scenario | $s | $r | $p50 | $p99 | ${err//|/ } |")
 		printf '%-8s %-9s %12s %10s %10s %s\n' "$scenario" "$s" "$r" "$p50" "$p99" "$err"
 	done
@@ -138,6 +144,12 @@ run c1000 /ping 1000 "" nginx echo
 rate secho /invocations 1000 record >/dev/null
 run newconn /ping 32 close nginx echo
 mem_load_echo=$(cat "$work/mem_load")
+# The same at 32 connections with wrk on one thread. wrk -t2 wants about a
+# core and a half, so on two cores it and the servers take turns on the CPUs,
+# and a server that loses its CPU waits a scheduler time slice (the p99 above).
+# With one thread, wrk takes one core and leaves the other to the server.
+WRK_THREADS=1 run ping1 /ping 32 "" nginx nginx1 echo secho
+WRK_THREADS=1 run echo1 /invocations 32 record nginx nginx1 echo secho
 
 # ---- start time: exec to the first 200 from /ping, 20 starts ----
 start_ms=()
@@ -171,16 +183,18 @@ ir_per_req=$(( (ir_large - ir_small) / 20000 ))
 
 # ---- the report ----
 ratio() { awk -v a="${rps[$1]}" -v b="${rps[$2]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+faster() { awk -v a="${rps[$1]}" -v b="${rps[$2]}" -v ka="$1" -v kb="$2" 'BEGIN { print (a + 0 >= b + 0) ? ka : kb }'; }
+ping1_best=$(faster ping1/nginx ping1/nginx1)   # nginx's better configuration with wrk -t1
 mbps() { awk -v r="${rps[$1]}" -v b="$batch_bytes" 'BEGIN { printf "%.1f", r * b / 1e6 }'; }
 mkdir -p bench/results
 {
 	echo "# smserve benchmark"
 	echo
 	echo "$(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
-	echo "$(uname -sr), wrk -t2 on the same machine, ${DUR} s per run; each figure is the median of"
+	echo "$(uname -sr), wrk -t2 on the same machine (ping1 and echo1: wrk -t1), ${DUR} s per run; each figure is the median of"
 	echo "$ROUNDS runs, the servers taking turns. Command: \`$([[ $ROUNDS != 3 ]] && echo "BENCH_ROUNDS=$ROUNDS ")make bench\`."
 	echo "echo and model: smserve built by \`make\` (glibc, -O2); secho and smodel: the static build the"
-	echo "image ships (musl, -Os)."
+	echo "image ships (musl, -Os). nginx1: nginx with one worker process (nginx: two)."
 	echo
 	echo "| scenario | server | req/s | p50 | p99 | errors |"
 	echo "|---|---|---|---|---|---|"
@@ -201,6 +215,10 @@ mkdir -p bench/results
 	echo "| the image's static build: 1 MB batch / scikit-learn peer ($(mbps batch/smodel) MB/s) | $(ratio batch/smodel batch/sklearn) |"
 	echo "| 1,000 connections / 32 connections, smserve /ping | $(ratio c1000/echo ping/echo) |"
 	echo "| new connection per request: smserve / nginx | $(ratio newconn/echo newconn/nginx) |"
+	echo "| wrk -t1, /ping: smserve / the faster nginx (${ping1_best#*/}); smserve's p99 ${p99s[ping1/echo]} | $(ratio ping1/echo "$ping1_best") |"
+	echo "| wrk -t1, echo /invocations: smserve / the faster nginx's /ping | $(ratio echo1/echo "$ping1_best") |"
+	echo "| wrk -t1, the image's static build: /ping / the faster nginx; p99 ${p99s[ping1/secho]} | $(ratio ping1/secho "$ping1_best") |"
+	echo "| wrk -t1, the image's static build: echo /invocations / the faster nginx's /ping | $(ratio echo1/secho "$ping1_best") |"
 	echo
 	echo "| memory | |"
 	echo "|---|---|"
