@@ -35,7 +35,7 @@ if [[ ${#need[@]} -gt 0 ]]; then
 	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >/dev/null 2>&1 ||
 		{ echo "bench: could not install ${need[*]}" >&2; exit 2; }
 fi
-make -s build/static-echo build/static-default build/smserve-echo || exit 1
+make -s build/static-echo build/static-default build/smserve-echo build/smserve-default || exit 1
 
 work=$(mktemp -d)
 pids=()
