@@ -86,6 +86,7 @@ run_pair xgboost env SMSERVE=./build/smserve-xgboost bash tests/xgboost.sh -- \
 	xgboost-asan env SMSERVE=./build/asan-xgboost bash tests/xgboost.sh
 run valgrind    bash tests/valgrind.sh
 run image       bash tests/image.sh
+run bench       bash tests/bench.sh
 run_pair fuzz bash tests/fuzz.sh "${FUZZ_SECONDS:-10}" -- \
 	lint bash tests/lint.sh
 

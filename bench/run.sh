@@ -4,6 +4,8 @@
 #
 #   bash bench/run.sh [SECONDS]      (default 5 s per wrk run)
 #   BENCH_ROUNDS=N                   (default 3 runs per figure, median kept)
+#   BENCH_OUT=DIR                    (default bench/results; tests/bench.sh
+#                                     runs a short bench into a scratch one)
 #
 # Peers (Debian packages, installed when missing): nginx answering from
 # memory (the practical ceiling for HTTP/1.1 here), the AWS walkthrough's
@@ -16,12 +18,13 @@
 # the static build, whose RSS has no shared libc pages.
 #
 # Writes bench/results/bench.md (the table README.md quotes) and
-# bench/results/bench.svg (the chart).
+# bench/results/bench.svg (the chart), or the same files in BENCH_OUT.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 DUR=${1:-5}
-out_md=bench/results/bench.md
-out_svg=bench/results/bench.svg
+out_dir=${BENCH_OUT:-bench/results}
+out_md=$out_dir/bench.md
+out_svg=$out_dir/bench.svg
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -186,7 +189,7 @@ ratio() { awk -v a="${rps[$1]}" -v b="${rps[$2]}" 'BEGIN { if (b > 0) printf "%.
 faster() { awk -v a="${rps[$1]}" -v b="${rps[$2]}" -v ka="$1" -v kb="$2" 'BEGIN { print (a + 0 >= b + 0) ? ka : kb }'; }
 ping1_best=$(faster ping1/nginx ping1/nginx1)   # nginx's better configuration with wrk -t1
 mbps() { awk -v r="${rps[$1]}" -v b="$batch_bytes" 'BEGIN { printf "%.1f", r * b / 1e6 }'; }
-mkdir -p bench/results
+mkdir -p "$out_dir"
 {
 	echo "# smserve benchmark"
 	echo
