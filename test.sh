@@ -11,7 +11,7 @@
 # python3-flask (echo differential test), python3-sklearn (exporter round
 # trips), buildah + root (the image test), valgrind (the leak check), clang's
 # libFuzzer (the fuzzers: FUZZ_SECONDS each, default 10; CI runs 60),
-# cppcheck and clang-tidy (lint).
+# cppcheck and clang-tidy (lint), wrk, nginx and gunicorn (a short make bench).
 set -u
 cd "$(dirname "$0")" || exit 1
 total_passed=0
