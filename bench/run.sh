@@ -8,7 +8,8 @@
 #                                     runs a short bench into a scratch one)
 #
 # Peers (Debian packages, installed when missing): nginx answering from
-# memory (the practical ceiling for HTTP/1.1 here), the AWS walkthrough's
+# memory (the practical ceiling for HTTP/1.1 here; with two worker processes,
+# and with one for the rows where wrk runs one thread), the AWS walkthrough's
 # Flask app on Flask's own server and under gunicorn, and a scikit-learn
 # iris model under gunicorn (what the AWS scikit-learn container does).
 # smserve runs twice: with the echo plug-in (the Flask app's twin) and with
