@@ -289,6 +289,7 @@ static int is_tchar(unsigned char c)
 /*   one empty line before the request line  9112 2.2    ignored            */
 /*   request-target over 8192 bytes          9112 3      414 close          */
 /*   head over 32 KiB or 100 fields          9110 5.4    431 close          */
+/*   over 32 X-Amzn-SageMaker-* fields       9110 5.4    431 close          */
 /*   method not a token / unknown (or `get`) 9110 9.1    400 / 501 close    */
 /*   version not HTTP/d.d; major not 1       9110 2.5    400 / 505 close    */
 /*   no Host, two Hosts, bad Host on 1.1     9112 3.2    400 close          */
