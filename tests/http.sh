@@ -493,6 +493,18 @@ test_command_line() {
 		expect "invocation timeout with $args" "timeout=${want}s" "$(grep -o ' timeout=[0-9]*s' "$TEST_TMP/batch.log" | tr -d ' ')"
 	done
 
+	# With no --workers, one worker per CPU the process may run on: a
+	# container given two of a host's CPUs runs two, not one per host CPU.
+	local cpus
+	for cpus in "$(nproc)" 1; do
+		rm -f "$TEST_TMP/cpus.log"
+		taskset -c "0-$((cpus - 1))" "$SMSERVE" --port "$(free_port)" >"$TEST_TMP/cpus.log" 2>&1 &
+		local cp=$!
+		for i in $(seq 100); do grep -qs 'listening' "$TEST_TMP/cpus.log" && break; sleep 0.05; done
+		kill "$cp"; wait "$cp" 2>/dev/null
+		expect "default workers on $cpus CPU(s) (taskset)" "workers=$cpus" "$(grep -o ' workers=[0-9]*' "$TEST_TMP/cpus.log" | tr -d ' ')"
+	done
+
 	# CreateTransformJob refuses MaxPayloadInMB over 100, and a product of
 	# MaxConcurrentTransforms and MaxPayloadInMB over 100: both are capped.
 	local t args want
