@@ -2935,6 +2935,10 @@ static void read_environment(void)
 		cfg.timeout_s = BATCH_TIMEOUT_S;
 	if ((v = getenv("SAGEMAKER_MODEL_SERVER_TIMEOUT")) && *v)
 		cfg.timeout_s = (int)parse_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", v, 1, 86400);
+	/* The name the AWS toolkit (MMS) and the LMI containers read, where the
+	 * one above is in minutes for MMS. Its unit is plain, so it wins. */
+	if ((v = getenv("SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS")) && *v)
+		cfg.timeout_s = (int)parse_number("SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS", v, 1, 86400);
 	if ((v = getenv("SAGEMAKER_MAX_PAYLOAD_IN_MB")) && *v) {
 		/* 0 means "arbitrarily large, sent chunked" (REQ-50): the memory
 		 * budget is then the only limit. */

@@ -451,6 +451,9 @@ test_command_line() {
 	"$SMSERVE" --bogus >/dev/null 2>&1; expect "an unknown option exits 2" 2 "$?"
 	"$SMSERVE" --port >/dev/null 2>&1; expect "an option without its value exits 2" 2 "$?"
 	SAGEMAKER_MODEL_SERVER_WORKERS=0 "$SMSERVE" >/dev/null 2>&1; expect "SAGEMAKER_MODEL_SERVER_WORKERS=0 exits 2" 2 "$?"
+	SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS=1m "$SMSERVE" >/dev/null 2>"$TEST_TMP/err"; rc=$?
+	expect "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS=1m exits 2" 2 "$rc"
+	expect_match "and names the variable" "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS" "$(cat "$TEST_TMP/err")"
 	"$SMSERVE" train >/dev/null 2>"$TEST_TMP/err"; rc=$?
 	expect "'train' exits 2" 2 "$rc"
 	expect_match "with a clear message" "cannot train" "$(cat "$TEST_TMP/err")"
@@ -481,7 +484,9 @@ test_command_line() {
 	# does smserve when SAGEMAKER_BATCH says it serves one; an explicit
 	# timeout wins. The start-up line shows the timeout in force.
 	for t in "SAGEMAKER_BATCH=True|600" "SAGEMAKER_BATCH=True SAGEMAKER_MODEL_SERVER_TIMEOUT=7|7" \
-		"SAGEMAKER_BATCH=True --timeout 9|9" "SAGEMAKER_BATCH=|60"; do
+		"SAGEMAKER_BATCH=True --timeout 9|9" "SAGEMAKER_BATCH=|60" "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS=8|8" \
+		"SAGEMAKER_MODEL_SERVER_TIMEOUT=7 SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS=8|8" \
+		"SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS=8 --timeout 9|9"; do
 		args=${t%|*} want=${t#*|}
 		rm -f "$TEST_TMP/batch.log"
 		# shellcheck disable=SC2086 # args holds assignments and options
