@@ -2754,8 +2754,9 @@ static int quick_answer_due(void)
  * the answer did. So while such an answer is due, the loop first polls a few
  * times (select with no wait), giving its CPU away between polls
  * (sched_yield): often to that very worker, whose reply the next poll finds.
- * One-record invocations run about 12% faster so (bench/run.sh); a model
- * slower than a millisecond costs at most these few polls per wake-up. */
+ * One-record invocations run about 12% faster so (bench/run.sh). A slower
+ * model costs these polls only in the millisecond after it is given its
+ * request, and the first poll that finds a descriptor ready ends them. */
 static int wait_for_events(int maxfd, fd_set *rd, fd_set *wr, struct timeval *tv)
 {
 	if (quick_answer_due()) {
@@ -2883,7 +2884,6 @@ static void usage(FILE *f)
 		"  --help, --version\n");
 }
 
-/* Parses a decimal integer in [lo, hi] or exits 2 naming the setting. */
 /* The CPUs this process may run on: in a container given some of the host's
  * CPUs (docker --cpuset-cpus, Kubernetes' static CPU manager), those, as
  * nproc(1) counts them, not every CPU online. */
@@ -2904,6 +2904,7 @@ static long usable_cpus(void)
 #endif
 }
 
+/* Parses a decimal integer in [lo, hi] or exits 2 naming the setting. */
 static long parse_number(const char *what, const char *s, long lo, long hi)
 {
 	long v = 0;
