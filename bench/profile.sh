@@ -10,7 +10,8 @@
 # counters). Prints, per scenario, the loop's and the workers' CPU use, the
 # kernel's share of the loop's samples, and each system call's share with
 # everything it calls (and the parts that matter: the TCP send path, the pipe
-# writes to workers, the context switch back in after sleeping in select).
+# writes to workers, the context switch back in after sleeping in select,
+# the CPU given away between the polls before it).
 # Writes bench/results/profile.md, which README.md quotes under "Where smserve
 # is still short of its goals". Needs perf and wrk (Debian: linux-perf, wrk).
 set -u
@@ -65,6 +66,7 @@ profile() { # NAME PATH [LUA]
 			show("  of which pipe reads from workers", "anon_pipe_read")
 			show("select (all)", "__x64_sys_pselect6")
 			show("  of which the switch back in after sleeping", "finish_task_switch.isra.0")
+			show("sched_yield (the polls before sleeping)", "__x64_sys_sched_yield")
 		}'
 }
 
