@@ -10,8 +10,8 @@
 # counters). Prints, per scenario, the loop's and the workers' CPU use, the
 # kernel's share of the loop's samples, and each system call's share with
 # everything it calls (and the parts that matter: the TCP send path, the pipe
-# writes to workers, the context switch back in after sleeping in select,
-# the CPU given away between the polls before it).
+# writes to workers, the CPU given away between the polls before sleeping,
+# the context switch back in after sleeping in select or yielding).
 # Writes bench/results/profile.md, which README.md quotes under "Where smserve
 # is still short of its goals". Needs perf and wrk (Debian: linux-perf, wrk).
 set -u
@@ -56,7 +56,7 @@ profile() { # NAME PATH [LUA]
 	# them), and the parts of each that tell the story.
 	perf report -i "$data" --children --sort sym -g none 2>/dev/null | awk '
 		$3 == "[k]" { share[$4] = $1 }
-		function show(label, sym) { if (sym in share) printf "   %-44s %s\n", label, share[sym] }
+		function show(label, sym) { if (sym in share) printf "   %-48s %s\n", label, share[sym] }
 		END {
 			show("writev (all)", "do_writev")
 			show("  of which the TCP send path to clients", "tcp_sendmsg")
@@ -65,8 +65,8 @@ profile() { # NAME PATH [LUA]
 			show("  of which TCP reads from clients", "tcp_recvmsg")
 			show("  of which pipe reads from workers", "anon_pipe_read")
 			show("select (all)", "__x64_sys_pselect6")
-			show("  of which the switch back in after sleeping", "finish_task_switch.isra.0")
-			show("sched_yield (the polls before sleeping)", "__x64_sys_sched_yield")
+			show("sched_yield (between the polls before sleeping)", "__x64_sys_sched_yield")
+			show("the switch back in (after a sleep or a yield)", "finish_task_switch.isra.0")
 		}'
 }
 
