@@ -65,8 +65,10 @@
 #ifndef SCHED_BATCH
 #define SCHED_BATCH 3               /* Linux's value; glibc hides it without _GNU_SOURCE */
 #endif
+#ifndef _GNU_SOURCE
 /* sched(7); <sched.h> declares it only with _GNU_SOURCE. */
 int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
+#endif
 #endif
 #include <time.h>
 #include <unistd.h>
@@ -140,7 +142,7 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define REPLY_META_MAX 2048
 #define REPLY_FIRST_READ ((size_t)16 * 1024)  /* most replies fit in one read */
 #define PIPE_CAPACITY (1 << 20)     /* each way between loop and worker (Linux) */
-#define POLLS_BEFORE_SLEEP 16       /* see wait_for_events */
+#define QUICK_ANSWER_US 500         /* see wait_for_events */
 
 /* ======================================================================== */
 /* Configuration: filled from the command line and environment in main().   */
@@ -1370,6 +1372,7 @@ struct worker {
 	pid_t pid;                 /* > 0 running; 0 slot empty; < 0 just reaped */
 	int to_worker;             /* write end of the request pipe */
 	int from_worker;           /* read end of the reply pipe; EOF when it dies */
+	int quick;                 /* its last answer came within QUICK_ANSWER_US */
 	struct conn *conn;         /* the request it runs, or NULL when idle */
 	char *frame;               /* request frame header and meta */
 	size_t frame_len, sent;    /* bytes of frame+body sent so far */
@@ -1377,10 +1380,10 @@ struct worker {
 	char *reply_buf;           /* the whole reply: header, meta, body */
 	size_t got, reply_cap;     /* bytes of it read so far; its size */
 	int64_t deadline;          /* invocation timeout, ms */
+	int64_t handed_us;         /* when it was given its request */
 };
 
 static struct worker workers[MAX_WORKERS];
-static int64_t last_handoff_ms = -1000;  /* when a worker was last given a request */
 /* The one model, loaded before the fork. Multi-model endpoints (models
  * loaded while running, SAGEMAKER_MULTI_MODEL) will keep a table of handles
  * keyed by name instead, load them in a worker-owned way, and add the model's
@@ -1809,6 +1812,7 @@ static int worker_spawn(int i)
 	w->from_worker = rep[0];
 	w->conn = NULL;
 	w->sent = w->got = 0;
+	w->quick = 0;
 	return 0;
 }
 
@@ -1888,7 +1892,7 @@ static void worker_start(struct worker *w, struct conn *c)
 	w->sent = w->got = 0;
 	w->conn = c;
 	w->deadline = seconds_from_now(cfg.timeout_s);
-	last_handoff_ms = now_ms;
+	w->handed_us = monotonic_us();
 }
 
 /* Sends more of the request frame and body (no copy of the body). */
@@ -1965,6 +1969,7 @@ static void worker_finish(struct worker *w)
 	if (*attrs)
 		snprintf(extra, sizeof extra, "X-Amzn-SageMaker-Custom-Attributes: %s\r\n", attrs);
 	w->conn = NULL;
+	w->quick = monotonic_us() - w->handed_us < QUICK_ANSWER_US;
 	c->owned = w->reply_buf;
 	c->owned_cap = w->reply_cap;
 	w->reply_buf = NULL;
@@ -2734,43 +2739,45 @@ static void handle_events(fd_set *rd, fd_set *wr)
 		handle_signals();
 }
 
-/* Whether a worker given its request within the last millisecond has not
- * answered yet. */
-static int quick_answer_due(void)
+/* Fills in the reply pipes of the workers running a request, if every one
+ * of them answered its last request quickly and was given this one less than
+ * QUICK_ANSWER_US ago; returns how many (0: no quick answer is due). */
+static int quick_answers_due(struct pollfd *replies)
 {
-	int i;
-	if (now_ms - last_handoff_ms > 1)
-		return 0;
-	for (i = 0; i < cfg.workers; i++)
-		if (workers[i].pid > 0 && workers[i].conn)
-			return 1;
-	return 0;
+	int64_t now_us = monotonic_us();
+	int i, n = 0;
+	for (i = 0; i < cfg.workers; i++) {
+		const struct worker *w = &workers[i];
+		if (w->pid <= 0 || !w->conn)
+			continue;
+		if (!w->quick || now_us - w->handed_us >= QUICK_ANSWER_US)
+			return 0;
+		replies[n].fd = w->from_worker;
+		replies[n++].events = POLLIN;
+	}
+	return n;
 }
 
-/* select() on the sets until the time in tv. A model that answers in
- * microseconds (the echo plug-in, the default model on one record) has often
- * answered before the loop, with nothing else to do, would fall asleep, and
- * sleeping in select() and being woken by the reply cost the loop more than
- * the answer did. So while such an answer is due, the loop first polls a few
- * times (select with no wait), giving its CPU away between polls
- * (sched_yield): often to that very worker, whose reply the next poll finds.
- * One-record invocations run about 12% faster so (bench/run.sh). A slower
- * model costs these polls only in the millisecond after it is given its
- * request, and the first poll that finds a descriptor ready ends them. */
+/* select() on the sets until the time in tv, after a short wait for quick
+ * answers. A model that answers in microseconds (the echo plug-in, the
+ * default model or XGBoost on one record) is often done sooner than the loop
+ * could fall asleep in select() and be woken by the reply, which costs the
+ * loop more than the answer did. So while such answers are due, the loop
+ * gives its CPU away (sched_yield), often to the very worker it just handed
+ * a request, and looks at the workers' reply pipes alone, until one has a
+ * reply or QUICK_ANSWER_US have passed since a request was handed out.
+ * One-record invocations run 6-10% faster so (bash bench/ab.sh).
+ * Yielding to a worker delays the loop until that worker blocks, which is
+ * why only workers whose last answers were quick count: yielding to a model
+ * that computes for milliseconds would hold /ping up for as long. */
 static int wait_for_events(int maxfd, fd_set *rd, fd_set *wr, struct timeval *tv)
 {
-	if (quick_answer_due()) {
-		fd_set rd_asked = *rd, wr_asked = *wr;
-		int polls;
-		for (polls = 0; polls < POLLS_BEFORE_SLEEP; polls++) {
-			struct timeval no_wait = { 0, 0 };
-			int n = select(maxfd + 1, rd, wr, NULL, &no_wait);
-			if (n != 0)
-				return n;
-			*rd = rd_asked;         /* select cleared them */
-			*wr = wr_asked;
-			sched_yield();
-		}
+	struct pollfd replies[MAX_WORKERS];
+	int n;
+	while ((n = quick_answers_due(replies)) > 0) {
+		sched_yield();
+		if (poll(replies, (nfds_t)n, 0) != 0)
+			break;
 	}
 	return select(maxfd + 1, rd, wr, NULL, tv);
 }
@@ -2890,10 +2897,13 @@ static void usage(FILE *f)
 static long usable_cpus(void)
 {
 #ifdef __linux__
-	unsigned long mask[1024 / (8 * sizeof(unsigned long))] = { 0 };  /* as cpu_set_t */
+	/* 8192 bits: the kernel refuses a mask shorter than its CPU count,
+	 * and 8192 is the most Linux can be built for. */
+	unsigned long mask[8192 / (8 * sizeof(unsigned long))] = { 0 };
+	void *mask_arg = mask;          /* cpu_set_t * where _GNU_SOURCE is defined */
 	long n = 0;
 	size_t i;
-	if (sched_getaffinity(0, sizeof mask, mask) != 0)
+	if (sched_getaffinity(0, sizeof mask, mask_arg) != 0)
 		return 1;
 	for (i = 0; i < sizeof mask / sizeof mask[0]; i++)
 		for (; mask[i]; mask[i] &= mask[i] - 1)  /* clears the lowest set bit */
@@ -2936,8 +2946,9 @@ static void read_environment(void)
 		cfg.timeout_s = BATCH_TIMEOUT_S;
 	if ((v = getenv("SAGEMAKER_MODEL_SERVER_TIMEOUT")) && *v)
 		cfg.timeout_s = (int)parse_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", v, 1, 86400);
-	/* The name the AWS toolkit (MMS) and the LMI containers read, where the
-	 * one above is in minutes for MMS. Its unit is plain, so it wins. */
+	/* The name the AWS toolkit (MMS) and the LMI containers read. MMS reads
+	 * the one above as minutes, smserve as seconds; this one is seconds for
+	 * everyone, so it wins when both are set. */
 	if ((v = getenv("SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS")) && *v)
 		cfg.timeout_s = (int)parse_number("SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS", v, 1, 86400);
 	if ((v = getenv("SAGEMAKER_MAX_PAYLOAD_IN_MB")) && *v) {

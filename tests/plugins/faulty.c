@@ -9,6 +9,7 @@
  *   (none)          echo the body, Content-Type application/octet-stream
  *   inspect         describe the request: types, headers, body length
  *   sleep N         sleep N seconds, then echo
+ *   spin N          compute for N microseconds (the CPU kept busy), then echo
  *   crash           die of SIGSEGV
  *   hang            never return
  *   big N           write N bytes of 'x'
@@ -80,6 +81,21 @@ static void inspect(const model_request *req, model_response *out)
 	model_response_write(out, line, written(n, sizeof line));
 }
 
+static long long now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* Keeps the CPU busy, as a model computing would. */
+static void spin_us(long us)
+{
+	long long until = now_us() + us;
+	while (now_us() < until)
+		;
+}
+
 static void echo(const model_request *req, model_response *out)
 {
 	model_response_type(out, "application/octet-stream");
@@ -98,6 +114,9 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		inspect(req, out);
 	} else if (!strncmp(cmd, "sleep ", 6)) {
 		sleep((unsigned)atoi(cmd + 6));
+		echo(req, out);
+	} else if (!strncmp(cmd, "spin ", 5)) {
+		spin_us(atol(cmd + 5));
 		echo(req, out);
 	} else if (!strcmp(cmd, "die-after-reply")) {
 		static const struct timespec reply_in = {0, 200000000}, kill_in = {0, 500000000};
