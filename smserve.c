@@ -2766,7 +2766,7 @@ static int quick_answers_due(struct pollfd *replies)
  * gives its CPU away (sched_yield), often to the very worker it just handed
  * a request, and looks at the workers' reply pipes alone, until one has a
  * reply or QUICK_ANSWER_US have passed since a request was handed out.
- * One-record invocations run 6-10% faster so (bash bench/ab.sh).
+ * One-record invocations run about a tenth faster so (bash bench/ab.sh).
  * Yielding to a worker delays the loop until that worker blocks, which is
  * why only workers whose last answers were quick count: yielding to a model
  * that computes for milliseconds would hold /ping up for as long. */
