@@ -2897,8 +2897,8 @@ static void usage(FILE *f)
 static long usable_cpus(void)
 {
 #ifdef __linux__
-	/* 8192 bits: the kernel refuses a mask shorter than its CPU count,
-	 * and 8192 is the most Linux can be built for. */
+	/* 8192 bits: the kernel refuses a mask shorter than the CPUs it was
+	 * built for (NR_CPUS), which is 8192 at the most on x86-64. */
 	unsigned long mask[8192 / (8 * sizeof(unsigned long))] = { 0 };
 	void *mask_arg = mask;          /* cpu_set_t * where _GNU_SOURCE is defined */
 	long n = 0;
