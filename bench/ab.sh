@@ -45,20 +45,18 @@ printf 'wrk.method = "POST"\nwrk.body = "5.1,3.5,1.4,0.2"\nwrk.headers["Content-
 printf 'wrk.method = "POST"\nwrk.body = "x"\nwrk.headers["X-Amzn-SageMaker-Custom-Attributes"] = "spin 5000"\n' >"$work/spin.lua"
 
 start() { # BINARY [taskset CPU list]
-	if [[ -n ${2:-} ]]; then
-		taskset -c "$2" "$1" --port "$PORT" --workers 2 --model-dir models/iris --no-access-log 2>/dev/null &
-	else
-		"$1" --port "$PORT" --workers 2 --model-dir models/iris --no-access-log 2>/dev/null &
-	fi
+	local pin=()
+	[[ -n ${2:-} ]] && pin=(taskset -c "$2")
+	"${pin[@]}" "$1" --port "$PORT" --workers 2 --model-dir models/iris --no-access-log 2>/dev/null &
 	server=$!
 	for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/ping" && return; sleep 0.05; done
 }
 stop() { kill "$server"; wait "$server" 2>/dev/null; server=; }
 
-# wrk's requests/s and p50 (and p99) from its --latency output
-figures() { awk '/Requests\/sec/ {r = $2} $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} END {printf "%d %s %s\n", r, p50, p99}'; }
+# wrk's requests/s and p50 from its --latency output
+figures() { awk '/Requests\/sec/ {r = $2} $1 == "50%" {p50 = $2} END {printf "%d %s\n", r, p50}'; }
 
-one_round() { # VERSION -> lines "scenario req/s p50 p99"
+one_round() { # VERSION -> lines "scenario req/s p50"
 	local v=$1
 	start "$work/$v-echo"
 	echo "echo $(wrk -t2 -c32 -d"${SECS}s" --latency -s "$work/record.lua" "http://127.0.0.1:$PORT/invocations" | figures)"
