@@ -2112,13 +2112,26 @@ static void client_left(struct conn *c, const char *how)
 	conn_close(c);
 }
 
+/* A CRLF (or a bare LF) right after a body, which some old clients send
+ * after a POST, is not the client's next request (RFC 9112 2.2 says to
+ * ignore it), and must not end the checks below: reads it from the socket,
+ * once a check, and says whether it did. The first ahead bytes of the
+ * socket, of r, were peeked; nothing past the request waits in c->in. */
+static int skip_stray_newline(struct conn *c, const char *ahead, ssize_t r)
+{
+	size_t n = ahead[0] == '\n' ? 1 : r == 2 && ahead[0] == '\r' && ahead[1] == '\n' ? 2 : 0;
+	char sink[2];
+	return n > 0 && recv(c->fd, sink, n, 0) == (ssize_t)n;
+}
+
 /* Has the client of a request that is with the model (queued, or running in
  * a worker) left? Asked once a second (check_waiting_clients), not by
  * select(): watching every such connection made each select() call dearer,
  * and one-record invocations 20% slower. Once anything has come, only a
  * reset to the probe below is looked for until the answer is written. What
  * came:
- *  - bytes: the client's next request, read once this one is answered;
+ *  - bytes: the client's next request, read once this one is answered (but
+ *    a stray newline is skipped, and what follows it looked at);
  *  - a reset: the client is gone and nobody waits for the answer. The request
  *    leaves the queue, or its worker is stopped and replaced, rather than
  *    spend a worker on it (in an overload, clients time out and close);
@@ -2132,7 +2145,7 @@ static void client_left(struct conn *c, const char *how)
  *    either way. */
 static void check_client(struct conn *c)
 {
-	char byte;
+	char ahead[2];
 	ssize_t r;
 	if (client_reset(c)) {
 		client_left(c, "closed");
@@ -2140,7 +2153,9 @@ static void check_client(struct conn *c)
 	}
 	if (c->input_seen)
 		return;
-	r = recv(c->fd, &byte, 1, MSG_PEEK);
+	r = recv(c->fd, ahead, sizeof ahead, MSG_PEEK);
+	if (r > 0 && c->in_len == c->req_end && skip_stray_newline(c, ahead, r))
+		r = recv(c->fd, ahead, sizeof ahead, MSG_PEEK);
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (r < 0) {
@@ -2477,6 +2492,20 @@ static void conn_timeout(struct conn *c)
 /* Accepting connections                                                    */
 /* ======================================================================== */
 
+/* Closing a socket with unread input sends a reset in place of the end of
+ * the stream (RFC 1122 4.2.2.13), which can reach the client before it has
+ * read our last response, or destroy it (RFC 9112 9.6). So this reads what
+ * has already come (a request sent at once often has), without waiting for
+ * more, and then closes. */
+static void close_reading_what_came(int fd)
+{
+	char sink[4096];
+	int reads = 0;
+	while (reads++ < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+		continue;
+	close(fd);
+}
+
 /* Sends a 503 on a connection we cannot keep, without waiting, and closes it. */
 static void refuse(int fd)
 {
@@ -2487,9 +2516,10 @@ static void refuse(int fd)
 	int n = snprintf(msg, sizeof msg, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
 		"Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: %d\r\n"
 		"Connection: close\r\n\r\n%s", http_date, sizeof body - 1, RETRY_AFTER_S, body);
-	ssize_t r = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)r;
-	close(fd);
+	if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
+		close_reading_what_came(fd);
+	else
+		close(fd);
 	refused++;
 	if (now_ms - last_log_ms >= 1000) {
 		log_line("503 refused %ld connection(s): no descriptor select() can watch", refused);

@@ -235,7 +235,8 @@ PY
 
 # ---- clients that leave while their request is with the model ----
 # A queued request whose client closed (and so answers the interim 100 with
-# a reset) or reset the connection is taken off the queue: "crash" would kill
+# a reset; also after sending the stray CRLF some old clients put after a
+# body) or reset the connection is taken off the queue: "crash" would kill
 # the worker if it ran. A client that only half-closed, or speaks HTTP/1.0
 # (which gets no 1xx, RFC 9110 15.2), still gets its answer. A reset while
 # the model runs stops the worker: "hang" would hold the only one for 60 s.
@@ -256,6 +257,8 @@ busy = conn(); post(busy, b"sleep 3", b"busy")   # holds the one worker for 3 s
 time.sleep(0.1)
 closed = conn(); post(closed, b"crash", b"c"); time.sleep(0.05); closed.close()
 rst = conn(); post(rst, b"crash", b"r"); time.sleep(0.05); reset(rst)
+crlf = conn(); post(crlf, b"crash", b"n"); time.sleep(0.05)  # read by the loop, then
+crlf.sendall(b"\r\n"); time.sleep(0.05); crlf.close()           # the CRLF old clients add
 half = conn(); post(half, b"x", b"half"); half.shutdown(socket.SHUT_WR)
 old = conn()
 old.sendall(b"POST /invocations HTTP/1.0\r\nContent-Length: 3\r\n\r\nold"); old.shutdown(socket.SHUT_WR)
@@ -273,7 +276,7 @@ PY
 True True
 True True
 after" "$out"
-	expect "the closed and the reset client's requests left the queue, never ran" "2 0" \
+	expect "the closed (also after a CRLF) and the reset client's requests left the queue, never ran" "3 0" \
 		"$(grep -c 'before its answer: request taken off the queue' "$SERVER_LOG") $(grep -c 'ended by signal 11' "$SERVER_LOG")"
 	expect "the reset client's running request: its worker stopped and replaced" "1 1" \
 		"$(grep -c 'client gone, stopping its request' "$SERVER_LOG") $(pgrep -P "$SERVER_PID" | wc -l)"
@@ -282,7 +285,8 @@ after" "$out"
 }
 
 # ---- the checks start afresh with each request on a kept connection ----
-# Bytes pipelined behind a running request end the checks for that request;
+# Bytes pipelined behind a running request end the checks for that request
+# (a stray CRLF before them, which a check reads, does not);
 # the next request on the connection, queued, is checked again: its reset
 # takes it off the queue ("crash" would kill the worker if it ran).
 test_client_gone_kept() {
@@ -298,6 +302,8 @@ def conn():
 kept = conn()
 post(kept, b"sleep 2", b"first")                   # runs; a check sees the bytes below
 time.sleep(0.3)                                    # (which wait in the socket, unread)
+kept.sendall(b"\r\n")                              # a stray CRLF, which a check reads
+time.sleep(1.2)
 kept.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
 print(response(kept)[1], response(kept)[0])
 busy = conn(); post(busy, b"sleep 3", b"busy")

@@ -562,9 +562,9 @@ test_command_line() {
 test_fd_setsize() {
 	local out
 	start_server fdset --workers 1 || return
-	out=$(/usr/bin/python3 - "$PORT" <<'PY'
-import socket, sys
-port = int(sys.argv[1])
+	out=$(/usr/bin/python3 - "$PORT" "$SERVER_PID" <<'PY'
+import os, signal, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
 socks, refused = [], 0
 for i in range(1100):
     s = socket.create_connection(("127.0.0.1", port))
@@ -585,6 +585,31 @@ for s in socks[1000:]:
             refused += 1
     except socket.timeout:
         pass
+# A refused client that sent its request before the loop took the connection
+# (the loop is stopped meanwhile) gets the 503 and then the end of the
+# stream: its unread request is read, so no reset follows.
+os.kill(pid, signal.SIGSTOP)
+late = [socket.create_connection(("127.0.0.1", port)) for i in range(10)]
+for s in late:
+    s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(0.3)
+os.kill(pid, signal.SIGCONT)
+clean = 0
+for s in late:
+    s.settimeout(2)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        if data.startswith(b"HTTP/1.1 503"):
+            clean += 1
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+print("late: %d of 10 a 503 and the end of the stream" % clean)
 s = socks[0]
 s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
 s.settimeout(2)
@@ -594,7 +619,9 @@ for s in socks:
 print(refused >= 70, first)
 PY
 )
-	expect "1,100 connections: those past FD_SETSIZE get 503 and the rest are served" "True HTTP/1.1 200 OK" "$out"
+	expect "1,100 connections: those past FD_SETSIZE get 503 and the rest are served" \
+		"late: 10 of 10 a 503 and the end of the stream
+True HTTP/1.1 200 OK" "$out"
 	out=$(curl -s -o /dev/null -w '%{http_code}' "$(url /ping)")
 	expect "served again once they are gone" 200 "$out"
 	stop_server fdset
