@@ -3,9 +3,11 @@
  *
  * The parts of a request reader that do not depend on the model: short
  * messages, numbers (CSV, JSON, model files), the JSON syntax (values,
- * strings, objects, arrays; not what the instances mean) and the choice of
- * answer type from Accept. model.c and examples/xgboost/model.c both include
- * it; a plug-in that reads SageMaker's common data formats can too. Libc only.
+ * strings, objects, arrays; not what the instances mean), Content-Type
+ * parameters, the choice of answer type from Accept, the buffer answers are
+ * written through, and reading a model file. model.c and
+ * examples/xgboost/model.c both include it; a plug-in that reads SageMaker's
+ * common data formats can too. Libc and model.h only.
  *
  * Everything here is static: include it in one source file of a plug-in.
  * What stays in each plug-in is what differs: what a feature vector may be,
@@ -22,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../model.h"     /* model_response_write, for the answer buffer */
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
@@ -355,6 +359,43 @@ static int js_at_value_end(const struct json *s)
 	       c == '\r' || c == '\n';
 }
 
+/* The message for a number token at start that parse_number refused (its
+ * result rc) where a feature belongs; `what` and `index` name the place
+ * ("field 3", "value 2", "key 1"). Puts s->p back at start; returns -1. */
+static int js_number_error(struct json *s, const char *start, int rc, const char *what,
+			   size_t index)
+{
+	const char *e = start, *kind;
+	char got[SHOWN_TOKEN + 4];
+	size_t r = *s->record;
+	s->p = start;
+	if (rc == NUM_RANGE) {
+		format_msg(s->err, s->err_size, "record %zu, %s %zu: number out of range", r, what, index);
+		return -1;
+	}
+	if (rc == NUM_LONG) {
+		format_msg(s->err, s->err_size, "record %zu, %s %zu: expected a number of at most "
+			   "%d characters", r, what, index, MAX_NUMBER_LEN);
+		return -1;
+	}
+	switch (js_peek(s)) {
+	case '"': kind = "a string"; break;
+	case '[': kind = "an array"; break;
+	case '{': kind = "an object"; break;
+	default:
+		while (e < s->end && !strchr(",]}\" \t\r\n", *e) && *e != '\0')
+			e++;
+		if (e == start)
+			return js_syntax(s, "a number");
+		format_msg(s->err, s->err_size, "record %zu, %s %zu: expected a number, got '%s'",
+			   r, what, index, shown(got, start, e));
+		return -1;
+	}
+	format_msg(s->err, s->err_size, "record %zu, %s %zu: expected a number, got %s",
+		   r, what, index, kind);
+	return -1;
+}
+
 /* Object members: call with *first = 1 just past '{'. Returns 1 with the
  * name in key/klen and s->p at the value, 0 past the closing '}', -1 on
  * error; *klen is 0 unless a name was read. */
@@ -459,6 +500,36 @@ static int js_skip(struct json *s, int depth)
 }
 
 /* ======================================================================== */
+/* Content-Type (RFC 9110 8.3)                                               */
+/* ======================================================================== */
+
+/* The parameters of a Content-Type, from p (its first ';', or its end):
+ * charset and the rest are ignored, except label_size, which must be 0 (a
+ * label column would be read as a feature). 0, or -1 with msg set. */
+static int content_type_params(const char *p, char *msg, size_t size)
+{
+	char got[SHOWN_TOKEN + 4];
+	while (*p == ';') {
+		const char *ns = p + 1, *ne, *vs, *ve;
+		p = ns + strcspn(ns, ";");
+		ne = ns + strcspn(ns, "=;");
+		vs = ne < p ? ne + 1 : p;
+		ve = p;
+		trim(&ns, &ne);
+		trim(&vs, &ve);
+		if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"')
+			vs++, ve--;
+		if (equal_ci(ns, (size_t)(ne - ns), "label_size") && !equal_word(vs, (size_t)(ve - vs), "0")) {
+			format_msg(msg, size, "unsupported Content-Type parameter label_size=%s; "
+				   "send records without a label column (label_size=0)",
+				   shown(got, vs, ve));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ======================================================================== */
 /* Accept (RFC 9110 12.5.1)                                                  */
 /* ======================================================================== */
 
@@ -560,6 +631,96 @@ static int accept_choose(const char *accept, const char *const *types, int n, in
 		format_msg(msg, size, "cannot produce Accept '%s'; supported: %s",
 			   shown(got, s, e), supported);
 	return best;
+}
+
+/* ======================================================================== */
+/* The answer buffer                                                         */
+/* ======================================================================== */
+/*
+ * Answers are built in one buffer of cap bytes, which the plug-in sizes to
+ * hold a record's answer or more, and handed to the server whenever the next
+ * record's might not fit: few large writes, no per-value calls. If the server
+ * refuses a write (the answer passed its response limit), writing stops and
+ * the server answers 500.
+ */
+
+struct writer {
+	model_response *out;
+	char *buf;
+	size_t len, cap;
+	int refused; /* model_response_write said no: stop */
+};
+
+static void w_flush(struct writer *w)
+{
+	if (w->len > 0 && !w->refused && model_response_write(w->out, w->buf, w->len) != 0)
+		w->refused = 1;
+	w->len = 0;
+}
+
+/* Makes room for need bytes (need <= cap). */
+static void w_room(struct writer *w, size_t need)
+{
+	if (w->cap - w->len < need)
+		w_flush(w);
+}
+
+static void w_bytes(struct writer *w, const char *s, size_t n)
+{
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+}
+
+#define W_LIT(w, lit) w_bytes((w), (lit), sizeof(lit) - 1)
+
+/* ======================================================================== */
+/* Model files                                                               */
+/* ======================================================================== */
+
+/* Reads the whole file into memory, with a '\0' after its size bytes (for a
+ * text format), refusing one over max bytes. NULL with err set ("PATH:
+ * expected ...", hint added when the file cannot be opened). */
+static char *slurp(const char *path, unsigned long max, const char *hint, size_t *size,
+		   char *err, size_t err_size)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	if (f == NULL) {
+		format_msg(err, err_size, "%s: expected a readable model file (%s)%s", path,
+			   strerror(errno), hint);
+		return NULL;
+	}
+	for (;;) {
+		size_t got;
+		if (cap - len < 65536) {
+			char *nb;
+			cap = cap ? cap * 2 : 65536;
+			nb = cap <= max + 65536 ? realloc(buf, cap + 1) : NULL;
+			if (nb == NULL) {
+				format_msg(err, err_size, "%s: expected a model file of at most "
+					   "%lu bytes that fits in memory", path, max);
+				goto fail;
+			}
+			buf = nb;
+		}
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		format_msg(err, err_size, "%s: expected a readable file (%s)", path, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	*size = len;
+	return buf;
+fail:
+	free(buf);
+	fclose(f);
+	return NULL;
 }
 
 #endif

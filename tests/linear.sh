@@ -126,7 +126,7 @@ load_fails() {
 }
 
 H='smserve-linear-model 1\nkind binary\nfeatures 2\nlabels no yes\n'
-load_fails "missing file" 'linear-model.txt: expected the model file' -
+load_fails "missing file" 'linear-model.txt: expected a readable model file .No such file or directory.; write it with tools/export_linear.py' -
 load_fails "wrong version" 'linear-model.txt:1: expected format version 1, got .2.' 'smserve-linear-model 2\n'
 load_fails "not a model file" 'linear-model.txt:1: expected .smserve-linear-model 1.' '{"coef": [1, 2]}\n'
 load_fails "unknown kind" 'linear-model.txt:3: expected regression, binary, multinomial or ovr' '# c\nsmserve-linear-model 1\nkind logistic\n'

@@ -416,47 +416,6 @@ static int find_model_file(const char *dir, char *path, size_t size, char *err, 
 	return -1;
 }
 
-/* Reads the whole file into memory. */
-static unsigned char *slurp(const char *path, size_t *size, char *err, size_t err_size)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	size_t len = 0, cap = 0;
-	if (f == NULL) {
-		format_msg(err, err_size, "%s: expected a readable model file (%s)", path, strerror(errno));
-		return NULL;
-	}
-	for (;;) {
-		size_t got;
-		if (cap - len < 65536) {
-			unsigned char *nb;
-			cap = cap ? cap * 2 : 65536;
-			nb = cap <= MAX_MODEL_BYTES + 65536 ? realloc(buf, cap) : NULL;
-			if (nb == NULL) {
-				format_msg(err, err_size, "%s: expected a model file of at most %lu bytes "
-					   "that fits in memory", path, MAX_MODEL_BYTES);
-				goto fail;
-			}
-			buf = nb;
-		}
-		got = fread(buf + len, 1, cap - len, f);
-		len += got;
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		format_msg(err, err_size, "%s: expected a readable file (%s)", path, strerror(errno));
-		goto fail;
-	}
-	fclose(f);
-	*size = len;
-	return buf;
-fail:
-	free(buf);
-	fclose(f);
-	return NULL;
-}
-
 /* ======================================================================== */
 /* The document reader: JSON and UBJSON                                      */
 /* ======================================================================== */
@@ -2016,39 +1975,8 @@ static void predict(const struct model *m, const float *x, float *margin, float 
 /* The output buffer                                                         */
 /* ======================================================================== */
 /*
- * As in model.c: answers are built in one buffer and handed to the server
- * whenever the next record might not fit. If the server refuses a write (the
- * answer passed its response limit), writing stops and the server answers
- * 500.
+ * As in model.c: answers are built in the writer of lib/formats.h.
  */
-
-struct writer {
-	model_response *out;
-	char *buf;
-	size_t len, cap;
-	int refused;
-};
-
-static void w_flush(struct writer *w)
-{
-	if (w->len > 0 && !w->refused && model_response_write(w->out, w->buf, w->len) != 0)
-		w->refused = 1;
-	w->len = 0;
-}
-
-static void w_room(struct writer *w, size_t need)
-{
-	if (w->cap - w->len < need)
-		w_flush(w);
-}
-
-static void w_bytes(struct writer *w, const char *s, size_t n)
-{
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-}
-
-#define W_LIT(w, lit) w_bytes((w), (lit), sizeof(lit) - 1)
 
 /* A prediction. Not finite (exp overflowed, say) is written as Python
  * writes it in SageMaker's container: nan/inf in CSV, and NaN/Infinity in
@@ -2073,7 +2001,7 @@ static void w_float(struct writer *w, float v, int json)
  * label_size parameter must be 0: a label column would be read as a feature. */
 static int content_format(const char *ct, enum format *fmt, char *msg, size_t size)
 {
-	const char *s = ct, *e = ct + strcspn(ct, ";"), *p;
+	const char *s = ct, *e = ct + strcspn(ct, ";");
 	char got[SHOWN_TOKEN + 4];
 	int f;
 	trim(&s, &e);
@@ -2091,24 +2019,7 @@ static int content_format(const char *ct, enum format *fmt, char *msg, size_t si
 		return -1;
 	}
 	*fmt = (enum format)f;
-	for (p = e; *p == ';';) {
-		const char *ns = p + 1, *ne, *vs, *ve;
-		p = ns + strcspn(ns, ";");
-		ne = ns + strcspn(ns, "=;");
-		vs = ne < p ? ne + 1 : p;
-		ve = p;
-		trim(&ns, &ne);
-		trim(&vs, &ve);
-		if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"')
-			vs++, ve--;
-		if (equal_ci(ns, (size_t)(ne - ns), "label_size") && !equal_word(vs, (size_t)(ve - vs), "0")) {
-			format_msg(msg, size, "unsupported Content-Type parameter label_size=%s; "
-				   "send records without a label column (label_size=0)",
-				   shown(got, vs, ve));
-			return -1;
-		}
-	}
-	return 0;
+	return content_type_params(e, msg, size);
 }
 
 /* SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, checked once at start. Unset: text/csv,
@@ -2576,8 +2487,9 @@ static int read_libsvm(struct job *j, const char *p, const char *end)
 /* JSON                                                                      */
 /* ======================================================================== */
 /*
- * As in model.c, the instances are read with the JSON syntax functions of
- * lib/formats.h, each streamed into j->x; nothing is built in memory.
+ * As in model.c, the instances are read by lib/instances.h with the JSON
+ * syntax functions of lib/formats.h, each streamed into j->x; nothing is
+ * built in memory.
  * Unknown members are checked for well-formedness and skipped.
  *
  *   document   {"instances": [instance, ...]}
@@ -2593,13 +2505,11 @@ static int read_libsvm(struct job *j, const char *p, const char *end)
  * than num_feature, as a CSV record may.
  */
 
-/* A number where a feature belongs; `what` and `index` name it in messages
- * ("field 3", "value 2", "key 1"). */
+/* A number or null where a feature belongs; `what` and `index` name it in
+ * messages ("field 3", "value 2", "key 1"). */
 static int js_number(struct json *s, const char *what, size_t index, double *v)
 {
-	const char *start = s->p, *e = s->p;
-	char got[SHOWN_TOKEN + 4];
-	size_t r = s->j->record;
+	const char *start = s->p;
 	int rc;
 
 	if (s->end - s->p >= 4 && memcmp(s->p, "null", 4) == 0) {
@@ -2613,72 +2523,11 @@ static int js_number(struct json *s, const char *what, size_t index, double *v)
 	rc = parse_number(&s->p, s->end, NUM_JSON, v);
 	if ((rc == NUM_OK || rc == NUM_RANGE) && js_at_value_end(s))
 		return 0; /* past float32's range is infinity, as numpy rounds it (refused later) */
-	s->p = start;
-	if (rc == NUM_RANGE)
-		return fail(s->j, "record %zu, %s %zu: number out of range", r, what, index);
-	if (rc == NUM_LONG)
-		return fail(s->j, "record %zu, %s %zu: expected a number of at most %d characters",
-			    r, what, index, MAX_NUMBER_LEN);
-	switch (js_peek(s)) {
-	case '"':
-		return fail(s->j, "record %zu, %s %zu: expected a number, got a string", r, what, index);
-	case '[':
-		return fail(s->j, "record %zu, %s %zu: expected a number, got an array", r, what, index);
-	case '{':
-		return fail(s->j, "record %zu, %s %zu: expected a number, got an object", r, what, index);
-	}
-	while (e < s->end && !strchr(",]}\" \t\r\n", *e) && *e != '\0')
-		e++;
-	if (e == start)
-		return js_syntax(s, "a number");
-	return fail(s->j, "record %zu, %s %zu: expected a number, got '%s'",
-		    r, what, index, shown(got, start, e));
-}
-
-/* An array of numbers at s->p (a '['): the first cap into dst, all counted. */
-static int js_numbers(struct json *s, const char *what, double *dst, size_t cap, size_t *count)
-{
-	int first = 1, rc;
-	size_t i = 0;
-	double v;
-	s->p++;
-	while ((rc = js_element(s, &first)) == 1) {
-		if (js_number(s, what, i + 1, &v))
-			return -1;
-		if (i < cap)
-			dst[i] = v;
-		i++;
-	}
-	*count = i;
-	return rc;
-}
-
-/* Sets the sparse record's keys and values in j->x, checking that every key
- * is a distinct feature index (0-based, as in SageMaker's protobuf records). */
-static int sparse_scatter(struct json *s, size_t nkeys, size_t nvals)
-{
-	struct job *j = s->j;
-	size_t n = j->m->n_features, i;
-	float f;
-
-	if (nkeys > n)
-		return fail(j, "record %zu: expected at most %zu keys, got %zu", j->record, n, nkeys);
-	if (nkeys != nvals)
-		return fail(j, "record %zu: expected as many values as keys, got %zu keys and "
-			    "%zu values", j->record, nkeys, nvals);
-	for (i = 0; i < nkeys; i++) {
-		double k = j->keys[i];
-		if (!(k >= 0 && k < (double)n && k == floor(k)))
-			return fail(j, "record %zu, key %zu: expected a whole number from 0 to %zu, "
-				    "got %.17g", j->record, i + 1, n - 1, k);
-		if (feature(j, j->vals[i], "value", i + 1, &f) || set_sparse(j, (size_t)k, f, i + 1, "key"))
-			return -1;
-	}
-	return 0;
+	return js_number_error(s, start, rc, what, index);
 }
 
 /* A dense vector of count values, read into j->vals, into j->x. */
-static int dense_set(struct job *j, size_t count)
+static int dense_features(struct job *j, size_t count)
 {
 	size_t n = j->m->n_features, i;
 	if (count > n)
@@ -2690,74 +2539,21 @@ static int dense_set(struct job *j, size_t count)
 	return 0;
 }
 
-/* The object form of a vector: {"values": [...]} (dense) or with "keys"
- * (sparse); "shape", if given, must be [n_features]. Members may come in any
- * order, so keys and values are kept until the object ends. */
-static int js_vector_object(struct json *s, int depth)
+/* A sparse vector, its keys (checked: feature indexes) and values read into
+ * j->keys and j->vals, into j->x; the features it does not give stay missing. */
+static int sparse_features(struct job *j, size_t count)
 {
-	struct job *j = s->j;
-	size_t n = j->m->n_features, nkeys = 0, nvals = 0, nshape = 0, klen;
-	int first = 1, rc, have_keys = 0, have_vals = 0, have_shape = 0;
-	double shape[2];
-	char key[KEY_CAP];
-
-	s->p++;
-	while ((rc = js_member(s, &first, key, &klen)) == 1) {
-		int *have = key_is(key, klen, "keys") ? &have_keys
-			  : key_is(key, klen, "values") ? &have_vals
-			  : key_is(key, klen, "shape") ? &have_shape : NULL;
-		if (have == NULL) {
-			if (js_skip(s, depth + 1))
-				return -1;
-			continue;
-		}
-		if (*have)
-			return fail(j, "record %zu: \"%.*s\" given twice", j->record, (int)klen, key);
-		*have = 1;
-		if (js_peek(s) != '[')
-			return fail(j, "record %zu: expected \"%.*s\" to be an array", j->record,
-				    (int)klen, key);
-		if (have == &have_keys)
-			rc = js_numbers(s, "key", j->keys, n, &nkeys);
-		else if (have == &have_vals)
-			rc = js_numbers(s, "value", j->vals, n, &nvals);
-		else
-			rc = js_numbers(s, "shape entry", shape, 2, &nshape);
-		if (rc < 0)
+	size_t i;
+	float f;
+	for (i = 0; i < count; i++)
+		if (feature(j, j->vals[i], "value", i + 1, &f) ||
+		    set_sparse(j, (size_t)j->keys[i], f, i + 1, "key"))
 			return -1;
-	}
-	if (rc < 0)
-		return -1;
-	if (!have_vals)
-		return fail(j, "record %zu: expected a \"values\" array in the features object",
-			    j->record);
-	if (have_shape && (nshape != 1 || shape[0] != (double)n))
-		return fail(j, "record %zu: expected \"shape\" to be [%zu]", j->record, n);
-	if (have_keys)
-		return sparse_scatter(s, nkeys, nvals);
-	return dense_set(j, nvals);
+	return 0;
 }
 
-/* A feature vector: an array of numbers, or the object form. */
-static int js_vector(struct json *s, int depth)
-{
-	struct job *j = s->j;
-	size_t n = j->m->n_features, count;
-
-	if (depth > JSON_MAX_DEPTH)
-		return js_syntax(s, "at most 64 levels of nesting");
-	if (js_peek(s) == '{')
-		return js_vector_object(s, depth);
-	if (js_peek(s) != '[')
-		return fail(j, "record %zu: expected the features as an array of numbers or an "
-			    "object with \"values\"", j->record);
-	if (js_numbers(s, "field", j->vals, n, &count))
-		return -1;
-	return dense_set(j, count);
-}
-
-/* The instance forms, and the JSON and JSON Lines documents around them,
- * built on js_vector above: as in model.c. */
+/* The vector forms, the instance forms and the JSON and JSON Lines
+ * documents around them, built on the three functions above: as in model.c. */
 #include "../../lib/instances.h"
 
 /* ======================================================================== */
@@ -2786,7 +2582,8 @@ model *model_load(const char *dir, char *err, size_t err_size)
 	}
 	if (default_accept(&m->default_accept, err, err_size) == 0 &&
 	    find_model_file(dir, path, sizeof path, err, err_size) == 0 &&
-	    (buf = slurp(path, &size, err, err_size)) != NULL &&
+	    (buf = (unsigned char *)slurp(path, MAX_MODEL_BYTES, "", &size, err,
+				       err_size)) != NULL &&
 	    read_model(path, buf, size, &b, err, err_size) == 0 &&
 	    finish_model(&b, m, path, err, err_size) == 0)
 		rc = 0;
