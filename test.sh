@@ -74,10 +74,10 @@ fi
 run parser      bash tests/parser.sh
 run_pair http env SMSERVE=./build/smserve-faulty bash tests/http.sh -- \
 	http-asan env SMSERVE=./build/asan-faulty bash tests/http.sh
-run hostile      env SMSERVE=./build/smserve-faulty bash tests/hostile.sh
-run hostile-asan env SMSERVE=./build/asan-faulty bash tests/hostile.sh
-run faults       env SMSERVE=./build/smserve-faulty bash tests/faults.sh
-run faults-asan  env SMSERVE=./build/asan-faulty bash tests/faults.sh
+run_pair hostile env SMSERVE=./build/smserve-faulty bash tests/hostile.sh -- \
+	hostile-asan env SMSERVE=./build/asan-faulty bash tests/hostile.sh
+run_pair faults env SMSERVE=./build/smserve-faulty bash tests/faults.sh -- \
+	faults-asan env SMSERVE=./build/asan-faulty bash tests/faults.sh
 run_pair echo env SMSERVE=./build/smserve-echo bash tests/echo_diff.sh -- \
 	echo-asan env SMSERVE=./build/asan-echo bash tests/echo_diff.sh
 run_pair linear env SMSERVE=./build/smserve-default bash tests/linear.sh -- \
