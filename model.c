@@ -54,7 +54,7 @@
  * three plug-in functions.
  */
 #include "model.h"
-#include "lib/formats.h"  /* numbers, JSON syntax, Accept q-values: shared with examples/ */
+#include "lib/formats.h"  /* numbers, JSON, Content-Type, Accept, the answer buffer, files */
 
 #include <errno.h>
 #include <math.h>

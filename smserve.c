@@ -2112,16 +2112,15 @@ static void client_left(struct conn *c, const char *how)
 	conn_close(c);
 }
 
-/* A CRLF (or a bare LF) right after a body, which some old clients send
- * after a POST, is not the client's next request (RFC 9112 2.2 says to
- * ignore it), and must not end the checks below: reads it from the socket,
- * once a check, and says whether it did. The first ahead bytes of the
- * socket, of r, were peeked; nothing past the request waits in c->in. */
-static int skip_stray_newline(struct conn *c, const char *ahead, ssize_t r)
+/* A CRLF right after a body, which some old clients send after a POST, is
+ * not the client's next request (RFC 9112 2.2 says to ignore it), and must
+ * not end the checks below: reads it from the socket, once a check, and says
+ * whether it did. ahead holds the first r bytes of the socket (peeked), and
+ * nothing past the request waits in c->in, so they follow the body. */
+static int skip_stray_crlf(struct conn *c, const char *ahead, ssize_t r)
 {
-	size_t n = ahead[0] == '\n' ? 1 : r == 2 && ahead[0] == '\r' && ahead[1] == '\n' ? 2 : 0;
 	char sink[2];
-	return n > 0 && recv(c->fd, sink, n, 0) == (ssize_t)n;
+	return r == 2 && ahead[0] == '\r' && ahead[1] == '\n' && recv(c->fd, sink, 2, 0) == 2;
 }
 
 /* Has the client of a request that is with the model (queued, or running in
@@ -2131,7 +2130,7 @@ static int skip_stray_newline(struct conn *c, const char *ahead, ssize_t r)
  * reset to the probe below is looked for until the answer is written. What
  * came:
  *  - bytes: the client's next request, read once this one is answered (but
- *    a stray newline is skipped, and what follows it looked at);
+ *    a stray CRLF is skipped, and what follows it looked at);
  *  - a reset: the client is gone and nobody waits for the answer. The request
  *    leaves the queue, or its worker is stopped and replaced, rather than
  *    spend a worker on it (in an overload, clients time out and close);
@@ -2154,7 +2153,7 @@ static void check_client(struct conn *c)
 	if (c->input_seen)
 		return;
 	r = recv(c->fd, ahead, sizeof ahead, MSG_PEEK);
-	if (r > 0 && c->in_len == c->req_end && skip_stray_newline(c, ahead, r))
+	if (r > 0 && c->in_len == c->req_end && skip_stray_crlf(c, ahead, r))
 		r = recv(c->fd, ahead, sizeof ahead, MSG_PEEK);
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;

@@ -10,9 +10,9 @@
  * common data formats can too. Libc and model.h only.
  *
  * Everything here is static: include it in one source file of a plug-in.
- * What stays in each plug-in is what differs: what a feature vector may be,
- * what a missing value means, and how it answers (lib/instances.h reads the
- * documents around the vectors).
+ * What stays in each plug-in is what differs: what a number or a vector of
+ * the wrong length means, what a missing value means, and how it answers
+ * (lib/instances.h reads the vectors and the documents around them).
  */
 #ifndef SMSERVE_FORMATS_H
 #define SMSERVE_FORMATS_H

@@ -285,8 +285,7 @@ after" "$out"
 }
 
 # ---- the checks start afresh with each request on a kept connection ----
-# Bytes pipelined behind a running request end the checks for that request
-# (a stray CRLF before them, which a check reads, does not);
+# Bytes pipelined behind a running request end the checks for that request;
 # the next request on the connection, queued, is checked again: its reset
 # takes it off the queue ("crash" would kill the worker if it ran).
 test_client_gone_kept() {
@@ -302,8 +301,6 @@ def conn():
 kept = conn()
 post(kept, b"sleep 2", b"first")                   # runs; a check sees the bytes below
 time.sleep(0.3)                                    # (which wait in the socket, unread)
-kept.sendall(b"\r\n")                              # a stray CRLF, which a check reads
-time.sleep(1.2)
 kept.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
 print(response(kept)[1], response(kept)[0])
 busy = conn(); post(busy, b"sleep 3", b"busy")
@@ -319,6 +316,29 @@ busy" "$out"
 	expect "its reset took it off the queue; it never ran" "1 0" \
 		"$(grep -c 'reset the connection before its answer: request taken off the queue' "$SERVER_LOG") $(grep -c 'ended by signal 11' "$SERVER_LOG")"
 	stop_server gonekept
+}
+
+# ---- a stray CRLF after a running request's body ----
+# Some old clients send one after a POST. A check reads it and looks again,
+# so the client's reset a second later still stops the worker ("hang" would
+# hold the only one for 60 s).
+test_client_gone_after_crlf() {
+	start_server gonecrlf --workers 1 || return
+	"$PY" - "$PORT" <<'PY'
+import socket, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import post, reset
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=8)
+post(c, b"hang", b"h")
+time.sleep(0.1)
+c.sendall(b"\r\n")
+time.sleep(1.2)                                    # a check reads the CRLF
+reset(c)
+PY
+	wait_for 3 grep -q 'client gone, stopping its request' "$SERVER_LOG"
+	expect "a stray CRLF after a running request's body: the client's reset still stops its worker" \
+		1 "$(grep -c 'client gone, stopping its request' "$SERVER_LOG")"
+	stop_server gonecrlf
 }
 
 # ---- draining, a worker stopped for a client gone is replaced ----
@@ -612,6 +632,7 @@ test_dead_worker_handed_request
 test_queue_timeout_requeue
 test_client_gone
 test_client_gone_kept
+test_client_gone_after_crlf
 test_client_gone_draining
 test_bad_answers
 test_out_of_memory

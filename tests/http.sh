@@ -589,11 +589,13 @@ for s in socks[1000:]:
 # (the loop is stopped meanwhile) gets the 503 and then the end of the
 # stream: its unread request is read, so no reset follows.
 os.kill(pid, signal.SIGSTOP)
-late = [socket.create_connection(("127.0.0.1", port)) for i in range(10)]
-for s in late:
-    s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
-time.sleep(0.3)
-os.kill(pid, signal.SIGCONT)
+try:
+    late = [socket.create_connection(("127.0.0.1", port)) for i in range(10)]
+    for s in late:
+        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+finally:
+    os.kill(pid, signal.SIGCONT)
 clean = 0
 for s in late:
     s.settimeout(2)

@@ -44,21 +44,33 @@ free_port() {
 
 # start_server NAME [ARG...]: starts $SMSERVE on a free port with ARGs.
 # Sets PORT, SERVER_PID and SERVER_LOG (stdout and stderr). Waits until /ping
-# answers (any status), for at most 10 s.
+# answers (any status), for at most 10 s. test.sh runs two scripts at once,
+# so another server can take the port between free_port and the bind: then
+# this one exits saying so, and is started again on another port.
 start_server() {
-	local name=$1; shift
-	PORT=$(free_port)
+	local name=$1 attempt i
+	shift
 	SERVER_LOG=$TEST_TMP/$name.log
-	"$SMSERVE" --port "$PORT" "$@" >"$SERVER_LOG" 2>&1 &
-	SERVER_PID=$!
-	SERVER_PIDS+=("$SERVER_PID")
-	local i
-	for i in $(seq 200); do
-		curl -s -o /dev/null "http://127.0.0.1:$PORT/ping" && return 0
-		kill -0 "$SERVER_PID" 2>/dev/null || { echo "# $name exited: $(tail -3 "$SERVER_LOG")"; return 1; }
-		sleep 0.05
+	for attempt in 1 2 3; do
+		PORT=$(free_port)
+		"$SMSERVE" --port "$PORT" "$@" >"$SERVER_LOG" 2>&1 &
+		SERVER_PID=$!
+		SERVER_PIDS+=("$SERVER_PID")
+		for i in $(seq 200); do
+			if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+				grep -q "cannot listen on port" "$SERVER_LOG" && continue 2
+				echo "# $name exited: $(tail -3 "$SERVER_LOG")"
+				return 1
+			fi
+			# (the answer must come from this server, still running)
+			curl -s -o /dev/null "http://127.0.0.1:$PORT/ping" && kill -0 "$SERVER_PID" 2>/dev/null &&
+				return 0
+			sleep 0.05
+		done
+		echo "# $name did not answer /ping on $PORT"
+		return 1
 	done
-	echo "# $name did not answer /ping on $PORT"
+	echo "# $name: the port was taken three times: $(tail -1 "$SERVER_LOG")"
 	return 1
 }
 

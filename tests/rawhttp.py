@@ -50,7 +50,7 @@ def reset(sock):
 def until_close(sock):
     """Reads until the server closes; a reset ends the bytes with its name,
     " [ConnectionResetError]", so a test sees how the connection ended."""
-    buf = b""
+    buf = _ahead.pop(sock, b"")
     try:
         while True:
             d = sock.recv(4096)

@@ -373,6 +373,12 @@ send '{"instances": [[1, 2], {"features": [1, "x"]}]}' application/json
 expect_error "JSON: a string feature" 400 "record 2, field 2: expected a number, got a string"
 send '{"instances": [{"features": {"keys": [0, 0], "values": [1, 2]}}]}' application/json
 expect_error "JSON: a sparse key given twice" 400 "record 1, key 2: feature 0 given twice"
+send '{"instances": [{"features": {"keys": [0, 99999], "values": [1e39, 1]}}]}' application/json
+expect_error "JSON: sparse keys are checked before their values" 400 \
+	"record 1, key 2: expected a whole number from 0 to 29, got 99999"
+send '{"instances": [{"features": {"keys": [0, 1], "values": [1, 1e39]}}]}' application/json
+expect_error "JSON: a sparse value past float32's range" 400 \
+	"record 1, value 2: expected a finite number within float32's range"
 send '{"instances": [[1, 2]' application/json
 expect_error "JSON: malformed" 400 "malformed JSON at line 1, column 22"
 send '[1, null, 3]\n{"features": {"keys": [29], "values": [1.5]}}\n' application/jsonlines application/json

@@ -78,7 +78,7 @@
 #define _POSIX_C_SOURCE 200809L /* opendir, stat */
 
 #include "../../model.h"
-#include "../../lib/formats.h"  /* numbers, JSON syntax, Accept q-values */
+#include "../../lib/formats.h"  /* numbers, JSON, Content-Type, Accept, the answer buffer, files */
 
 #include <dirent.h>
 #include <errno.h>
