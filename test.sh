@@ -10,7 +10,7 @@
 # Optional parts skip with a "# SKIP" line when their tool is missing:
 # python3-flask (echo differential test), python3-sklearn (exporter round
 # trips), buildah + root (the image test), valgrind (the leak check), clang's
-# libFuzzer (the fuzzers: FUZZ_SECONDS each, default 10; CI runs 60),
+# libFuzzer (the fuzzers: FUZZ_SECONDS each, default 5; CI runs 60),
 # cppcheck and clang-tidy (lint), wrk, nginx and gunicorn (a short make bench).
 set -u
 cd "$(dirname "$0")" || exit 1
@@ -87,7 +87,7 @@ run_pair xgboost env SMSERVE=./build/smserve-xgboost bash tests/xgboost.sh -- \
 run valgrind    bash tests/valgrind.sh
 run image       bash tests/image.sh
 run bench       bash tests/bench.sh
-run_pair fuzz bash tests/fuzz.sh "${FUZZ_SECONDS:-10}" -- \
+run_pair fuzz bash tests/fuzz.sh "${FUZZ_SECONDS:-5}" -- \
 	lint bash tests/lint.sh
 
 note "logs: $log_dir"

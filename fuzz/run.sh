@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # fuzz/run.sh [SECONDS] - builds the libFuzzer targets with clang (ASan and
-# UBSan) into build/fuzz/ and runs each for SECONDS (default 60).
+# UBSan) into build/fuzz/ and runs each for SECONDS (default 60):
 #
-# Seeds come from fuzz/corpus/ (plain HTTP requests and chunked bodies); each
-# target reads a few control bytes first (see the comment at the top of its
-# .c file), so the seeds are copied into build/fuzz/corpus-<target> with a
-# control prefix put in front, and the source tree stays clean. The corpus
-# directories are kept between runs, so later runs start where earlier ones
-# stopped.
+#   fuzz_parser, fuzz_chunked, fuzz_conn   the server's HTTP parser, chunked
+#                                          decoder and connection state machine
+#   fuzz_model, fuzz_xgboost               the request readers of model.c and
+#                                          the XGBoost plug-in (fuzz_model.c)
+#   fuzz_xgboost_load                      the XGBoost model file readers
+#
+# Seeds come from fuzz/corpus/ (HTTP requests, chunked bodies, request
+# bodies) and tests/xgboost/ (models); the HTTP targets read a few control
+# bytes first (see the comment at the top of each .c file), so the seeds are
+# copied into build/fuzz/corpus-<target> with a control prefix put in front,
+# and the source tree stays clean. The corpus directories are kept between
+# runs, so later runs start where earlier ones stopped.
 #
 # Files in fuzz/corpus/regress-<target>/ are inputs that once crashed a
 # target, control bytes included; each is replayed before fuzzing.
@@ -21,7 +27,7 @@ SECONDS_PER_TARGET=${1:-60}
 OUT=build/fuzz
 CFLAGS="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror -g -O1 -fno-omit-frame-pointer
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Dmain=smserve_main"
-TARGETS=(fuzz_parser fuzz_chunked fuzz_conn)
+TARGETS=(fuzz_parser fuzz_chunked fuzz_conn fuzz_model fuzz_xgboost fuzz_xgboost_load)
 failed=0
 
 if ! command -v clang >/dev/null; then
@@ -32,10 +38,13 @@ mkdir -p "$OUT"
 
 # The seeds each target starts from, and the control bytes put before them
 # (printf escapes): a split point, and for fuzz_conn "read responses".
-seed_dirs() {
+seed_files() {
 	case $1 in
-	fuzz_chunked) echo fuzz/corpus/chunked ;;
-	*) echo fuzz/corpus/requests ;;
+	fuzz_chunked) echo fuzz/corpus/chunked/* ;;
+	fuzz_model | fuzz_xgboost) echo fuzz/corpus/model/* ;;     # control byte included
+	fuzz_xgboost_load) find tests/xgboost -name '*.json' -size -16k -o -name '*.ubj' -size -16k \
+		-o -name '*.bin' -size -16k | sort ;;
+	*) echo fuzz/corpus/requests/* ;;
 	esac
 }
 control_prefix() {
@@ -46,11 +55,34 @@ control_prefix() {
 	esac
 }
 
+# What each target is built from, its longest input and its dictionary.
+sources() {
+	case $1 in
+	fuzz_model) echo fuzz/fuzz_model.c model.c ;;
+	fuzz_xgboost) echo fuzz/fuzz_model.c examples/xgboost/model.c ;;
+	*) echo "fuzz/$1.c" ;;
+	esac
+}
+max_len() { [[ $1 == fuzz_xgboost_load ]] && echo 16384 || echo 4096; }
+dict() {
+	case $1 in
+	fuzz_model | fuzz_xgboost) echo fuzz/body.dict ;;
+	fuzz_xgboost_load) echo fuzz/xgboost.dict ;;
+	*) echo fuzz/http.dict ;;
+	esac
+}
+
+# fuzz_xgboost serves a multi-class DART model (tree groups, dropout
+# weights) as batch transform does (an answer line per record).
+XGB_DIR=$OUT/model-xgboost
+mkdir -p "$XGB_DIR" && cp tests/xgboost/dart_multi_softprob.json "$XGB_DIR/xgboost-model"
+target_env() { [[ $1 == fuzz_xgboost ]] && echo "FUZZ_MODEL_DIR=$XGB_DIR SAGEMAKER_BATCH=1"; }
+
 prepare_corpus() {
 	local t=$1 dir=$OUT/corpus-$1 f prefix
 	prefix=$(control_prefix "$t")
 	mkdir -p "$dir"
-	for f in $(seed_dirs "$t")/*; do
+	for f in $(seed_files "$t"); do
 		{ printf "$prefix"; cat "$f"; } >"$dir/seed-$(basename "$f")"
 	done
 }
@@ -61,7 +93,8 @@ replay() {
 	[[ -d $dir ]] || return 0
 	for f in "$dir"/*; do
 		[[ -f $f ]] || continue
-		if ! "$OUT/$t" "$f" >"$OUT/$t.replay.log" 2>&1; then
+		# shellcheck disable=SC2046  # target_env gives whole words
+		if ! env $(target_env "$t") "$OUT/$t" "$f" >"$OUT/$t.replay.log" 2>&1; then
 			echo "  $t: regression input $f crashes:"
 			grep -m 3 -E 'ERROR|invariant|SUMMARY' "$OUT/$t.replay.log" | sed 's/^/    /'
 			bad=1
@@ -92,10 +125,15 @@ crashes() {
 	done
 }
 
+builds=()
 for t in "${TARGETS[@]}"; do
 	echo "building $OUT/$t"
-	# shellcheck disable=SC2086  # CFLAGS is a list of flags
-	clang $CFLAGS -o "$OUT/$t" "fuzz/$t.c" -lm || exit 2
+	# shellcheck disable=SC2086  # CFLAGS and sources are lists
+	clang $CFLAGS -o "$OUT/$t" $(sources "$t") -lm &
+	builds+=($!)
+done
+for pid in "${builds[@]}"; do
+	wait "$pid" || exit 2
 done
 
 for t in "${TARGETS[@]}"; do
@@ -104,8 +142,9 @@ for t in "${TARGETS[@]}"; do
 	mkdir -p "$OUT/artifacts-$t"
 	replay "$t" || failed=1
 	echo "fuzzing $t for ${SECONDS_PER_TARGET}s (log: $OUT/$t.log)"
-	"$OUT/$t" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -max_len=4096 \
-		-timeout=10 -rss_limit_mb=2048 -dict=fuzz/http.dict \
+	# shellcheck disable=SC2046
+	env $(target_env "$t") "$OUT/$t" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -max_len="$(max_len "$t")" \
+		-timeout=10 -rss_limit_mb=2048 -dict="$(dict "$t")" \
 		-artifact_prefix="$OUT/artifacts-$t/" "$OUT/corpus-$t" >"$OUT/$t.log" 2>&1
 	status=$?
 	if [[ $status -ne 0 ]]; then

@@ -12,7 +12,7 @@ if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; (void)n;
 	exit
 fi
 out=$(bash fuzz/run.sh "${1:-10}" 2>&1)
-for t in fuzz_parser fuzz_chunked fuzz_conn; do
+for t in fuzz_parser fuzz_chunked fuzz_conn fuzz_model fuzz_xgboost fuzz_xgboost_load; do
 	line=$(grep -E "^$t +[0-9]+ execs" <<<"$out")
 	echo "# ${line:-$t: no result}"
 	if [[ -n $line ]] && ! grep -q "$t FAILED" <<<"$out"; then

@@ -1,0 +1,111 @@
+/*
+ * fuzz_model.c - libFuzzer target for a plug-in's request reader, built with
+ * the plug-in it fuzzes: model.c (target fuzz_model) or
+ * examples/xgboost/model.c (target fuzz_xgboost). A worker runs exactly
+ * this: model_invoke on a body from the network, answering through the
+ * server's own model_response functions (smserve.c is included with its
+ * main renamed, so they are the real ones). A crash here would cost a
+ * worker and the request a 500; a memory error could cost more.
+ *
+ * Input: a 1-byte control prefix, then the body.
+ *   [0] bits 0-2  Content-Type, from CONTENT_TYPES
+ *       bits 3-5  Accept, from ACCEPTS
+ * The model is loaded once, from $FUZZ_MODEL_DIR (default models/iris);
+ * fuzz/run.sh sets it and SAGEMAKER_BATCH for the XGBoost target.
+ *
+ * Invariants: the answer's status is one a plug-in may give for a request
+ * (200, 204, 400, 406, 415) and valid; and a 200 CSV answer to a CSV body
+ * has a line for each record (batch transform joins them line by line).
+ *
+ * Build: clang -fsanitize=fuzzer,address,undefined -Dmain=smserve_main
+ * fuzz/fuzz_model.c PLUGIN.c (see fuzz/run.sh).
+ */
+#include "../smserve.c"
+#undef main
+
+#define CONTROL_BYTES 1
+
+static const char *const CONTENT_TYPES[8] = {
+	"", "text/csv", "text/csv; charset=utf-8", "application/json", "application/jsonlines",
+	"text/libsvm", "text/csv; label_size=1", "application/x-npy",
+};
+static const char *const ACCEPTS[8] = {
+	"", "*/*", "application/json", "application/jsonlines", "text/csv",
+	"text/csv;q=0.5, application/json;q=0.9", "application/x-npy", "application/*",
+};
+
+static model *loaded;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fail(const char *why, long value)
+{
+	fprintf(stderr, "fuzz_model invariant broken: %s (%ld)\n", why, value);
+	abort();
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *dir = getenv("FUZZ_MODEL_DIR");
+	char err[1024] = "";
+	(void)argc;
+	(void)argv;
+	loaded = model_load(dir ? dir : "models/iris", err, sizeof err);
+	if (loaded == NULL) {
+		fprintf(stderr, "fuzz_model: cannot load the model: %s\n", err);
+		exit(2);
+	}
+	return 0;
+}
+
+/* Records in a CSV body as the plug-ins count them: lines, the last one
+ * with or without its newline. */
+static size_t csv_records(const unsigned char *body, size_t len)
+{
+	size_t i, lines = 0;
+	for (i = 0; i < len; i++)
+		lines += body[i] == '\n';
+	return lines + (len > 0 && body[len - 1] != '\n');
+}
+
+static size_t answer_lines(const model_response *out)
+{
+	size_t i, lines = 0;
+	for (i = 0; i < out->len; i++)
+		lines += out->body[i] == '\n';
+	return lines;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	model_request req;
+	model_response out;
+	const char *ct;
+
+	if (size < CONTROL_BYTES)
+		return 0;
+	memset(&req, 0, sizeof req);
+	memset(&out, 0, sizeof out);
+	out.status = 200;
+	ct = CONTENT_TYPES[data[0] & 7];
+	req.content_type = ct;
+	req.accept = ACCEPTS[(data[0] >> 3) & 7];
+	req.custom_attributes = "";
+	req.body = data + CONTROL_BYTES;   /* libFuzzer's copy: exactly size bytes */
+	req.body_len = size - CONTROL_BYTES;
+
+	model_invoke(loaded, &req, &out);
+
+	if (out.status_invalid)
+		fail("the plug-in set an invalid status", out.bad_status);
+	if (out.status != 200 && out.status != 204 && out.status != 400 && out.status != 406 &&
+	    out.status != 415)
+		fail("a status a request cannot cause", out.status);
+	if (out.status == 200 && (ct == CONTENT_TYPES[1] || ct == CONTENT_TYPES[2]) &&
+	    strcmp(out.type, "text/csv") == 0 &&
+	    answer_lines(&out) != csv_records(req.body, req.body_len))
+		fail("CSV records in and lines out differ", (long)answer_lines(&out));
+	free(out.body);
+	return 0;
+}
