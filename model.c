@@ -1147,6 +1147,8 @@ static int sparse_features(struct job *j, size_t count)
 /* The plug-in functions                                                     */
 /* ======================================================================== */
 
+const char model_plugin_name[] = "linear-learner 1.0";
+
 model *model_load(const char *dir, char *err, size_t err_size)
 {
 	char path[4096];

@@ -1,9 +1,10 @@
 /*
  * model.h - the whole plug-in API between smserve and a model.
  *
- * A plug-in is one C file that defines the three functions at the bottom of
- * this header; `make MODEL=path/to/model.c` links it into the server. It uses
- * only libc, and talks to the server only through what is declared here.
+ * A plug-in is one C file that defines the name and the three functions at
+ * the bottom of this header; `make MODEL=path/to/model.c` links it into the
+ * server. It uses only libc, and talks to the server only through what is
+ * declared here.
  *
  * Where each function runs:
  *
@@ -42,7 +43,7 @@
 
 #include <stddef.h>
 
-#define SMSERVE_MODEL_API_VERSION 1
+#define SMSERVE_MODEL_API_VERSION 2
 
 /* The plug-in's own state, defined by the plug-in (struct model { ... }). */
 typedef struct model model;
@@ -89,6 +90,11 @@ int model_response_write(model_response *out, const void *data, size_t len);
 int model_response_error(model_response *out, int status, const char *message);
 
 /* ---- what a plug-in defines ---------------------------------------------- */
+
+/* The plug-in's name and version, one short line ("linear-learner 1.0"):
+ * `smserve --version` and the start-up log line show it, so an operator can
+ * tell which plug-in a binary carries. (Added in model API 2.) */
+extern const char model_plugin_name[];
 
 /* Loads the model from dir (SageMaker unpacks model.tar.gz into /opt/ml/model).
  * On failure returns NULL and writes a message naming the file and the reason

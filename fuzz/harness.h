@@ -10,6 +10,8 @@
 #include "../smserve.c"
 #undef main
 
+const char model_plugin_name[] = "harness stub 1.0";
+
 model *model_load(const char *dir, char *err, size_t err_size)
 {
 	(void)dir;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test-binary: default
 # tests/linear.sh - the default model (model.c, a linear learner) end to end,
 # through the real server.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test-binary: xgboost
 # tests/xgboost.sh - the XGBoost plug-in (examples/xgboost/model.c) end to
 # end, through the real server, against XGBoost's own predictions.
 #

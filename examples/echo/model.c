@@ -57,6 +57,8 @@ static model echo_model;
 
 /* The directory is ignored: the echo needs no files, and SageMaker may
  * start a container without /opt/ml/model at all. */
+const char model_plugin_name[] = "echo 1.0";
+
 model *model_load(const char *dir, char *err, size_t err_size)
 {
 	(void)dir;

@@ -36,6 +36,8 @@ struct model {
 	int loads;
 };
 
+const char model_plugin_name[] = "faulty (test plug-in) 1.0";
+
 model *model_load(const char *dir, char *err, size_t err_size)
 {
 	model *m;
