@@ -3,8 +3,8 @@
  *
  * SageMaker runs an inference image as `docker run IMAGE serve` and speaks
  * HTTP/1.1 to it on port 8080: GET /ping for health, POST /invocations for
- * predictions. This file is the whole server; the model is a plug-in that
- * implements model.h.
+ * predictions (docs/contract.md gathers the rules, REQ-1 to REQ-52). This
+ * file is the whole server; the model is a plug-in that implements model.h.
  *
  * How this file works
  * -------------------
@@ -30,9 +30,21 @@
  * dies or runs past the invocation timeout is replaced by a fresh fork of
  * the loop process, which still holds the loaded model.
  *
- * Reading order: limits; utilities; the HTTP parser (a pure function over
- * bytes, no I/O, so tests and fuzzers can call it); the chunked decoder;
- * responses; connections; workers; routes; the loop; options and main.
+ * Reading order, one idea per section:
+ *   1. limits and defaults          2. configuration
+ *   3. utilities                    4. the HTTP parser (a pure function over
+ *   5. the chunked decoder             bytes, no I/O: tests and fuzzers call it)
+ *   6. frames between the loop and a worker
+ *   7. server state (every variable the loop changes, in one block)
+ *   8. responses                    9. connections
+ *  10. model.h's implementation    11. the worker process
+ *  12. starting and replacing workers
+ *  13. the request queue           14. hand-over and read-back
+ *  15. clients that leave          16. routes
+ *  17. the connection state machine
+ *  18. accepting connections       19. signals
+ *  20. the loop                    21. speed-ups (optional: the server is
+ *  22. options, start-up and main      correct without them)
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -76,7 +88,7 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #include "model.h"
 
 /* ======================================================================== */
-/* Limits and defaults: each one a named constant with its reason.          */
+/* 1. Limits and defaults: each one a named constant with its reason.       */
 /* ======================================================================== */
 
 #define SMSERVE_VERSION "0.1.0"
@@ -108,7 +120,7 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
  * uploads gets 503s, not an out-of-memory kill. */
 #define DEFAULT_MAX_BUFFERED (256u * MIB)
 
-/* SageMaker allows 60 s per invocation (REQ-32); a batch transform waits
+/* SageMaker allows 60 s per invocation (docs/contract.md REQ-32); a batch transform waits
  * 600 s unless the job says otherwise (InvocationsTimeoutInSeconds, REQ-52). */
 #define DEFAULT_TIMEOUT_S 60
 #define BATCH_TIMEOUT_S 600
@@ -122,7 +134,7 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 /* After a response with Connection: close we half-close and read what the
  * client still sends for this long, so it sees the response, not a reset. */
 #define LINGER_MS 2000
-/* SIGKILL follows SIGTERM after 30 s (REQ-6); finish well before it. */
+/* SIGKILL follows SIGTERM after 30 s (docs/contract.md REQ-6); finish well before it. */
 #define DRAIN_LIMIT_S 25
 /* Requests waiting for a worker; past this, 503 with Retry-After. */
 #define DEFAULT_QUEUE 1024
@@ -130,22 +142,22 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 
 #define IN_BUF_INITIAL 4096         /* a connection's first input buffer */
 #define IN_BUF_KEEP ((size_t)64 * 1024)  /* larger buffers are shrunk after use */
-/* ...but only once the connection has been idle this long: batch clients
- * send large bodies back to back, and a buffer kept is one not faulted in
- * afresh (a 1 MB batch runs about 15% faster, bench/run.sh). It stays
- * charged to --max-buffered-mb, and goes back at once if that runs short. */
-#define IN_BUF_IDLE_RELEASE_MS 1000
 #define ACCEPTS_PER_TURN 64         /* bound the work done for one event */
 #define ERROR_BODY_MAX 2048         /* SageMaker cuts OriginalMessage at 2048 */
 #define MAX_WORKERS 256
 #define WORKER_META_MAX (2 * MAX_HEAD_BYTES + 128)  /* custom attributes twice; NULs, ", " */
 #define REPLY_META_MAX 2048
 #define REPLY_FIRST_READ ((size_t)16 * 1024)  /* most replies fit in one read */
+
+/* The speed-ups' knobs (section 21 says why each exists). */
+#define IN_BUF_IDLE_RELEASE_MS 1000 /* keep a large buffer this long after use */
+#define SPARE_REPLIES 4             /* reply buffers kept for the next replies */
 #define PIPE_CAPACITY (1 << 20)     /* each way between loop and worker (Linux) */
-#define QUICK_ANSWER_US 500         /* see wait_for_events */
+#define QUICK_ANSWER_US 500         /* how long a quick answer is waited for */
 
 /* ======================================================================== */
-/* Configuration: filled from the command line and environment in main().   */
+/* 2. Configuration: set from the command line and environment in main(),   */
+/*    then only read.                                                       */
 /* ======================================================================== */
 
 struct config {
@@ -170,12 +182,8 @@ static struct config cfg = {
 };
 
 /* ======================================================================== */
-/* Utilities                                                                */
+/* 3. Utilities                                                             */
 /* ======================================================================== */
-
-static int64_t now_ms;          /* monotonic clock, read once per loop turn */
-static char http_date[40];      /* IMF-fixdate of the current second */
-static time_t http_date_second = -1;
 
 static int64_t monotonic_us(void)
 {
@@ -184,22 +192,20 @@ static int64_t monotonic_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* RFC 9110 5.6.7: Date is an IMF-fixdate in GMT. Formatted by hand, not with
- * strftime, so no locale or time-zone file is read (the image has no /etc). */
-static void update_http_date(void)
+/* Every log line, the server's and the access log's, starts with the time
+ * in one format: ISO 8601 in UTC, to the second ("2026-12-07T09:30:00Z").
+ * Writes 20 characters and a NUL into out; returns 20. */
+#define LOG_TIME_LEN 20
+static size_t format_log_time(char out[LOG_TIME_LEN + 1], time_t t)
 {
-	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	time_t t = time(NULL);
+	char text[64];                  /* room for any int the fields could hold */
 	struct tm tm;
-	if (t == http_date_second)
-		return;
-	http_date_second = t;
 	gmtime_r(&t, &tm);
-	snprintf(http_date, sizeof http_date, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-		days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
-		tm.tm_hour, tm.tm_min, tm.tm_sec);
+	snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	memcpy(out, text, LOG_TIME_LEN);
+	out[LOG_TIME_LEN] = '\0';
+	return LOG_TIME_LEN;
 }
 
 /* Log lines go to stderr (SageMaker sends it to CloudWatch), one per event. */
@@ -207,13 +213,9 @@ static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 static void log_line(const char *fmt, ...)
 {
 	char buf[1024];
-	struct tm tm;
-	time_t t = time(NULL);
-	size_t n;
+	size_t n = format_log_time(buf, time(NULL));
 	va_list ap;
-	gmtime_r(&t, &tm);
-	n = (size_t)snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ smserve: ",
-		tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	n += (size_t)snprintf(buf + n, sizeof buf - n, " smserve: ");
 	va_start(ap, fmt);
 	vsnprintf(buf + n, sizeof buf - n, fmt, ap);
 	va_end(ap);
@@ -284,7 +286,7 @@ static int is_tchar(unsigned char c)
 }
 
 /* ======================================================================== */
-/* The HTTP/1.1 request parser                                              */
+/* 4. The HTTP/1.1 request parser                                           */
 /*                                                                          */
 /* A pure function over bytes: http_parse_head(buf, len, scan, req) returns */
 /* PARSE_DONE with req filled (slices into buf), PARSE_MORE when the head   */
@@ -309,7 +311,7 @@ static int is_tchar(unsigned char c)
 /*   Content-Length not digits or differing  9112 6.3    400 close          */
 /*   Expect other than 100-continue          9110 10.1.1 417 close          */
 /*   a second Content-Type                   9110 5.3    400 close          */
-/*   Accept on several lines: one list, as  9110 5.3    joined with ", "   */
+/*   Accept on several lines: one list, as  9110 5.3    joined with ", "    */
 /*     if on one line; over 8 such lines     9110 5.4    431 close          */
 /* ======================================================================== */
 
@@ -746,7 +748,7 @@ static int http_parse_head(const char *buf, size_t len, struct head_scan *s,
 }
 
 /* ======================================================================== */
-/* The chunked decoder (RFC 9112 7.1)                                       */
+/* 5. The chunked decoder (RFC 9112 7.1)                                    */
 /*                                                                          */
 /* Resumable and in place: raw bytes at buf[*src, len) are decoded and the  */
 /* payload moved down to buf[*dst...], so a chunked body ends up contiguous */
@@ -901,8 +903,190 @@ static int chunked_decode(struct chunked *c, char *buf, size_t len, size_t *src,
 }
 
 /* ======================================================================== */
-/* Responses                                                                */
+/* 6. Frames between the loop and a worker                                  */
+/*                                                                          */
+/* Each request and each reply crosses a pipe as one frame (host byte       */
+/* order: both ends are this binary):                                       */
+/*   request: struct frame_request, meta (NUL-separated strings: content    */
+/*            type, accept, custom attributes, then name/value pairs of     */
+/*            X-Amzn-SageMaker-* headers), body                             */
+/*   reply:   struct frame_reply, meta (content type, custom attributes),   */
+/*            body                                                          */
 /* ======================================================================== */
+
+#define FRAME_MAGIC 0x736d7376u  /* "smsv" */
+
+struct frame_request {
+	uint32_t magic;
+	uint32_t meta_len;
+	uint32_t header_count;
+	uint32_t reserved;
+	uint64_t body_len;
+};
+
+struct frame_reply {
+	uint32_t magic;
+	int32_t status;
+	uint32_t meta_len;
+	uint32_t reserved;
+	uint64_t body_len;
+};
+
+/* ======================================================================== */
+/* 7. Server state: the types of a connection and a worker, and every       */
+/*    variable the loop process changes, in one block                       */
+/* ======================================================================== */
+
+enum conn_state {
+	CONN_READ_HEAD,   /* waiting for (the rest of) a request head */
+	CONN_READ_BODY,   /* head parsed, reading the body */
+	CONN_IN_MODEL,    /* queued for, or running in, a worker */
+	CONN_WRITE,       /* writing the response */
+	CONN_LINGER,      /* response sent, half-closed, discarding input */
+};
+
+enum route { ROUTE_PING, ROUTE_EXEC_PARAMS, ROUTE_INVOCATIONS, ROUTE_ERROR };
+
+struct conn {
+	int fd;
+	enum conn_state state;
+	char *in;                 /* bytes read: head, body, pipelined requests */
+	size_t in_len, in_cap;
+	struct head_scan scan;
+	struct http_request req;
+	enum route route;
+	size_t body_start;        /* offset of the body in `in` */
+	size_t body_len;          /* body bytes received (decoded, if chunked) */
+	size_t raw_pos;           /* chunked: first undecoded byte */
+	size_t req_end;           /* offset just past this request */
+	struct chunked chunk;
+	int close_after;          /* close once the response is written */
+	int resent;               /* queued again after a worker died taking it */
+	int input_seen;           /* with the model: more input or its end came (see check_client) */
+	int probed;               /* queued, its input ended: an interim 100 went out */
+	int64_t deadline;         /* ms; 0 when none */
+	int64_t release_at;       /* ms: give a large idle input buffer back (0: none) */
+	int64_t started_us;       /* first byte of this request, for the log */
+	/* the response: a head built here, then a body (static or owned) */
+	char head[2048];
+	size_t head_len;
+	const char *body;
+	size_t body_out_len;
+	char *owned;              /* given back after the write: worker reply buffer */
+	size_t owned_cap;
+	size_t out_off;           /* bytes of head+body already written */
+	int status;
+	char small_body[ERROR_BODY_MAX + 64];  /* error JSON, /execution-parameters */
+	struct conn *next_queued;
+};
+
+struct worker {
+	pid_t pid;                 /* > 0 running; 0 slot empty; < 0 just reaped */
+	int to_worker;             /* write end of the request pipe */
+	int from_worker;           /* read end of the reply pipe; EOF when it dies */
+	int quick;                 /* its last answer came within QUICK_ANSWER_US */
+	struct conn *conn;         /* the request it runs, or NULL when idle */
+	char *frame;               /* request frame header and meta */
+	size_t frame_len, sent;    /* bytes of frame+body sent so far */
+	struct frame_reply reply;  /* the reply's header, once it has arrived */
+	char *reply_buf;           /* the whole reply: header, meta, body */
+	size_t got, reply_cap;     /* bytes of it read so far; its size */
+	int64_t deadline;          /* invocation timeout, ms */
+	int64_t handed_us;         /* when it was given its request */
+};
+
+/* Requests waiting for a worker, oldest first, linked through
+ * conn.next_queued (section 13). */
+struct request_queue {
+	struct conn *head, *tail;
+	int len;
+};
+
+/* The clock, read once per turn of the loop. */
+static int64_t now_ms;                  /* monotonic, in ms */
+static char http_date[40];              /* the Date header of the current second */
+static char log_date[LOG_TIME_LEN + 1]; /* the same second, as log lines show it */
+static time_t http_date_second = -1;    /* the second both show */
+
+/* Clients. */
+static struct conn *conns[FD_SETSIZE];  /* indexed by file descriptor */
+static int max_conn_fd = -1;            /* the highest in conns; -1: none */
+static size_t buffered_bytes;           /* input buffer bytes over the initial size,
+                                         * charged to --max-buffered-mb */
+static struct request_queue queue;      /* requests waiting for a worker */
+static int64_t refused_logged_ms = -1000;  /* refuse() logs at most once a second */
+static long refused_unlogged;           /* connections refused since its last line */
+static int64_t next_client_check_ms;    /* check_waiting_clients' next turn */
+
+/* Workers and the model. */
+static struct worker workers[MAX_WORKERS];  /* cfg.workers of them are used */
+/* The one model, loaded before the fork. Multi-model endpoints (models
+ * loaded while running, SAGEMAKER_MULTI_MODEL) will keep a table of handles
+ * keyed by name instead, load them in a worker-owned way, and add the model's
+ * name to the request frame; nothing else in the loop depends on there being
+ * one model. */
+static model *the_model;
+static pid_t loop_pid;                  /* for the workers' parent-death check */
+static char *spare_replies[SPARE_REPLIES];  /* reply buffers kept (section 21) */
+static int spare_count;
+
+/* Descriptors that are not connections or worker pipes. */
+static int listen_fd = -1;
+static int reserve_fd = -1;             /* spare descriptor for EMFILE (see accept_clients) */
+static int signal_pipe[2] = { -1, -1 }; /* signal handlers write, the loop reads */
+
+/* Stopping (REQ-6: SIGTERM, then SIGKILL 30 s later). */
+static volatile sig_atomic_t stop_signals;  /* SIGTERM/SIGINT seen */
+static int draining;                    /* SIGTERM seen: finish and exit */
+static int64_t drain_deadline;          /* ms; 0 until the drain begins */
+
+/* Functions called before their section: the state machine's entry point,
+ * the queue's dispatcher, the checks for a client gone, and the speed-ups
+ * of section 21. */
+static void conn_process(struct conn *c);
+static void dispatch_queued(void);
+static void model_abandon(struct conn *c);
+static int client_reset(struct conn *c);
+static void client_left(struct conn *c, const char *how);
+static void reply_buffer_done(char *p, size_t cap);
+static char *reply_buffer_get(void);
+static void free_spare_replies(void);
+static void keep_buffer_a_while(struct conn *c);
+static void conn_release_buffer(struct conn *c);
+static int release_idle_buffers(void);
+static void release_buffers_when_idle(int from_loop, char **buf, size_t *cap, char **body,
+	size_t *body_cap);
+static void release_unless_used(char **buf, size_t *cap, size_t used);
+static void enlarge_pipes(int req[2], int rep[2]);
+#ifdef __linux__
+static void worker_mark_as_batch(void);
+#endif
+static void note_answer_time(struct worker *w);
+static int wait_for_events(int maxfd, fd_set *rd, fd_set *wr, struct timeval *tv);
+
+/* ======================================================================== */
+/* 8. Responses: the status line, the headers, error bodies, the access log */
+/* ======================================================================== */
+
+/* RFC 9110 5.6.7: Date is an IMF-fixdate in GMT. Formatted by hand, not with
+ * strftime, so no locale or time-zone file is read (the image has no /etc).
+ * The log lines' time of the same second is made here too. */
+static void update_http_date(void)
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t t = time(NULL);
+	struct tm tm;
+	if (t == http_date_second)
+		return;
+	http_date_second = t;
+	gmtime_r(&t, &tm);
+	snprintf(http_date, sizeof http_date, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+		tm.tm_hour, tm.tm_min, tm.tm_sec);
+	format_log_time(log_date, t);
+}
 
 static const char *reason_phrase(int status)
 {
@@ -955,184 +1139,6 @@ static size_t json_error_body(char *out, size_t cap, const char *message)
 	}
 	memcpy(out + n, tail, strlen(tail) + 1);
 	return n + strlen(tail);
-}
-
-/* ======================================================================== */
-/* Connections                                                              */
-/* ======================================================================== */
-
-enum conn_state {
-	CONN_READ_HEAD,   /* waiting for (the rest of) a request head */
-	CONN_READ_BODY,   /* head parsed, reading the body */
-	CONN_IN_MODEL,    /* queued for, or running in, a worker */
-	CONN_WRITE,       /* writing the response */
-	CONN_LINGER,      /* response sent, half-closed, discarding input */
-};
-
-enum route { ROUTE_PING, ROUTE_EXEC_PARAMS, ROUTE_INVOCATIONS, ROUTE_ERROR };
-
-struct conn {
-	int fd;
-	enum conn_state state;
-	char *in;                 /* bytes read: head, body, pipelined requests */
-	size_t in_len, in_cap;
-	struct head_scan scan;
-	struct http_request req;
-	enum route route;
-	size_t body_start;        /* offset of the body in `in` */
-	size_t body_len;          /* body bytes received (decoded, if chunked) */
-	size_t raw_pos;           /* chunked: first undecoded byte */
-	size_t req_end;           /* offset just past this request */
-	struct chunked chunk;
-	int close_after;          /* close once the response is written */
-	int resent;               /* queued again after a worker died taking it */
-	int input_seen;           /* with the model: more input or its end came (see check_client) */
-	int probed;               /* queued, its input ended: an interim 100 went out */
-	int64_t deadline;         /* ms; 0 when none */
-	int64_t release_at;       /* ms: give a large idle input buffer back (0: none) */
-	int64_t started_us;       /* first byte of this request, for the log */
-	/* the response: a head built here, then a body (static or owned) */
-	char head[2048];
-	size_t head_len;
-	const char *body;
-	size_t body_out_len;
-	char *owned;              /* given back after the write: worker reply buffer */
-	size_t owned_cap;
-	size_t out_off;           /* bytes of head+body already written */
-	int status;
-	char small_body[ERROR_BODY_MAX + 64];  /* error JSON, /execution-parameters */
-	struct conn *next_queued;
-};
-
-static struct conn *conns[FD_SETSIZE];  /* indexed by file descriptor */
-
-/* Reply buffers of the first read's size, kept for the next replies: every
- * invocation needs one, and reusing them keeps malloc and free off its path
- * (a few kept are enough: one per reply between a worker and its client). */
-#define SPARE_REPLIES 4
-static char *spare_replies[SPARE_REPLIES];
-static int spare_count;
-
-/* A response is done with its reply buffer: keep it, or free it. */
-static void reply_buffer_done(char *p, size_t cap)
-{
-	if (p && cap == REPLY_FIRST_READ && spare_count < SPARE_REPLIES)
-		spare_replies[spare_count++] = p;
-	else
-		free(p);
-}
-static int max_conn_fd = -1;
-static size_t buffered_bytes;           /* input buffer bytes over the initial size */
-static int draining;                    /* SIGTERM seen: finish and exit */
-
-static struct conn *queue_head, *queue_tail;
-static int queue_len;
-
-static void conn_process(struct conn *c);
-static void dispatch_queued(void);
-static void model_abandon(struct conn *c);
-
-/* The parsed request's slices point into the input buffer; when realloc
- * moves the buffer, move them with it. */
-static void rebase_slice(struct slice *s, uintptr_t old_base, size_t len, char *new_base)
-{
-	uintptr_t at = (uintptr_t)s->p;
-	if (s->p && at >= old_base && at <= old_base + len)
-		s->p = new_base + (at - old_base);
-}
-
-static void rebase_request(struct http_request *r, uintptr_t old_base, size_t len, char *new_base)
-{
-	size_t i;
-	struct slice *all[] = { &r->method_name, &r->target, &r->path, &r->content_type,
-		&r->custom_attributes };
-	for (i = 0; i < sizeof all / sizeof all[0]; i++)
-		rebase_slice(all[i], old_base, len, new_base);
-	for (i = 0; i < r->accept_count; i++)
-		rebase_slice(&r->accept[i], old_base, len, new_base);
-	for (i = 0; i < r->amzn_count; i++) {
-		rebase_slice(&r->amzn_name[i], old_base, len, new_base);
-		rebase_slice(&r->amzn_value[i], old_base, len, new_base);
-	}
-}
-
-/* Grows or shrinks a connection's input buffer, charging the global budget.
- * Returns 0, or -1 when the budget or malloc says no. */
-static int conn_resize(struct conn *c, size_t cap)
-{
-	size_t old_charge = c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
-	size_t new_charge = cap > IN_BUF_INITIAL ? cap - IN_BUF_INITIAL : 0;
-	uintptr_t old_base = (uintptr_t)c->in;
-	char *p;
-	if (new_charge > old_charge && buffered_bytes - old_charge + new_charge > cfg.max_buffered)
-		return -1;
-	p = realloc(c->in, cap);
-	if (!p)
-		return -1;
-	if (old_base && (uintptr_t)p != old_base)
-		rebase_request(&c->req, old_base, c->in_len, p);
-	c->in = p;
-	c->in_cap = cap;
-	buffered_bytes = buffered_bytes - old_charge + new_charge;
-	return 0;
-}
-
-/* Gives back a large input buffer kept after a request, if the connection
- * is between requests (what may have arrived of the next head is kept). */
-static void conn_release_buffer(struct conn *c)
-{
-	c->release_at = 0;
-	if (c->state == CONN_READ_HEAD && c->in_cap > IN_BUF_KEEP && c->in_len <= IN_BUF_INITIAL)
-		conn_resize(c, IN_BUF_INITIAL);
-}
-
-/* The budget ran short: first take back every kept buffer of an idle
- * connection. Returns whether anything was released. */
-static int release_idle_buffers(void)
-{
-	size_t before = buffered_bytes;
-	int fd;
-	for (fd = 0; fd <= max_conn_fd; fd++)
-		if (conns[fd] && conns[fd]->release_at)
-			conn_release_buffer(conns[fd]);
-	return buffered_bytes < before;
-}
-
-static struct conn *conn_new(int fd)
-{
-	struct conn *c = calloc(1, sizeof *c);
-	if (!c)
-		return NULL;
-	c->fd = fd;
-	if (conn_resize(c, IN_BUF_INITIAL) != 0) {
-		free(c);
-		return NULL;
-	}
-	c->deadline = now_ms + (int64_t)cfg.idle_timeout_s * 1000;
-	conns[fd] = c;
-	if (fd > max_conn_fd)
-		max_conn_fd = fd;
-	return c;
-}
-
-/* Frees a connection. Who may call it, so that a reader can see where a
- * connection can disappear: conn_read (end of stream, error, linger over),
- * conn_write (write error; it then returns -1), conn_timeout, check_client
- * and dispatch_queued (the client of a request with the model gone),
- * begin_drain and close_all_connections. Nothing called from a request's
- * processing closes its connection: errors there only queue a response. */
-static void conn_close(struct conn *c)
-{
-	if (c->state == CONN_IN_MODEL)
-		model_abandon(c);
-	conns[c->fd] = NULL;
-	while (max_conn_fd >= 0 && !conns[max_conn_fd])
-		max_conn_fd--;
-	close(c->fd);
-	buffered_bytes -= c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
-	free(c->in);
-	reply_buffer_done(c->owned, c->owned_cap);
-	free(c);
 }
 
 static int64_t seconds_from_now(int s)
@@ -1232,11 +1238,97 @@ static void log_access(struct conn *c)
 {
 	if (!cfg.access_log || c->route == ROUTE_PING || c->req.method_name.n == 0)
 		return;
-	fprintf(stdout, "%s %.*s %.*s %d in=%zu out=%zu us=%lld\n", http_date,
+	fprintf(stdout, "%s %.*s %.*s %d in=%zu out=%zu us=%lld\n", log_date,
 		(int)c->req.method_name.n, c->req.method_name.p,
 		(int)(c->req.path.n > 200 ? 200 : c->req.path.n), c->req.path.p, c->status,
 		c->req_end ? c->req_end : c->in_len, c->head_len + c->body_out_len,
 		(long long)(monotonic_us() - c->started_us));
+}
+
+/* ======================================================================== */
+/* 9. Connections: buffers, the budget, the write path, the next request    */
+/* ======================================================================== */
+
+/* The parsed request's slices point into the input buffer; when realloc
+ * moves the buffer, move them with it. */
+static void rebase_slice(struct slice *s, uintptr_t old_base, size_t len, char *new_base)
+{
+	uintptr_t at = (uintptr_t)s->p;
+	if (s->p && at >= old_base && at <= old_base + len)
+		s->p = new_base + (at - old_base);
+}
+
+static void rebase_request(struct http_request *r, uintptr_t old_base, size_t len, char *new_base)
+{
+	size_t i;
+	struct slice *all[] = { &r->method_name, &r->target, &r->path, &r->content_type,
+		&r->custom_attributes };
+	for (i = 0; i < sizeof all / sizeof all[0]; i++)
+		rebase_slice(all[i], old_base, len, new_base);
+	for (i = 0; i < r->accept_count; i++)
+		rebase_slice(&r->accept[i], old_base, len, new_base);
+	for (i = 0; i < r->amzn_count; i++) {
+		rebase_slice(&r->amzn_name[i], old_base, len, new_base);
+		rebase_slice(&r->amzn_value[i], old_base, len, new_base);
+	}
+}
+
+/* Grows or shrinks a connection's input buffer, charging the global budget.
+ * Returns 0, or -1 when the budget or malloc says no. */
+static int conn_resize(struct conn *c, size_t cap)
+{
+	size_t old_charge = c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
+	size_t new_charge = cap > IN_BUF_INITIAL ? cap - IN_BUF_INITIAL : 0;
+	uintptr_t old_base = (uintptr_t)c->in;
+	char *p;
+	if (new_charge > old_charge && buffered_bytes - old_charge + new_charge > cfg.max_buffered)
+		return -1;
+	p = realloc(c->in, cap);
+	if (!p)
+		return -1;
+	if (old_base && (uintptr_t)p != old_base)
+		rebase_request(&c->req, old_base, c->in_len, p);
+	c->in = p;
+	c->in_cap = cap;
+	buffered_bytes = buffered_bytes - old_charge + new_charge;
+	return 0;
+}
+
+static struct conn *conn_new(int fd)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	if (conn_resize(c, IN_BUF_INITIAL) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->deadline = now_ms + (int64_t)cfg.idle_timeout_s * 1000;
+	conns[fd] = c;
+	if (fd > max_conn_fd)
+		max_conn_fd = fd;
+	return c;
+}
+
+/* Frees a connection. Who may call it, so that a reader can see where a
+ * connection can disappear: conn_read (end of stream, error, linger over),
+ * conn_write (write error; it then returns -1), conn_timeout, check_client
+ * and dispatch_queued (the client of a request with the model gone),
+ * begin_drain and close_all_connections. Nothing called from a request's
+ * processing closes its connection: errors there only queue a response. */
+static void conn_close(struct conn *c)
+{
+	if (c->state == CONN_IN_MODEL)
+		model_abandon(c);
+	conns[c->fd] = NULL;
+	while (max_conn_fd >= 0 && !conns[max_conn_fd])
+		max_conn_fd--;
+	close(c->fd);
+	buffered_bytes -= c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
+	free(c->in);
+	reply_buffer_done(c->owned, c->owned_cap);
+	free(c);
 }
 
 /* Whether a connection between requests holds nothing but (part of) a CRLF,
@@ -1269,7 +1361,7 @@ static void conn_reset(struct conn *c)
 	c->route = ROUTE_ERROR;
 	c->state = CONN_READ_HEAD;
 	if (c->in_cap > IN_BUF_KEEP && left <= IN_BUF_INITIAL)
-		c->release_at = now_ms + IN_BUF_IDLE_RELEASE_MS;
+		keep_buffer_a_while(c);      /* (section 21) */
 	c->started_us = monotonic_us();
 	c->deadline = holds_no_request(c) ? seconds_from_now(cfg.idle_timeout_s)
 	                                  : seconds_from_now(cfg.header_timeout_s);
@@ -1340,62 +1432,8 @@ again:
 }
 
 /* ======================================================================== */
-/* Workers: pre-forked processes that run the model                         */
-/*                                                                          */
-/* Frames on the pipes (host byte order; both ends are this binary):       */
-/*   request: struct frame_request, meta (NUL-separated strings:            */
-/*            content type, accept, custom attributes, then name/value      */
-/*            pairs of X-Amzn-SageMaker-* headers), body                    */
-/*   reply:   struct frame_reply, meta (content type, custom attributes),   */
-/*            body                                                          */
+/* 10. model.h's implementation: the answer a plug-in builds in a worker    */
 /* ======================================================================== */
-
-#define FRAME_MAGIC 0x736d7376u  /* "smsv" */
-
-struct frame_request {
-	uint32_t magic;
-	uint32_t meta_len;
-	uint32_t header_count;
-	uint32_t reserved;
-	uint64_t body_len;
-};
-
-struct frame_reply {
-	uint32_t magic;
-	int32_t status;
-	uint32_t meta_len;
-	uint32_t reserved;
-	uint64_t body_len;
-};
-
-struct worker {
-	pid_t pid;                 /* > 0 running; 0 slot empty; < 0 just reaped */
-	int to_worker;             /* write end of the request pipe */
-	int from_worker;           /* read end of the reply pipe; EOF when it dies */
-	int quick;                 /* its last answer came within QUICK_ANSWER_US */
-	struct conn *conn;         /* the request it runs, or NULL when idle */
-	char *frame;               /* request frame header and meta */
-	size_t frame_len, sent;    /* bytes of frame+body sent so far */
-	struct frame_reply reply;  /* the reply's header, once it has arrived */
-	char *reply_buf;           /* the whole reply: header, meta, body */
-	size_t got, reply_cap;     /* bytes of it read so far; its size */
-	int64_t deadline;          /* invocation timeout, ms */
-	int64_t handed_us;         /* when it was given its request */
-};
-
-static struct worker workers[MAX_WORKERS];
-/* The one model, loaded before the fork. Multi-model endpoints (models
- * loaded while running, SAGEMAKER_MULTI_MODEL) will keep a table of handles
- * keyed by name instead, load them in a worker-owned way, and add the model's
- * name to the request frame; nothing else in the loop depends on there being
- * one model. */
-static model *the_model;
-static int listen_fd = -1;
-static int reserve_fd = -1;    /* spare descriptor for EMFILE (see accept) */
-static int signal_pipe[2] = { -1, -1 };
-static pid_t loop_pid;         /* for the workers' parent-death check */
-
-/* ---- the worker process side (blocking I/O is fine here) ---- */
 
 struct model_response {
 	int status;
@@ -1485,6 +1523,11 @@ int model_response_error(model_response *out, int status, const char *message)
 	strcpy(out->type, "application/json");
 	return model_response_write(out, body, n);
 }
+
+/* ======================================================================== */
+/* 11. The worker process: read a frame, run the model, send the reply      */
+/*     (blocking I/O is fine here: a worker serves one request at a time)   */
+/* ======================================================================== */
 
 /* Reads until *have >= need, growing *buf to at least need bytes. Each read
  * asks for all the room there is, so a small request frame, which the loop
@@ -1599,41 +1642,10 @@ static void send_reply(int fd, model_response *out)
 		_exit(0);
 }
 
-/* Whether a request starts to arrive (or the pipe closes) within ms. The
- * worker waits on this one descriptor with poll, not select: the loop may
- * hold so many connections when it forks a worker that the pipe's number is
- * past FD_SETSIZE. */
-static int request_within(int fd, int ms)
-{
-	struct pollfd p;
-	int n;
-	p.fd = fd;
-	p.events = POLLIN;
-	while ((n = poll(&p, 1, ms)) < 0 && errno == EINTR)
-		;
-	return n != 0;
-}
-
-/* Gives a buffer grown past IN_BUF_KEEP back unless `used` bytes of it were
- * needed (see worker_main). */
-static void release_unless_used(char **buf, size_t *cap, size_t used)
-{
-	if (*cap > IN_BUF_KEEP && used <= IN_BUF_KEEP) {
-		free(*buf);
-		*buf = NULL;
-		*cap = 0;
-	}
-}
-
 /* A worker: read a request, run the model, send the reply, forever. It
- * exits when the loop closes its end of the request pipe (shutdown).
- * A request buffer or response body grown past IN_BUF_KEEP is kept for the
- * next request while requests stay that large, and goes back to the system
- * after a smaller one or once the worker has been idle for
- * IN_BUF_IDLE_RELEASE_MS: a batch transform sends large bodies back to back,
- * and with musl's malloc (the static build, the image) every large block
- * freed is a munmap, and the next one an mmap and a page fault per 4 KiB
- * (the image served a 1 MB batch 40% slower). */
+ * exits when the loop closes its end of the request pipe (shutdown). Its
+ * request and answer buffers are reused from one request to the next, and
+ * large ones given back when no longer needed (section 21). */
 static void worker_main(int from_loop, int to_loop)
 {
 	char *buf = NULL, *meta, *body = NULL;
@@ -1644,11 +1656,7 @@ static void worker_main(int from_loop, int to_loop)
 		model_request req;
 		model_response out;
 		size_t have = 0;              /* the loop sends one frame at a time */
-		if ((cap > IN_BUF_KEEP || body_cap > IN_BUF_KEEP) &&
-		    !request_within(from_loop, IN_BUF_IDLE_RELEASE_MS)) {
-			release_unless_used(&buf, &cap, 0);
-			release_unless_used(&body, &body_cap, 0);
-		}
+		release_buffers_when_idle(from_loop, &buf, &cap, &body, &body_cap);
 		if (grow_buffer(&buf, &cap, IN_BUF_KEEP) != 0)
 			_exit(4);
 		if (read_at_least(from_loop, &buf, &cap, &have, sizeof fr) != 0)
@@ -1678,7 +1686,9 @@ static void worker_main(int from_loop, int to_loop)
 	}
 }
 
-/* ---- the loop side ---- */
+/* ======================================================================== */
+/* 12. Starting and replacing workers                                       */
+/* ======================================================================== */
 
 static int workers_alive(void)
 {
@@ -1688,35 +1698,11 @@ static int workers_alive(void)
 	return n;
 }
 
-#ifdef __linux__
-/* Model work is batch work: CPU-bound, never waiting on a person. Under
- * SCHED_BATCH (sched(7)) a worker that wakes with a request does not preempt
- * the loop on that CPU. The loop is the latency-sensitive part (SageMaker
- * wants /ping within 2 s and accepts within 250 ms while inferences run), and
- * a loop preempted after each hand-off also serves fewer requests: on two
- * cores this lifts small invocations by about a quarter (bench/run.sh). The
- * worker keeps its full share of the CPU; only wake-up preemption changes.
- * Failure (a seccomp profile that forbids it) changes nothing else.
- * pthread_setschedparam, not sched_setscheduler: musl's sched_setscheduler
- * always fails (ENOSYS), and the worker is a single thread either way. */
-static void worker_mark_as_batch(void)
-{
-	struct sched_param param;
-	memset(&param, 0, sizeof param);
-	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
-}
-#endif
-
 /* Two pipes join the loop and a worker, one each way, rather than one
  * socketpair: a pipe keeps its readers and writers on separate wait queues,
  * so the loop reading a reply does not also wake the worker asleep in
  * read() (on a socketpair, freeing send space wakes every sleeper on the
- * socket), and a pipe moves bytes with less work than a socket. Together
- * about a tenth of the loop's time per small request (perf).
- * On Linux each pipe may hold PIPE_CAPACITY bytes instead of 64 KiB, so a
- * 1 MB batch crosses in one or two turns of the loop, not sixteen. The
- * kernel allocates the pages only while data waits in the pipe. If the
- * system refuses (fs.pipe-max-size, a user's pipe quota), 64 KiB works too. */
+ * socket). Both must be numbers select() can watch. */
 static int open_pipes(int req[2], int rep[2])
 {
 	if (pipe(req) != 0)
@@ -1726,10 +1712,7 @@ static int open_pipes(int req[2], int rep[2])
 		close(req[1]);
 		return -1;
 	}
-#ifdef __linux__
-	(void)fcntl(req[1], F_SETPIPE_SZ, PIPE_CAPACITY);
-	(void)fcntl(rep[1], F_SETPIPE_SZ, PIPE_CAPACITY);
-#endif
+	enlarge_pipes(req, rep);     /* (section 21) */
 	if (req[1] >= FD_SETSIZE || rep[0] >= FD_SETSIZE) {
 		close(req[0]);
 		close(req[1]);
@@ -1796,7 +1779,7 @@ static int worker_spawn(int i)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != loop_pid)
 			_exit(0);               /* the loop died before prctl */
-		worker_mark_as_batch();
+		worker_mark_as_batch();      /* (section 21) */
 #endif
 		close(req[1]);
 		close(rep[0]);
@@ -1844,6 +1827,131 @@ static void worker_fail(struct worker *w, int status, const char *message)
 	}
 	worker_spawn((int)(w - workers));
 	dispatch_queued();
+}
+
+static int start_workers(void)
+{
+	int i;
+	for (i = 0; i < cfg.workers; i++) {
+		workers[i].to_worker = workers[i].from_worker = -1;
+		workers[i].frame = malloc(sizeof(struct frame_request) + WORKER_META_MAX);
+		if (!workers[i].frame || worker_spawn(i) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void respawn_missing_workers(void)
+{
+	int i;
+	for (i = 0; i < cfg.workers; i++)
+		if (workers[i].pid <= 0 && worker_spawn(i) != 0)
+			break;                  /* retried on the next turn */
+	dispatch_queued();
+}
+
+/* Stops the workers: closing their request pipes makes them exit; SIGKILL any
+ * that are still running (a model stuck in a loop) after a short wait. */
+static void stop_workers(void)
+{
+	int i, tries;
+	for (i = 0; i < cfg.workers; i++)
+		if (workers[i].pid > 0)
+			close(workers[i].to_worker);
+	for (tries = 0; tries < 100; tries++) {
+		int left = 0;
+		for (i = 0; i < cfg.workers; i++) {
+			if (workers[i].pid > 0 && waitpid(workers[i].pid, NULL, WNOHANG) == workers[i].pid)
+				workers[i].pid = 0;
+			left += workers[i].pid > 0;
+		}
+		if (!left)
+			break;
+		nanosleep(&(struct timespec){ 0, 10L * 1000 * 1000 }, NULL);
+	}
+	for (i = 0; i < cfg.workers; i++) {
+		if (workers[i].pid > 0) {
+			kill(workers[i].pid, SIGKILL);
+			waitpid(workers[i].pid, NULL, 0);
+			workers[i].pid = 0;
+		}
+		free(workers[i].frame);
+		free(workers[i].reply_buf);
+	}
+	free_spare_replies();
+}
+
+/* ======================================================================== */
+/* 13. The request queue: complete requests waiting for an idle worker,     */
+/*     oldest first (bounded by --queue; past it, 503 with Retry-After)     */
+/* ======================================================================== */
+
+static void queue_push(struct conn *c)
+{
+	c->next_queued = NULL;
+	if (queue.tail)
+		queue.tail->next_queued = c;
+	else
+		queue.head = c;
+	queue.tail = c;
+	queue.len++;
+}
+
+/* Back to the front: a request that a dead worker never received. */
+static void queue_push_front(struct conn *c)
+{
+	c->next_queued = queue.head;
+	queue.head = c;
+	if (!queue.tail)
+		queue.tail = c;
+	queue.len++;
+}
+
+/* The oldest request, taken off the queue; NULL when it is empty. */
+static struct conn *queue_pop(void)
+{
+	struct conn *c = queue.head;
+	if (!c)
+		return NULL;
+	queue.head = c->next_queued;
+	if (!queue.head)
+		queue.tail = NULL;
+	queue.len--;
+	c->next_queued = NULL;        /* the connection may be queued again later */
+	return c;
+}
+
+/* Takes c off the queue; returns 0 if it was not on it. */
+static int queue_remove(struct conn *c)
+{
+	struct conn *prev = NULL, *q;
+	for (q = queue.head; q && q != c; q = q->next_queued)
+		prev = q;
+	if (!q)
+		return 0;
+	if (prev)
+		prev->next_queued = q->next_queued;
+	else
+		queue.head = q->next_queued;
+	if (queue.tail == q)
+		queue.tail = prev;
+	q->next_queued = NULL;
+	queue.len--;
+	return 1;
+}
+
+/* ======================================================================== */
+/* 14. Hand-over and read-back: a request framed to a worker, its reply     */
+/*     turned into the HTTP response                                        */
+/* ======================================================================== */
+
+static struct worker *idle_worker(void)
+{
+	int i;
+	for (i = 0; i < cfg.workers; i++)
+		if (workers[i].pid > 0 && !workers[i].conn)
+			return &workers[i];
+	return NULL;
 }
 
 static void put_meta(char *meta, size_t *n, struct slice s)
@@ -1923,11 +2031,7 @@ static void worker_send(struct worker *w)
 			if (w->sent == 0 && !c->resent) {
 				c->resent = 1;
 				w->conn = NULL;
-				c->next_queued = queue_head;
-				queue_head = c;
-				if (!queue_tail)
-					queue_tail = c;
-				queue_len++;
+				queue_push_front(c);
 				c->deadline = seconds_from_now(cfg.timeout_s);
 			}
 			worker_fail(w, 500, "the model worker stopped while receiving the request");
@@ -1969,7 +2073,7 @@ static void worker_finish(struct worker *w)
 	if (*attrs)
 		snprintf(extra, sizeof extra, "X-Amzn-SageMaker-Custom-Attributes: %s\r\n", attrs);
 	w->conn = NULL;
-	w->quick = monotonic_us() - w->handed_us < QUICK_ANSWER_US;
+	note_answer_time(w);            /* (section 21) */
 	c->owned = w->reply_buf;
 	c->owned_cap = w->reply_cap;
 	w->reply_buf = NULL;
@@ -2020,7 +2124,7 @@ static void worker_receive(struct worker *w)
 		size_t total;
 		ssize_t r;
 		if (!w->reply_buf) {
-			w->reply_buf = spare_count ? spare_replies[--spare_count] : malloc(REPLY_FIRST_READ);
+			w->reply_buf = reply_buffer_get();
 			if (!w->reply_buf) {
 				worker_fail(w, 503, "out of memory for the model's response");
 				return;
@@ -2056,6 +2160,26 @@ static void worker_receive(struct worker *w)
 	}
 }
 
+/* Hands queued requests to idle workers, oldest first. */
+static void dispatch_queued(void)
+{
+	struct worker *w;
+	while (queue.head && (w = idle_worker()) != NULL) {
+		struct conn *c = queue_pop();
+		if (client_reset(c)) {
+			client_left(c, "closed");
+			continue;
+		}
+		c->deadline = 0;             /* the worker's deadline rules from here */
+		worker_start(w, c);
+		worker_send(w);
+	}
+}
+
+/* ======================================================================== */
+/* 15. Clients that leave while their request is queued or running          */
+/* ======================================================================== */
+
 /* The worker running c's request, if one is. */
 static struct worker *worker_running(const struct conn *c)
 {
@@ -2072,21 +2196,9 @@ static struct worker *worker_running(const struct conn *c)
  * The loop forks a replacement on its next turn (unless it is draining). */
 static void model_abandon(struct conn *c)
 {
-	struct conn *prev = NULL, *q;
 	struct worker *w;
-	for (q = queue_head; q; prev = q, q = q->next_queued) {
-		if (q != c)
-			continue;
-		if (prev)
-			prev->next_queued = q->next_queued;
-		else
-			queue_head = q->next_queued;
-		if (queue_tail == q)
-			queue_tail = prev;
-		q->next_queued = NULL;  /* the connection may be queued again later */
-		queue_len--;
+	if (queue_remove(c))
 		return;
-	}
 	if ((w = worker_running(c)) != NULL) {
 		if (!draining)
 			log_line("worker %ld: client gone, stopping its request", (long)w->pid);
@@ -2174,38 +2286,21 @@ static void check_client(struct conn *c)
 	}
 }
 
-static struct worker *idle_worker(void)
+/* check_client for every connection whose request is with the model, once
+ * a second. */
+static void check_waiting_clients(void)
 {
-	int i;
-	for (i = 0; i < cfg.workers; i++)
-		if (workers[i].pid > 0 && !workers[i].conn)
-			return &workers[i];
-	return NULL;
-}
-
-/* Hands queued requests to idle workers, oldest first. */
-static void dispatch_queued(void)
-{
-	struct worker *w;
-	while (queue_head && (w = idle_worker()) != NULL) {
-		struct conn *c = queue_head;
-		queue_head = c->next_queued;
-		if (!queue_head)
-			queue_tail = NULL;
-		queue_len--;
-		c->next_queued = NULL;
-		if (client_reset(c)) {
-			client_left(c, "closed");
-			continue;
-		}
-		c->deadline = 0;             /* the worker's deadline rules from here */
-		worker_start(w, c);
-		worker_send(w);
-	}
+	int fd;
+	if (now_ms < next_client_check_ms)
+		return;
+	next_client_check_ms = now_ms + 1000;
+	for (fd = 0; fd <= max_conn_fd; fd++)
+		if (conns[fd] && conns[fd]->state == CONN_IN_MODEL)
+			check_client(conns[fd]);
 }
 
 /* ======================================================================== */
-/* Routes                                                                   */
+/* 16. Routes                                                               */
 /* ======================================================================== */
 
 /* Decides what a request is for, from its head alone, so errors can be
@@ -2266,24 +2361,19 @@ static void serve_invocation(struct conn *c)
 	struct worker *w;
 	c->state = CONN_IN_MODEL;
 	c->deadline = 0;
-	if (!queue_head && (w = idle_worker()) != NULL) {
+	if (!queue.head && (w = idle_worker()) != NULL) {
 		worker_start(w, c);
 		worker_send(w);
 		return;
 	}
-	if (queue_len >= cfg.queue_max) {
+	if (queue.len >= cfg.queue_max) {
 		static const char retry[] = "Retry-After: 1\r\n";
-		log_line("503 queue full (%d requests waiting)", queue_len);
+		log_line("503 queue full (%d requests waiting)", queue.len);
 		respond_error_with(c, 503, "server busy: every model worker is busy and the queue is full",
 			retry);
 		return;
 	}
-	if (queue_tail)
-		queue_tail->next_queued = c;
-	else
-		queue_head = c;
-	queue_tail = c;
-	queue_len++;
+	queue_push(c);
 	/* A request may wait for a worker no longer than it may run in one. */
 	c->deadline = seconds_from_now(cfg.timeout_s);
 }
@@ -2307,7 +2397,7 @@ static void request_complete(struct conn *c)
 }
 
 /* ======================================================================== */
-/* The connection state machine: parse what has arrived, act on it.         */
+/* 17. The connection state machine: parse what has arrived, act on it.     */
 /* ======================================================================== */
 
 /* The head is parsed: route it, check the body's size, make room for it. */
@@ -2488,7 +2578,7 @@ static void conn_timeout(struct conn *c)
 }
 
 /* ======================================================================== */
-/* Accepting connections                                                    */
+/* 18. Accepting connections                                                */
 /* ======================================================================== */
 
 /* Closing a socket with unread input sends a reset in place of the end of
@@ -2509,8 +2599,6 @@ static void close_reading_what_came(int fd)
 static void refuse(int fd)
 {
 	static const char body[] = "{\"error\": \"server busy: too many connections\"}\n";
-	static int64_t last_log_ms = -1000;
-	static long refused;            /* since the last log line: at most one a second */
 	char msg[320];
 	int n = snprintf(msg, sizeof msg, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
 		"Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: %d\r\n"
@@ -2519,11 +2607,12 @@ static void refuse(int fd)
 		close_reading_what_came(fd);
 	else
 		close(fd);
-	refused++;
-	if (now_ms - last_log_ms >= 1000) {
-		log_line("503 refused %ld connection(s): no descriptor select() can watch", refused);
-		last_log_ms = now_ms;
-		refused = 0;
+	refused_unlogged++;
+	if (now_ms - refused_logged_ms >= 1000) {
+		log_line("503 refused %ld connection(s): no descriptor select() can watch",
+			refused_unlogged);
+		refused_logged_ms = now_ms;
+		refused_unlogged = 0;
 	}
 }
 
@@ -2560,10 +2649,8 @@ static void accept_clients(void)
 }
 
 /* ======================================================================== */
-/* Signals: handlers only write a byte to the self-pipe; the loop acts.     */
+/* 19. Signals: handlers only write a byte to the self-pipe; the loop acts. */
 /* ======================================================================== */
-
-static volatile sig_atomic_t stop_signals;  /* SIGTERM/SIGINT seen */
 
 static void on_signal(int sig)
 {
@@ -2646,10 +2733,8 @@ static void handle_signals(void)
 }
 
 /* ======================================================================== */
-/* The loop                                                                 */
+/* 20. The loop                                                             */
 /* ======================================================================== */
-
-static int64_t drain_deadline;
 
 static void watch(int fd, fd_set *set, int *maxfd)
 {
@@ -2699,20 +2784,6 @@ static int64_t build_sets(fd_set *rd, fd_set *wr, int *maxfd)
 	return next;
 }
 
-/* check_client for every connection whose request is with the model, once
- * a second. */
-static void check_waiting_clients(void)
-{
-	static int64_t next_check_ms;
-	int fd;
-	if (now_ms < next_check_ms)
-		return;
-	next_check_ms = now_ms + 1000;
-	for (fd = 0; fd <= max_conn_fd; fd++)
-		if (conns[fd] && conns[fd]->state == CONN_IN_MODEL)
-			check_client(conns[fd]);
-}
-
 static void check_deadlines(void)
 {
 	int fd, i;
@@ -2731,15 +2802,6 @@ static void check_deadlines(void)
 		if (c && c->deadline && now_ms >= c->deadline)
 			conn_timeout(c);
 	}
-}
-
-static void respawn_missing_workers(void)
-{
-	int i;
-	for (i = 0; i < cfg.workers; i++)
-		if (workers[i].pid <= 0 && worker_spawn(i) != 0)
-			break;                  /* retried on the next turn */
-	dispatch_queued();
 }
 
 static void handle_events(fd_set *rd, fd_set *wr)
@@ -2766,49 +2828,6 @@ static void handle_events(fd_set *rd, fd_set *wr)
 	 * descriptors this pass's sets know nothing of. */
 	if (FD_ISSET(signal_pipe[0], rd))
 		handle_signals();
-}
-
-/* Fills in the reply pipes of the workers running a request, if every one
- * of them answered its last request quickly and was given this one less than
- * QUICK_ANSWER_US ago; returns how many (0: no quick answer is due). */
-static int quick_answers_due(struct pollfd *replies)
-{
-	int64_t now_us = monotonic_us();
-	int i, n = 0;
-	for (i = 0; i < cfg.workers; i++) {
-		const struct worker *w = &workers[i];
-		if (w->pid <= 0 || !w->conn)
-			continue;
-		if (!w->quick || now_us - w->handed_us >= QUICK_ANSWER_US)
-			return 0;
-		replies[n].fd = w->from_worker;
-		replies[n++].events = POLLIN;
-	}
-	return n;
-}
-
-/* select() on the sets until the time in tv, after a short wait for quick
- * answers. A model that answers in microseconds (the echo plug-in, the
- * default model or XGBoost on one record) is often done sooner than the loop
- * could fall asleep in select() and be woken by the reply, which costs the
- * loop more than the answer did. So while such answers are due, the loop
- * gives its CPU away (sched_yield), often to the very worker it just handed
- * a request, and looks at the workers' reply pipes alone, until one has a
- * reply or QUICK_ANSWER_US have passed since a request was handed out.
- * One-record invocations run about a tenth faster so (bash bench/ab.sh).
- * Yielding to a worker delays the loop until that worker blocks, which is
- * why only workers whose last answers were quick count: yielding to a model
- * that computes for milliseconds would hold /ping up for as long. */
-static int wait_for_events(int maxfd, fd_set *rd, fd_set *wr, struct timeval *tv)
-{
-	struct pollfd replies[MAX_WORKERS];
-	int n;
-	while ((n = quick_answers_due(replies)) > 0) {
-		sched_yield();
-		if (poll(replies, (nfds_t)n, 0) != 0)
-			break;
-	}
-	return select(maxfd + 1, rd, wr, NULL, tv);
 }
 
 static void event_loop(void)
@@ -2849,41 +2868,9 @@ static void event_loop(void)
 		check_waiting_clients();
 		/* Draining, a worker lost to a client gone is still replaced while
 		 * requests wait for one (worker_fail replaces its own at once). */
-		if (!draining || queue_head)
+		if (!draining || queue.head)
 			respawn_missing_workers();
 	}
-}
-
-/* Stops the workers: closing their request pipes makes them exit; SIGKILL any
- * that are still running (a model stuck in a loop) after a short wait. */
-static void stop_workers(void)
-{
-	int i, tries;
-	for (i = 0; i < cfg.workers; i++)
-		if (workers[i].pid > 0)
-			close(workers[i].to_worker);
-	for (tries = 0; tries < 100; tries++) {
-		int left = 0;
-		for (i = 0; i < cfg.workers; i++) {
-			if (workers[i].pid > 0 && waitpid(workers[i].pid, NULL, WNOHANG) == workers[i].pid)
-				workers[i].pid = 0;
-			left += workers[i].pid > 0;
-		}
-		if (!left)
-			break;
-		nanosleep(&(struct timespec){ 0, 10L * 1000 * 1000 }, NULL);
-	}
-	for (i = 0; i < cfg.workers; i++) {
-		if (workers[i].pid > 0) {
-			kill(workers[i].pid, SIGKILL);
-			waitpid(workers[i].pid, NULL, 0);
-			workers[i].pid = 0;
-		}
-		free(workers[i].frame);
-		free(workers[i].reply_buf);
-	}
-	while (spare_count > 0)
-		free(spare_replies[--spare_count]);
 }
 
 static void close_all_connections(void)
@@ -2895,7 +2882,200 @@ static void close_all_connections(void)
 }
 
 /* ======================================================================== */
-/* Options, start-up and main                                               */
+/* 21. Speed-ups: each is optional (the server is correct without it) and   */
+/*     earns its place by a measured figure (docs/performance.md,           */
+/*     "Speed-ups", and the bench/ script named with each)                  */
+/* ======================================================================== */
+
+/* ---- SCHED_BATCH for workers ----
+ * Why: a worker woken with a request must not preempt the loop, which
+ * answers /ping and accepts connections (REQ-18, REQ-26); on two cores
+ * small invocations gain about a quarter (bash bench/run.sh). */
+
+#ifdef __linux__
+/* Model work is batch work: CPU-bound, never waiting on a person. Under
+ * SCHED_BATCH (sched(7)) a worker that wakes with a request does not preempt
+ * the loop on that CPU. The loop is the latency-sensitive part (SageMaker
+ * wants /ping within 2 s and accepts within 250 ms while inferences run), and
+ * a loop preempted after each hand-off also serves fewer requests: on two
+ * cores this lifts small invocations. The worker keeps its full share of the CPU; only wake-up preemption changes.
+ * Failure (a seccomp profile that forbids it) changes nothing else.
+ * pthread_setschedparam, not sched_setscheduler: musl's sched_setscheduler
+ * always fails (ENOSYS), and the worker is a single thread either way. */
+static void worker_mark_as_batch(void)
+{
+	struct sched_param param;
+	memset(&param, 0, sizeof param);
+	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+}
+#endif
+
+/* ---- Larger pipes ----
+ * Why: on Linux each pipe may hold PIPE_CAPACITY bytes instead of 64 KiB, so
+ * a 1 MB batch crosses in one or two turns of the loop, not sixteen (bash
+ * bench/model.sh). The kernel allocates the pages only while data waits in
+ * the pipe. If the system refuses (fs.pipe-max-size, a user's pipe quota),
+ * 64 KiB works too. */
+static void enlarge_pipes(int req[2], int rep[2])
+{
+#ifdef __linux__
+	(void)fcntl(req[1], F_SETPIPE_SZ, PIPE_CAPACITY);
+	(void)fcntl(rep[1], F_SETPIPE_SZ, PIPE_CAPACITY);
+#else
+	(void)req;
+	(void)rep;
+#endif
+}
+
+/* ---- Spare reply buffers ----
+ * Why: every invocation needs a reply buffer of the first read's size, and
+ * reusing a few keeps malloc and free off its path (one per reply between a
+ * worker and its client is enough; bash bench/ab.sh). */
+static char *reply_buffer_get(void)
+{
+	return spare_count ? spare_replies[--spare_count] : malloc(REPLY_FIRST_READ);
+}
+
+/* A response is done with its reply buffer: keep it, or free it. */
+static void reply_buffer_done(char *p, size_t cap)
+{
+	if (p && cap == REPLY_FIRST_READ && spare_count < SPARE_REPLIES)
+		spare_replies[spare_count++] = p;
+	else
+		free(p);
+}
+
+static void free_spare_replies(void)
+{
+	while (spare_count > 0)
+		free(spare_replies[--spare_count]);
+}
+
+/* ---- Keeping large buffers while they are used ----
+ * Why: a batch transform sends large bodies back to back, and with musl's
+ * malloc (the static build, the image) every large block freed is a munmap,
+ * and the next one an mmap and a page fault per 4 KiB: a 1 MB batch ran
+ * 15% slower in the loop and 40% slower in the worker without this (bash
+ * bench/run.sh). A buffer grown past IN_BUF_KEEP is kept while requests stay
+ * that large and given back once unused for IN_BUF_IDLE_RELEASE_MS. In the
+ * loop it stays charged to --max-buffered-mb, and goes back at once if that
+ * runs short. */
+static void keep_buffer_a_while(struct conn *c)
+{
+	c->release_at = now_ms + IN_BUF_IDLE_RELEASE_MS;
+}
+
+/* Gives back a large input buffer kept after a request, if the connection
+ * is between requests (what may have arrived of the next head is kept). */
+static void conn_release_buffer(struct conn *c)
+{
+	c->release_at = 0;
+	if (c->state == CONN_READ_HEAD && c->in_cap > IN_BUF_KEEP && c->in_len <= IN_BUF_INITIAL)
+		conn_resize(c, IN_BUF_INITIAL);
+}
+
+/* The budget ran short: first take back every kept buffer of an idle
+ * connection. Returns whether anything was released. */
+static int release_idle_buffers(void)
+{
+	size_t before = buffered_bytes;
+	int fd;
+	for (fd = 0; fd <= max_conn_fd; fd++)
+		if (conns[fd] && conns[fd]->release_at)
+			conn_release_buffer(conns[fd]);
+	return buffered_bytes < before;
+}
+
+/* Whether a request starts to arrive (or the pipe closes) within ms. The
+ * worker waits on this one descriptor with poll, not select: the loop may
+ * hold so many connections when it forks a worker that the pipe's number is
+ * past FD_SETSIZE. */
+static int request_within(int fd, int ms)
+{
+	struct pollfd p;
+	int n;
+	p.fd = fd;
+	p.events = POLLIN;
+	while ((n = poll(&p, 1, ms)) < 0 && errno == EINTR)
+		;
+	return n != 0;
+}
+
+/* In a worker: gives a buffer grown past IN_BUF_KEEP back unless `used`
+ * bytes of it were needed by the request just answered. */
+static void release_unless_used(char **buf, size_t *cap, size_t used)
+{
+	if (*cap > IN_BUF_KEEP && used <= IN_BUF_KEEP) {
+		free(*buf);
+		*buf = NULL;
+		*cap = 0;
+	}
+}
+
+/* In a worker, before waiting for a request: if it holds a large buffer and
+ * no request comes within IN_BUF_IDLE_RELEASE_MS, give both back. */
+static void release_buffers_when_idle(int from_loop, char **buf, size_t *cap, char **body,
+	size_t *body_cap)
+{
+	if ((*cap > IN_BUF_KEEP || *body_cap > IN_BUF_KEEP) &&
+	    !request_within(from_loop, IN_BUF_IDLE_RELEASE_MS)) {
+		release_unless_used(buf, cap, 0);
+		release_unless_used(body, body_cap, 0);
+	}
+}
+
+/* ---- Waiting briefly for quick answers ----
+ * Why: one-record invocations run about a tenth faster (bash bench/ab.sh);
+ * see wait_for_events. */
+static void note_answer_time(struct worker *w)
+{
+	w->quick = monotonic_us() - w->handed_us < QUICK_ANSWER_US;
+}
+
+/* Fills in the reply pipes of the workers running a request, if every one
+ * of them answered its last request quickly and was given this one less than
+ * QUICK_ANSWER_US ago; returns how many (0: no quick answer is due). */
+static int quick_answers_due(struct pollfd *replies)
+{
+	int64_t now_us = monotonic_us();
+	int i, n = 0;
+	for (i = 0; i < cfg.workers; i++) {
+		const struct worker *w = &workers[i];
+		if (w->pid <= 0 || !w->conn)
+			continue;
+		if (!w->quick || now_us - w->handed_us >= QUICK_ANSWER_US)
+			return 0;
+		replies[n].fd = w->from_worker;
+		replies[n++].events = POLLIN;
+	}
+	return n;
+}
+
+/* select() on the sets until the time in tv, after a short wait for quick
+ * answers. A model that answers in microseconds (the echo plug-in, the
+ * default model or XGBoost on one record) is often done sooner than the loop
+ * could fall asleep in select() and be woken by the reply, which costs the
+ * loop more than the answer did. So while such answers are due, the loop
+ * gives its CPU away (sched_yield), often to the very worker it just handed
+ * a request, and looks at the workers' reply pipes alone, until one has a
+ * reply or QUICK_ANSWER_US have passed since a request was handed out.
+ * Yielding to a worker delays the loop until that worker blocks, which is
+ * why only workers whose last answers were quick count: yielding to a model
+ * that computes for milliseconds would hold /ping up for as long. */
+static int wait_for_events(int maxfd, fd_set *rd, fd_set *wr, struct timeval *tv)
+{
+	struct pollfd replies[MAX_WORKERS];
+	int n;
+	while ((n = quick_answers_due(replies)) > 0) {
+		sched_yield();
+		if (poll(replies, (nfds_t)n, 0) != 0)
+			break;
+	}
+	return select(maxfd + 1, rd, wr, NULL, tv);
+}
+
+/* ======================================================================== */
+/* 22. Options, start-up and main                                           */
 /* ======================================================================== */
 
 static void usage(FILE *f)
@@ -3124,18 +3304,6 @@ static int open_listener(void)
 		return -1;
 	}
 	return fd;
-}
-
-static int start_workers(void)
-{
-	int i;
-	for (i = 0; i < cfg.workers; i++) {
-		workers[i].to_worker = workers[i].from_worker = -1;
-		workers[i].frame = malloc(sizeof(struct frame_request) + WORKER_META_MAX);
-		if (!workers[i].frame || worker_spawn(i) != 0)
-			return -1;
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
