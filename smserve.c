@@ -63,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -92,7 +93,7 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 /* ======================================================================== */
 
 #define SMSERVE_VERSION "0.1.0"
-#define DEFAULT_PORT 8080
+#define DEFAULT_PORT 8080           /* REQ-15; SAGEMAKER_BIND_TO_PORT, REQ-16 */
 #define DEFAULT_MODEL_DIR "/opt/ml/model"
 #define MIB ((size_t)1024 * 1024)
 
@@ -112,7 +113,7 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define MAX_CHUNK_EXT_BYTES 4096
 #define MAX_TRAILER_BYTES 16384
 
-/* InvokeEndpoint accepts bodies up to 6 MiB; SAGEMAKER_MAX_PAYLOAD_IN_MB or
+/* InvokeEndpoint accepts bodies up to 6 MiB (REQ-31); SAGEMAKER_MAX_PAYLOAD_IN_MB or
  * --max-body-mb raise it for batch transform. */
 #define DEFAULT_MAX_BODY (6u * MIB)
 #define DEFAULT_MAX_RESPONSE (64u * MIB)
@@ -120,8 +121,9 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
  * uploads gets 503s, not an out-of-memory kill. */
 #define DEFAULT_MAX_BUFFERED (256u * MIB)
 
-/* SageMaker allows 60 s per invocation (docs/contract.md REQ-32); a batch transform waits
- * 600 s unless the job says otherwise (InvocationsTimeoutInSeconds, REQ-52). */
+/* SageMaker allows 60 s per invocation (REQ-32); a batch transform waits
+ * 600 s unless the job says otherwise (InvocationsTimeoutInSeconds, REQ-52).
+ * REQ-n: the rules in docs/contract.md. */
 #define DEFAULT_TIMEOUT_S 60
 #define BATCH_TIMEOUT_S 600
 /* Peers that close idle connections after 3-5 s cause "connection reset"
@@ -134,7 +136,7 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 /* After a response with Connection: close we half-close and read what the
  * client still sends for this long, so it sees the response, not a reset. */
 #define LINGER_MS 2000
-/* SIGKILL follows SIGTERM after 30 s (docs/contract.md REQ-6); finish well before it. */
+/* SIGKILL follows SIGTERM after 30 s (REQ-6); finish well before it. */
 #define DRAIN_LIMIT_S 25
 /* Requests waiting for a worker; past this, 503 with Retry-After. */
 #define DEFAULT_QUEUE 1024
@@ -143,7 +145,7 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define IN_BUF_INITIAL 4096         /* a connection's first input buffer */
 #define IN_BUF_KEEP ((size_t)64 * 1024)  /* larger buffers are shrunk after use */
 #define ACCEPTS_PER_TURN 64         /* bound the work done for one event */
-#define ERROR_BODY_MAX 2048         /* SageMaker cuts OriginalMessage at 2048 */
+#define ERROR_BODY_MAX 2048         /* SageMaker cuts OriginalMessage at 2048 (REQ-37) */
 #define MAX_WORKERS 256
 #define WORKER_META_MAX (2 * MAX_HEAD_BYTES + 128)  /* custom attributes twice; NULs, ", " */
 #define REPLY_META_MAX 2048
@@ -173,12 +175,13 @@ struct config {
 	int header_timeout_s;
 	int body_timeout_s;
 	int access_log;             /* one line per request, /ping excepted */
+	int batch;                  /* SAGEMAKER_BATCH=true: serving a batch transform */
 };
 
 static struct config cfg = {
 	DEFAULT_PORT, DEFAULT_MODEL_DIR, 0, DEFAULT_TIMEOUT_S, DEFAULT_MAX_BODY,
 	DEFAULT_MAX_RESPONSE, DEFAULT_MAX_BUFFERED, DEFAULT_QUEUE,
-	DEFAULT_IDLE_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_BODY_TIMEOUT_S, 1,
+	DEFAULT_IDLE_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_BODY_TIMEOUT_S, 1, 0,
 };
 
 /* ======================================================================== */
@@ -2332,6 +2335,7 @@ static enum route route_of(const struct http_request *r, int *status, const char
 	return ROUTE_ERROR;
 }
 
+/* Ready is a 200 with an empty body (REQ-25), to GET and POST alike (REQ-29). */
 static void serve_ping(struct conn *c)
 {
 	if (the_model && workers_alive() > 0)
@@ -2340,7 +2344,7 @@ static void serve_ping(struct conn *c)
 		respond_error(c, 503, "no model worker is running");
 }
 
-/* Batch transform asks this before it starts. SageMaker refuses a job whose
+/* Batch transform asks this before it starts (REQ-46). SageMaker refuses a job whose
  * MaxPayloadInMB is over 100, or whose MaxConcurrentTransforms times
  * MaxPayloadInMB is (CreateTransformJob), so both are capped: on a 32-CPU
  * instance with the 6 MB default, 16 requests at a time, not 32. */
@@ -2889,19 +2893,16 @@ static void close_all_connections(void)
 
 /* ---- SCHED_BATCH for workers ----
  * Why: a worker woken with a request must not preempt the loop, which
- * answers /ping and accepts connections (REQ-18, REQ-26); on two cores
- * small invocations gain about a quarter (bash bench/run.sh). */
-
+ * answers /ping and accepts connections (REQ-26: /ping within 2 s; REQ-18:
+ * accept within 250 ms); a loop preempted after each hand-off also serves
+ * fewer requests: on two cores small invocations gain about a quarter (bash
+ * bench/run.sh). Model work is CPU-bound and never waits on a person, which
+ * is what SCHED_BATCH (sched(7)) is for: the worker keeps its full share of
+ * the CPU, only wake-up preemption changes. Failure (a seccomp profile that
+ * forbids it) changes nothing else. pthread_setschedparam, not
+ * sched_setscheduler: musl's sched_setscheduler always fails (ENOSYS), and
+ * the worker is a single thread either way. */
 #ifdef __linux__
-/* Model work is batch work: CPU-bound, never waiting on a person. Under
- * SCHED_BATCH (sched(7)) a worker that wakes with a request does not preempt
- * the loop on that CPU. The loop is the latency-sensitive part (SageMaker
- * wants /ping within 2 s and accepts within 250 ms while inferences run), and
- * a loop preempted after each hand-off also serves fewer requests: on two
- * cores this lifts small invocations. The worker keeps its full share of the CPU; only wake-up preemption changes.
- * Failure (a seccomp profile that forbids it) changes nothing else.
- * pthread_setschedparam, not sched_setscheduler: musl's sched_setscheduler
- * always fails (ENOSYS), and the worker is a single thread either way. */
 static void worker_mark_as_batch(void)
 {
 	struct sched_param param;
@@ -3097,7 +3098,11 @@ static void usage(FILE *f)
 		"  --body-timeout S     longest pause in a body read or response write (default 60)\n"
 		"  --no-access-log      no line per request (env SMSERVE_ACCESS_LOG=off)\n"
 		"  --healthcheck        GET /ping on the local port; exit 0 if 200, else 1\n"
-		"  --help, --version\n");
+		"  --help, --version\n"
+		"Options that take a value accept it as --port 8080 or --port=8080.\n"
+		"Environment: SAGEMAKER_BATCH=true|false (batch transform: timeout 600 s),\n"
+		"  SAGEMAKER_CONTAINER_LOG_LEVEL=10..50 or DEBUG|INFO|WARNING|ERROR|CRITICAL\n"
+		"  (above INFO: no access log).\n");
 }
 
 /* The CPUs this process may run on: in a container given some of the host's
@@ -3144,6 +3149,42 @@ bad:
 	exit(2);
 }
 
+/* A SageMaker switch: "true" or "false" in any case (the platform sets
+ * "true"), or 1 or 0; anything else exits 2 naming the setting. */
+static int parse_boolean(const char *what, const char *s)
+{
+	if (!strcasecmp(s, "true") || !strcmp(s, "1"))
+		return 1;
+	if (!strcasecmp(s, "false") || !strcmp(s, "0"))
+		return 0;
+	fprintf(stderr, "smserve: invalid value '%s' for %s (expected true or false)\n", s, what);
+	exit(2);
+}
+
+/* SAGEMAKER_CONTAINER_LOG_LEVEL holds a Python logging level, as the AWS
+ * toolkits read it: a number (20) or a name (INFO, any case). Anything else
+ * exits 2, as other bad settings do. */
+#define LOG_LEVEL_INFO 20
+static long parse_log_level(const char *s)
+{
+	static const struct {
+		const char *name;
+		long level;
+	} names[] = { { "NOTSET", 0 }, { "DEBUG", 10 }, { "INFO", LOG_LEVEL_INFO }, { "WARNING", 30 },
+		      { "WARN", 30 }, { "ERROR", 40 }, { "CRITICAL", 50 }, { "FATAL", 50 } };
+	size_t i;
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (!strcasecmp(s, names[i].name))
+			return names[i].level;
+	for (i = 0; s[i] >= '0' && s[i] <= '9' && i < 4; i++)
+		continue;
+	if (i > 0 && s[i] == '\0')
+		return strtol(s, NULL, 10);
+	fprintf(stderr, "smserve: invalid value '%s' for SAGEMAKER_CONTAINER_LOG_LEVEL (expected a "
+		"logging level: 10 to 50, or DEBUG, INFO, WARNING, ERROR or CRITICAL)\n", s);
+	exit(2);
+}
+
 static void read_environment(void)
 {
 	const char *v;
@@ -3151,7 +3192,9 @@ static void read_environment(void)
 		cfg.port = (int)parse_number("SAGEMAKER_BIND_TO_PORT", v, 1, 65535);
 	if ((v = getenv("SAGEMAKER_MODEL_SERVER_WORKERS")) && *v)
 		cfg.workers = (int)parse_number("SAGEMAKER_MODEL_SERVER_WORKERS", v, 1, MAX_WORKERS);
-	if ((v = getenv("SAGEMAKER_BATCH")) && *v)  /* set for batch transform (REQ-40) */
+	if ((v = getenv("SAGEMAKER_BATCH")) && *v)  /* "true" in a batch transform (REQ-40) */
+		cfg.batch = parse_boolean("SAGEMAKER_BATCH", v);
+	if (cfg.batch)
 		cfg.timeout_s = BATCH_TIMEOUT_S;
 	if ((v = getenv("SAGEMAKER_MODEL_SERVER_TIMEOUT")) && *v)
 		cfg.timeout_s = (int)parse_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", v, 1, 86400);
@@ -3168,22 +3211,53 @@ static void read_environment(void)
 	}
 	if ((v = getenv("SMSERVE_ACCESS_LOG")) && (!strcmp(v, "off") || !strcmp(v, "0")))
 		cfg.access_log = 0;
-	/* The AWS toolkits' level, in Python's numbers (INFO 20, WARNING 30):
-	 * above INFO, the line per request (an INFO line) goes. Not ours to
-	 * refuse: a value that is not a number leaves the log as it is. */
-	if ((v = getenv("SAGEMAKER_CONTAINER_LOG_LEVEL"))) {
-		int level = 0;
-		while (*v >= '0' && *v <= '9' && level <= 20)
-			level = level * 10 + (*v++ - '0');
-		if (level > 20)
-			cfg.access_log = 0;
-	}
+	/* The AWS toolkits' level: above INFO, the line per request (an INFO
+	 * line) goes. */
+	if ((v = getenv("SAGEMAKER_CONTAINER_LOG_LEVEL")) && *v && parse_log_level(v) > LOG_LEVEL_INFO)
+		cfg.access_log = 0;
 }
 
-static const char *option_value(int argc, char **argv, int *i)
+/* Whether an option takes a value. */
+static int takes_value(const char *name)
 {
+	static const char *const with_value[] = { "--port", "--model-dir", "--workers", "--timeout",
+		"--max-body-mb", "--max-response-mb", "--max-buffered-mb", "--queue", "--idle-timeout",
+		"--header-timeout", "--body-timeout" };
+	size_t i;
+	for (i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
+		if (!strcmp(name, with_value[i]))
+			return 1;
+	return 0;
+}
+
+/* Whether an option is a known flag (one that takes no value). */
+static int is_flag(const char *name)
+{
+	return !strcmp(name, "--no-access-log") || !strcmp(name, "--healthcheck") ||
+	       !strcmp(name, "--help") || !strcmp(name, "--version");
+}
+
+/* Reads the option at argv[*i] into name, and returns its value: after an
+ * '=' (--port=8080) or the next argument (--port 8080); NULL for an option
+ * that takes none. Exits 2 when a value is missing or not wanted. */
+static const char *next_option(int argc, char **argv, int *i, char *name, size_t size)
+{
+	const char *arg = argv[*i], *eq = strchr(arg, '=');
+	size_t len = eq && !strncmp(arg, "--", 2) ? (size_t)(eq - arg) : strlen(arg);
+	snprintf(name, size, "%.*s", (int)(len < size ? len : size - 1), arg);
+	if (len >= size)
+		name[0] = '\0';             /* too long to be an option: unknown */
+	if (!takes_value(name)) {
+		if (len < strlen(arg) && is_flag(name)) {
+			fprintf(stderr, "smserve: %s takes no value\n", name);
+			exit(2);
+		}
+		return NULL;
+	}
+	if (len < strlen(arg))
+		return arg + len + 1;
 	if (*i + 1 >= argc) {
-		fprintf(stderr, "smserve: %s needs a value\n", argv[*i]);
+		fprintf(stderr, "smserve: %s needs a value\n", name);
 		exit(2);
 	}
 	return argv[++*i];
@@ -3201,29 +3275,30 @@ static int parse_options(int argc, char **argv)
 		exit(2);
 	}
 	for (; i < argc; i++) {
-		const char *a = argv[i];
+		char a[32];
+		const char *v = next_option(argc, argv, &i, a, sizeof a);
 		if (!strcmp(a, "--port"))
-			cfg.port = (int)parse_number("--port", option_value(argc, argv, &i), 1, 65535);
+			cfg.port = (int)parse_number("--port", v, 1, 65535);
 		else if (!strcmp(a, "--model-dir"))
-			cfg.model_dir = option_value(argc, argv, &i);
+			cfg.model_dir = v;
 		else if (!strcmp(a, "--workers"))
-			cfg.workers = (int)parse_number("--workers", option_value(argc, argv, &i), 1, MAX_WORKERS);
+			cfg.workers = (int)parse_number("--workers", v, 1, MAX_WORKERS);
 		else if (!strcmp(a, "--timeout"))
-			cfg.timeout_s = (int)parse_number("--timeout", option_value(argc, argv, &i), 1, 86400);
+			cfg.timeout_s = (int)parse_number("--timeout", v, 1, 86400);
 		else if (!strcmp(a, "--max-body-mb"))
-			cfg.max_body = (size_t)parse_number("--max-body-mb", option_value(argc, argv, &i), 1, 65536) * MIB;
+			cfg.max_body = (size_t)parse_number("--max-body-mb", v, 1, 65536) * MIB;
 		else if (!strcmp(a, "--max-response-mb"))
-			cfg.max_response = (size_t)parse_number("--max-response-mb", option_value(argc, argv, &i), 1, 65536) * MIB;
+			cfg.max_response = (size_t)parse_number("--max-response-mb", v, 1, 65536) * MIB;
 		else if (!strcmp(a, "--max-buffered-mb"))
-			max_buffered_mb = (size_t)parse_number("--max-buffered-mb", option_value(argc, argv, &i), 1, 1048576);
+			max_buffered_mb = (size_t)parse_number("--max-buffered-mb", v, 1, 1048576);
 		else if (!strcmp(a, "--queue"))
-			cfg.queue_max = (int)parse_number("--queue", option_value(argc, argv, &i), 0, 1000000);
+			cfg.queue_max = (int)parse_number("--queue", v, 0, 1000000);
 		else if (!strcmp(a, "--idle-timeout"))
-			cfg.idle_timeout_s = (int)parse_number("--idle-timeout", option_value(argc, argv, &i), 1, 86400);
+			cfg.idle_timeout_s = (int)parse_number("--idle-timeout", v, 1, 86400);
 		else if (!strcmp(a, "--header-timeout"))
-			cfg.header_timeout_s = (int)parse_number("--header-timeout", option_value(argc, argv, &i), 1, 86400);
+			cfg.header_timeout_s = (int)parse_number("--header-timeout", v, 1, 86400);
 		else if (!strcmp(a, "--body-timeout"))
-			cfg.body_timeout_s = (int)parse_number("--body-timeout", option_value(argc, argv, &i), 1, 86400);
+			cfg.body_timeout_s = (int)parse_number("--body-timeout", v, 1, 86400);
 		else if (!strcmp(a, "--no-access-log"))
 			cfg.access_log = 0;
 		else if (!strcmp(a, "--healthcheck"))
@@ -3232,10 +3307,11 @@ static int parse_options(int argc, char **argv)
 			usage(stdout);
 			exit(0);
 		} else if (!strcmp(a, "--version")) {
-			printf("smserve %s (model API %d)\n", SMSERVE_VERSION, SMSERVE_MODEL_API_VERSION);
+			printf("smserve %s (model API %d, plug-in %s)\n", SMSERVE_VERSION,
+				SMSERVE_MODEL_API_VERSION, model_plugin_name);
 			exit(0);
 		} else {
-			fprintf(stderr, "smserve: unknown argument '%s'\n", a);
+			fprintf(stderr, "smserve: unknown argument '%s'\n", argv[i]);
 			usage(stderr);
 			exit(2);
 		}
@@ -3255,8 +3331,17 @@ static int parse_options(int argc, char **argv)
 	return healthcheck;
 }
 
+/* --healthcheck says why it failed, on stderr: an orchestrator shows it
+ * (docker inspect keeps a health check's output). Returns 1. */
+static int healthcheck_failed(const char *what, const char *detail)
+{
+	fprintf(stderr, "smserve: healthcheck: %s on 127.0.0.1:%d: %s\n", what, cfg.port, detail);
+	return 1;
+}
+
 /* --healthcheck: the image has no shell and no curl, so the binary checks
- * itself for orchestrators other than SageMaker (ECS, Kubernetes, docker). */
+ * itself for orchestrators other than SageMaker (ECS, Kubernetes, docker):
+ * GET /ping on the local port; exit 0 on a 200, else 1 with the reason. */
 static int healthcheck(void)
 {
 	struct sockaddr_in a;
@@ -3266,24 +3351,33 @@ static int healthcheck(void)
 	ssize_t n;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
-		return 1;
+		return healthcheck_failed("no socket", strerror(errno));
 	memset(&a, 0, sizeof a);
 	a.sin_family = AF_INET;
 	a.sin_port = htons((uint16_t)cfg.port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-	    write(fd, ping, sizeof ping - 1) != (ssize_t)(sizeof ping - 1)) {
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		int saved = errno;
 		close(fd);
-		return 1;
+		return healthcheck_failed("cannot connect", strerror(saved));
+	}
+	if (write(fd, ping, sizeof ping - 1) != (ssize_t)(sizeof ping - 1)) {
+		int saved = errno;
+		close(fd);
+		return healthcheck_failed("cannot send GET /ping", strerror(saved));
 	}
 	n = read(fd, reply, sizeof reply - 1);
 	close(fd);
-	if (n < 12)
-		return 1;
+	if (n < 0)
+		return healthcheck_failed("no answer to GET /ping", errno == EAGAIN ||
+			errno == EWOULDBLOCK ? "none within 2 s" : strerror(errno));
 	reply[n] = '\0';
-	return strncmp(reply, "HTTP/1.1 200 ", 13) == 0 ? 0 : 1;
+	if (strncmp(reply, "HTTP/1.1 200 ", 13) == 0)
+		return 0;
+	reply[strcspn(reply, "\r\n")] = '\0';   /* the status line */
+	return healthcheck_failed("GET /ping was not answered 200", n ? reply : "the connection closed");
 }
 
 static int open_listener(void)
@@ -3340,10 +3434,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "smserve: cannot start model workers: %s\n", strerror(errno));
 		return 1;
 	}
-	log_line("smserve %s listening on 0.0.0.0:%d model_dir=%s workers=%d timeout=%ds "
-		"max_body=%zu max_response=%zu queue=%d idle_timeout=%ds", SMSERVE_VERSION, cfg.port,
-		cfg.model_dir, cfg.workers, cfg.timeout_s, cfg.max_body, cfg.max_response,
-		cfg.queue_max, cfg.idle_timeout_s);
+	log_line("smserve %s (plug-in %s) listening on 0.0.0.0:%d model_dir=%s workers=%d "
+		"timeout=%ds batch=%s max_body=%zu max_response=%zu queue=%d idle_timeout=%ds",
+		SMSERVE_VERSION, model_plugin_name, cfg.port, cfg.model_dir, cfg.workers, cfg.timeout_s,
+		cfg.batch ? "on" : "off", cfg.max_body, cfg.max_response, cfg.queue_max,
+		cfg.idle_timeout_s);
 
 	event_loop();
 
