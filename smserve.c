@@ -3,7 +3,7 @@
  *
  * SageMaker runs an inference image as `docker run IMAGE serve` and speaks
  * HTTP/1.1 to it on port 8080: GET /ping for health, POST /invocations for
- * predictions (docs/contract.md gathers the rules, REQ-1 to REQ-52). This
+ * predictions (docs/contract.md gathers the rules, as REQ-n). This
  * file is the whole server; the model is a plug-in that implements model.h.
  *
  * How this file works
