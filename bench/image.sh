@@ -5,8 +5,11 @@
 #   RUNS=50 bash bench/image.sh
 #
 # Size: builds the image from the Dockerfile with buildah (vfs storage in a
-# private temporary root, no network) and reports the bytes of its files, of
-# its layer as a tar (what `docker images` counts) and of the gzip-compressed
+# private temporary root, no network), three ways (as `make image` runs
+# buildah, as podman build does by default, and with a smaller config), and
+# reports for each the bytes of the files in the image, of its layer as a tar,
+# of its config and manifest, the exact total `buildah images` and `podman
+# images` count (they print it rounded, "107 KB") and the gzip-compressed
 # layer (what a registry stores and an instance pulls).
 # Start: RUNS times each, the time from starting the process to the first
 # "200" answer to GET /ping, polled in a tight loop over bash's /dev/tcp (no
@@ -21,7 +24,6 @@ set -u
 RUNS=${RUNS:-20}
 MODEL_DIR=${MODEL_DIR:-models/iris}
 OUT=bench/results/image.md
-IMAGE=localhost/smserve-bench:latest
 TMP=$(mktemp -d /tmp/smserve-bench.XXXXXX)
 BUILDAH=(buildah --root "$TMP/root" --runroot "$TMP/run" --storage-driver vfs)
 RUN_PID=
@@ -60,31 +62,81 @@ layer_sum() {
 		cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }'
 }
 
-# kb BYTES: "12.3 KiB (12345 B)".
-kb() { awk -v b="$1" 'BEGIN { printf "%.1f KiB (%d B)", b / 1024, b }'; }
 
 # ---- build ---------------------------------------------------------------------
+
+# store_bytes ID: the image's size as `buildah images` and `podman images`
+# count it, in bytes (they print it rounded, "107 KB"): containers/storage
+# adds the uncompressed size of each layer (the tar) and every item it keeps
+# beside the image (the config, the manifest twice: by name and by digest,
+# the signatures).
+store_bytes() {
+	/usr/bin/python3 - "$TMP/root" "$1" <<'PY' 2>/dev/null
+import json, sys
+root, image_id = sys.argv[1], sys.argv[2]
+images = json.load(open(root + "/vfs-images/images.json"))
+layers = {l["id"]: l for l in json.load(open(root + "/vfs-layers/layers.json"))}
+image = next(i for i in images if i["id"].startswith(image_id))
+total, layer = sum(image.get("big-data-sizes", {}).values()), image.get("layer")
+while layer:
+    total += layers[layer]["diff-size"]
+    layer = layers[layer].get("parent")
+print(total)
+PY
+}
+
+# measure_build NAME BUD-ARG...: builds the image as NAME with `buildah bud
+# --format docker BUD-ARG...` and prints "layers layer-tar config manifest
+# store shown gzip": the number of layers, the bytes of their tars, of the
+# config, of the manifest, the exact total `buildah images` counts, the
+# figure it shows, and the bytes of the gzip-compressed layers (what a
+# registry stores and an instance pulls).
+measure_build() {
+	local name=$1 manifest id layers tar config store shown gz
+	shift
+	"${BUILDAH[@]}" bud --pull-never --format docker "$@" --build-arg MODEL_DIR="$MODEL_DIR" \
+		-t "$name" -f Dockerfile . >"$TMP/build.log" 2>&1 || die "buildah bud $* failed: $(tail -5 "$TMP/build.log")"
+	manifest=$("${BUILDAH[@]}" inspect --type image --format '{{.Manifest}}' "$name")
+	layers=$("${BUILDAH[@]}" inspect --type image --format '{{len .Docker.RootFS.DiffIDs}}' "$name")
+	tar=$(layer_sum <<<"$manifest")
+	config=$(tr -d ' \n' <<<"$manifest" | sed -n 's/.*"config":{[^}]*"size":\([0-9]*\).*/\1/p')
+	id=$("${BUILDAH[@]}" images --noheading --format '{{.ID}}' "$name")
+	store=$(store_bytes "$id")
+	shown=$("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$name" | sed 's/ *$//; s/ /_/g')
+	rm -rf "$TMP/pushed"
+	"${BUILDAH[@]}" push --format docker "$name" "dir:$TMP/pushed" >/dev/null 2>&1 ||
+		die "buildah push to a directory failed"
+	gz=$(layer_sum <"$TMP/pushed/manifest.json")
+	echo "$layers $tar $config ${#manifest} ${store:-?} $shown $gz"
+}
 
 [[ -d $MODEL_DIR ]] || die "no model directory $MODEL_DIR"
 make -s static ${MODEL:+MODEL="$MODEL"} >"$TMP/make.log" 2>&1 || die "make static failed: $(tail -5 "$TMP/make.log")"
 bin_bytes=$(stat -c %s smserve-static)
 model_bytes=$(find "$MODEL_DIR" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 
+# The builds measured: `make image`'s (buildah bud's default: one commit at
+# the end), podman build's default (a commit per step, --layers), and the
+# same with the build history and buildah's version label left out of the
+# config.
+BUILDS=(
+	"\`buildah bud --format docker\`|"
+	"\`buildah bud --format docker --layers\` (podman build's default)|--layers"
+	"\`buildah bud --format docker --omit-history --identity-label=false\`|--omit-history --identity-label=false"
+)
 ROOTFS=
-files_bytes='' tar_bytes='' gz_bytes=''
+files_bytes=''
+declare -A SIZES=()
 if ! command -v buildah >/dev/null 2>&1; then
 	echo "# buildah not installed: image sizes and the in-image start are not measured" >&2
 elif [[ $(id -u) != 0 ]]; then
 	echo "# not root: image sizes and the in-image start are not measured" >&2
-elif ! "${BUILDAH[@]}" bud --pull-never --format docker --layers=false \
-	--build-arg MODEL_DIR="$MODEL_DIR" -t "$IMAGE" -f Dockerfile . >"$TMP/build.log" 2>&1; then
-	die "buildah bud failed: $(tail -5 "$TMP/build.log")"
 else
-	tar_bytes=$("${BUILDAH[@]}" inspect --type image --format '{{.Manifest}}' "$IMAGE" | layer_sum)
-	"${BUILDAH[@]}" push --format docker "$IMAGE" "dir:$TMP/pushed" >/dev/null 2>&1 ||
-		die "buildah push to a directory failed"
-	gz_bytes=$(layer_sum <"$TMP/pushed/manifest.json")
-	if ! ctr=$("${BUILDAH[@]}" from --pull-never --name smserve-bench-ctr "$IMAGE" 2>/dev/null) ||
+	for i in "${!BUILDS[@]}"; do
+		# shellcheck disable=SC2086  # the build's arguments, split on purpose
+		SIZES[$i]=$(measure_build "localhost/smserve-bench-$i:latest" ${BUILDS[i]#*|}) || exit 1
+	done
+	if ! ctr=$("${BUILDAH[@]}" from --pull-never --name smserve-bench-ctr "localhost/smserve-bench-0:latest" 2>/dev/null) ||
 		! ROOTFS=$("${BUILDAH[@]}" mount "$ctr" 2>/dev/null); then
 		die "cannot export the image's root file system"
 	fi
@@ -164,26 +216,69 @@ fi
 
 na() { [[ -n $1 ]] && "${@:2}" "$1" || echo "not measured (needs buildah and root)"; }
 ms() { echo "$1 ms"; }
+# commas N: 99275 -> 99,275
+commas() { sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$1"; }
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+
+# size_rows: one table row per build measured.
+size_rows() {
+	local i cmd layers tar config manifest store shown gz
+	for i in "${!BUILDS[@]}"; do
+		cmd=${BUILDS[i]%%|*}
+		if [[ -z ${SIZES[$i]:-} ]]; then
+			echo "| $cmd | not measured (needs buildah and root) | | | | | |"
+			continue
+		fi
+		read -r layers tar config manifest store shown gz <<<"${SIZES[$i]}"
+		echo "| $cmd | $layers | $(commas "$tar") | $(commas "$config") | $(commas "$manifest") | $(commas "$store") (\"${shown//_/ }\") | $(commas "$gz") |"
+	done
+}
 
 {
 	echo "# Image size and start time"
 	echo
-	echo "Measured by \`bash bench/image.sh\` on $(date -u +%Y-%m-%d), $(uname -sm), ${cpu:-unknown CPU}, $(nproc) CPUs;"
-	echo "image built with \`buildah bud --format docker\` from the Dockerfile (FROM scratch), plug-in \`${MODEL:-model.c}\`, model \`$MODEL_DIR\`."
+	echo "Measured by \`bash bench/image.sh\` on $(date -u +%Y-%m-%d), $(uname -sm), ${cpu:-unknown CPU}, $(nproc) CPUs,"
+	echo "$(buildah --version 2>/dev/null || echo 'no buildah'); the image built from the Dockerfile (FROM scratch, two stages,"
+	echo "one layer), plug-in \`${MODEL:-model.c}\`, model \`$MODEL_DIR\`."
 	echo
-	echo "| Image | Size |"
+	echo "## Size"
+	echo
+	echo "Two figures, both true: the files the image holds, and what \`buildah images\` and"
+	echo "\`podman images\` show, which adds the layer's tar framing and the image's metadata."
+	echo
+	echo "| What | Bytes |"
 	echo "|---|---|"
-	echo "| smserve, compressed layer (registry / pull) | $(na "$gz_bytes" kb) |"
-	echo "| smserve, layer tar (\`docker images\`) | $(na "$tar_bytes" kb) |"
-	echo "| smserve, files in the image | $(na "$files_bytes" kb) |"
-	echo "| - of which /smserve (static, stripped) | $(kb "$bin_bytes") |"
-	echo "| - of which /opt/ml/model | $(kb "$model_bytes") |"
+	echo "| files in the image: /smserve + /opt/ml/model | $(na "$files_bytes" commas) |"
+	echo "| - /smserve (static, stripped) | $(commas "$bin_bytes") |"
+	echo "| - /opt/ml/model | $(commas "$model_bytes") |"
+	echo
+	echo "| Build (\`--pull-never\`, private vfs store) | layers | layer tar | config | manifest | \`buildah images\` | compressed layer |"
+	echo "|---|---|---|---|---|---|---|"
+	size_rows
+	echo
+	echo "- files: the sizes of the regular files in the image's root (\`buildah mount\`, \`find -type f\`)."
+	echo "- layer tar: the uncompressed layer, the files plus a 512-byte tar header for each file and"
+	echo "  directory (/opt, /opt/ml, /opt/ml/model), each file padded to 512 bytes, and two zero blocks"
+	echo "  at the end; the manifest's layer size."
+	echo "- \`buildah images\`: the exact bytes containers/storage counts for the image (read from its"
+	echo "  records: the layer tars, plus the config, the manifest twice, by name and by digest, and the"
+	echo "  signatures, none here); in brackets the figure \`buildah images\` prints, rounded to 3 digits"
+	echo "  in units of 1,000 bytes. \`podman images\` shares the code and counts the same."
+	echo "- compressed layer: the gzip layer \`buildah push --format docker IMAGE dir:DIR\` writes, what a"
+	echo "  registry stores and an instance pulls (plus the config and the manifest)."
+	echo "- \`docker images\` is not measured here (no Docker daemon on this machine)."
+	echo "- \`make image\` runs the first command (with \`-t smserve:latest\`) when buildah is the builder,"
+	echo "  \`podman build --format docker\` (the second) when podman is."
+	echo
+	echo "| Other inference images | Size |"
+	echo "|---|---|"
 	echo "| Seed: Ubuntu + nginx + gunicorn + Flask (scikit_bring_your_own) | hundreds of MB (not published) |"
 	echo "| Hugging Face PyTorch CPU inference DLC | 13.8 GB (aws/deep-learning-containers#3165) |"
 	echo "| PyTorch 2.0 GPU inference DLC (TorchServe) | 13.5 GB (aws/deep-learning-containers#4616) |"
 	echo "| NVIDIA Triton 24.11-py3 | ~17 GB (user report) |"
 	echo "| sagemaker-containers, XGBoost, TF Serving, MLflow, BentoML | not published |"
+	echo
+	echo "## Start time"
 	echo
 	echo "| Start to first 200 from GET /ping ($RUNS starts) | median | max |"
 	echo "|---|---|---|"

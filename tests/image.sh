@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test-binary: none
 # tests/image.sh - builds the container image from the Dockerfile with buildah
 # (no Docker engine, no network) and runs it the way SageMaker does.
 #
@@ -6,33 +7,42 @@
 #   MODEL=examples/echo/model.c MODEL_DIR=models/x bash tests/image.sh
 #
 # What it checks:
-#   - the image builds from the Dockerfile with `buildah bud` (vfs storage in a
-#     private temporary root, so nothing touches the machine's image store);
+#   - the image builds from the Dockerfile with `buildah bud --layers` (a
+#     commit per step, as podman build and docker do) in vfs storage in a
+#     private temporary root, so nothing touches the machine's image store,
+#     and has one layer;
 #   - its configuration: exec-form ENTRYPOINT ["/smserve"], CMD ["serve"],
-#     EXPOSE 8080, the accept-bind-to-port label, the health check, root user;
+#     EXPOSE 8080, every label the Dockerfile declares with its value (the
+#     accept-bind-to-port label among them), the health check, root user;
 #   - its root file system holds nothing but /smserve and /opt/ml/model/*;
 #   - started in an empty root (no /dev, /proc, /etc, /tmp) as `/smserve
 #     serve` with SAGEMAKER_BIND_TO_PORT set and /opt/ml/model read-only, it
 #     answers /ping and /invocations, its --healthcheck mode exits 0 (and 1
 #     when nothing listens), and SIGTERM makes it exit 0;
-#   - the image size (printed; the files must stay under 100 KB, 100,000 bytes).
-# Needs root (unshare), buildah, curl. Without buildah it is skipped.
+#   - the image's files (binary and model) stay under 200,000 bytes, the
+#     project's bound for the static build; the sizes are printed, with the
+#     layer tar, the figure `buildah images` shows and the compressed layer
+#     (bench/image.sh explains each).
+# Needs root (unshare), buildah, curl. Without them it is skipped: a "# SKIP"
+# line and "0 passed, 0 failed".
 
 cd "$(dirname "$0")/.." || exit 1
 OWN_TEST_TMP=${TEST_TMP:+no}
 source tests/lib.sh
 
-if ! command -v buildah >/dev/null 2>&1; then
-	echo "# SKIP: buildah not installed"
+# skip REASON: says why nothing was checked, in the form test.sh counts.
+skip() {
+	echo "# SKIP: $1"
+	[[ $OWN_TEST_TMP == no ]] || rm -rf "$TEST_TMP"
+	finish
 	exit 0
-fi
-if [[ $(id -u) != 0 ]]; then
-	echo "# SKIP: needs root (buildah vfs storage, unshare --root)"
-	exit 0
-fi
+}
+command -v buildah >/dev/null 2>&1 || skip "buildah not installed"
+command -v curl >/dev/null 2>&1 || skip "curl not installed"
+[[ $(id -u) == 0 ]] || skip "needs root (buildah vfs storage, unshare --root)"
 
 MODEL_DIR=${MODEL_DIR:-models/iris}
-SIZE_LIMIT=100000   # bytes: the goal, an image under 100 KB
+SIZE_LIMIT=200000   # bytes: the image's files (binary + model) stay under this
 IMAGE=localhost/smserve-test:latest
 IMG_TMP=$(mktemp -d /tmp/smserve-image.XXXXXX)
 BUILDAH=(buildah --root "$IMG_TMP/root" --runroot "$IMG_TMP/run" --storage-driver vfs)
@@ -79,8 +89,10 @@ fi
 ok "make static"
 
 # The air-gapped build: the Dockerfile's only base is scratch, so this pulls
-# nothing (--pull-never makes sure of it).
-if "${BUILDAH[@]}" bud --pull-never --format docker --layers=false \
+# nothing (--pull-never makes sure of it). --layers commits a layer per step,
+# as podman build and docker do, so that the one-layer check below means
+# something (buildah bud's own default commits once, always one layer).
+if "${BUILDAH[@]}" bud --pull-never --format docker --layers \
 	--build-arg MODEL_DIR="$MODEL_DIR" -t "$IMAGE" -f Dockerfile . >"$IMG_TMP/build.log" 2>&1; then
 	ok "buildah bud builds the image from the Dockerfile without a registry"
 else
@@ -95,8 +107,16 @@ cfg() { "${BUILDAH[@]}" inspect --type image --format "$1" "$IMAGE" 2>&1; }
 expect "ENTRYPOINT is exec-form [\"/smserve\"]" "[/smserve]" "$(cfg '{{.Docker.Config.Entrypoint}}')"
 expect "CMD is [\"serve\"] (docker run IMAGE serves)" "[serve]" "$(cfg '{{.Docker.Config.Cmd}}')"
 expect "EXPOSE 8080" "map[8080/tcp:{}]" "$(cfg '{{.Docker.Config.ExposedPorts}}')"
-expect "label accept-bind-to-port=true" "true" \
-	"$(cfg '{{index .Docker.Config.Labels "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"}}')"
+# The labels the Dockerfile declares (LABEL key=value ..., one instruction
+# per line), each in the image with its value.
+mapfile -t DECLARED < <(sed -n 's/^LABEL[[:space:]]\+//p' Dockerfile | tr -s '[:space:]' '\n' | grep -e '=' | tr -d '"')
+expect "the Dockerfile declares the accept-bind-to-port label" \
+	"com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" \
+	"$(printf '%s\n' "${DECLARED[@]}" | grep '^com.amazonaws.sagemaker.capabilities.accept-bind-to-port=')"
+for label in "${DECLARED[@]}"; do
+	expect "label ${label%%=*} is ${label#*=}" "${label#*=}" \
+		"$(cfg "{{index .Docker.Config.Labels \"${label%%=*}\"}}")"
+done
 expect "HEALTHCHECK runs /smserve --healthcheck" "[CMD /smserve --healthcheck]" \
 	"$(cfg '{{if .Docker.Config.Healthcheck}}{{.Docker.Config.Healthcheck.Test}}{{end}}')"
 expect "runs as root (no USER)" "" "$(cfg '{{.Docker.Config.User}}')"
@@ -140,11 +160,13 @@ if "${BUILDAH[@]}" push --format docker "$IMAGE" "dir:$IMG_TMP/pushed" >/dev/nul
 		sed -n 's/.*"layers":\[\(.*\)\].*/\1/p' | grep -o '"size":[0-9]*' | cut -d: -f2 |
 		awk '{ s += $1 } END { print s + 0 }')
 fi
-echo "# image size: files $rootfs_bytes bytes, layer tar $layer_bytes bytes, compressed layer ${gz_bytes:-?} bytes"
-if ((rootfs_bytes < SIZE_LIMIT)); then
-	ok "image files under 100 KB ($rootfs_bytes bytes)"
+shown=$("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$IMAGE" | sed 's/ *$//')
+echo "# image size: files $rootfs_bytes bytes, layer tar $layer_bytes bytes, \`buildah images\` ${shown:-?}," \
+	"compressed layer ${gz_bytes:-?} bytes"
+if ((rootfs_bytes > 0 && rootfs_bytes < SIZE_LIMIT)); then
+	ok "image files under $SIZE_LIMIT bytes ($rootfs_bytes bytes)"
 else
-	not_ok "image files under 100 KB" "$rootfs_bytes bytes"
+	not_ok "image files under $SIZE_LIMIT bytes" "$rootfs_bytes bytes"
 fi
 
 # ---- run it as SageMaker does ------------------------------------------------
