@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# test-binary: none
+# test-group: bench
 # tests/bench.sh - `make bench` still runs on a clean checkout: bench/run.sh
 # with 1 s per wrk run and one round, in a copy of the repository's files
 # with nothing built (so it must build all it runs), written into a scratch
@@ -9,19 +11,29 @@
 # the start and instruction counts are filled in; the chart has one bar per
 # row of the table. No speed is asserted: runs this short on a shared machine
 # say nothing about speed (that is what `make bench` itself is for).
-# Needs what the benchmark needs: wrk, nginx, valgrind, Flask, gunicorn and
-# scikit-learn; skipped without them (.ci/run installs them).
+# Needs what the benchmark needs: wrk, nginx, valgrind, curl, and Flask,
+# gunicorn and scikit-learn for /usr/bin/python3; without them it is skipped
+# (a "# SKIP" line and "0 passed, 0 failed": bench/run.sh would try to install
+# them, which a test must not do). .ci/run installs them. `make test` leaves
+# this script out (test-group bench); `bash test.sh bench` runs it.
 
 cd "$(dirname "$0")/.." || exit 1
+OWN_TEST_TMP=${TEST_TMP:+no}
 source tests/lib.sh
 
 missing=()
 for tool in wrk nginx valgrind curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-for module in flask gunicorn sklearn; do /usr/bin/python3 -c "import $module" 2>/dev/null || missing+=("$module"); done
+for module in flask gunicorn sklearn; do
+	/usr/bin/python3 -c "import $module" 2>/dev/null || missing+=("python3 $module")
+done
 if [[ ${#missing[@]} -gt 0 ]]; then
 	echo "# SKIP: the benchmark needs ${missing[*]}"
+	[[ $OWN_TEST_TMP == no ]] || rm -rf "$TEST_TMP"
+	finish
 	exit 0
 fi
+# (the copy of the repository and the results: tens of MB)
+trap '[[ $OWN_TEST_TMP == no ]] || rm -rf "$TEST_TMP"' EXIT
 
 clean=$TEST_TMP/clean out=$TEST_TMP/bench
 mkdir -p "$clean"
