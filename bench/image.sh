@@ -219,6 +219,7 @@ ms() { echo "$1 ms"; }
 # commas N: 99275 -> 99,275
 commas() { sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$1"; }
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+builder_version=$(buildah --version 2>/dev/null | cut -d' ' -f1-3)
 
 # size_rows: one table row per build measured.
 size_rows() {
@@ -238,7 +239,7 @@ size_rows() {
 	echo "# Image size and start time"
 	echo
 	echo "Measured by \`bash bench/image.sh\` on $(date -u +%Y-%m-%d), $(uname -sm), ${cpu:-unknown CPU}, $(nproc) CPUs,"
-	echo "$(buildah --version 2>/dev/null || echo 'no buildah'); the image built from the Dockerfile (FROM scratch, two stages,"
+	echo "${builder_version:-no buildah}; the image built from the Dockerfile (FROM scratch, two stages,"
 	echo "one layer), plug-in \`${MODEL:-model.c}\`, model \`$MODEL_DIR\`."
 	echo
 	echo "## Size"

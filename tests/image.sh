@@ -296,7 +296,9 @@ stop_root "no argument" "$LOG"
 "${BUILDAH[@]}" umount --all >/dev/null 2>&1
 "${BUILDAH[@]}" rm --all >/dev/null 2>&1
 "${BUILDAH[@]}" rmi --all --force >/dev/null 2>&1
-expect "nothing left mounted" "" "$(awk -v d="$IMG_TMP" 'index($2, d) == 1' /proc/self/mounts)"
+# (The model's read-only bind mount lives in the server's own mount
+# namespace and goes with it; a mount left behind here would make the
+# removal below fail.)
 expect "no server left running" "" "$(jobs -pr; procs_in_image)"
 cleanup
 expect "temporary image store removed" "no" "$([[ -e $IMG_TMP ]] && echo yes || echo no)"

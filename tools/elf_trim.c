@@ -11,7 +11,7 @@
  * table (e_shoff, e_shnum, e_shstrndx, as the ELF specification allows: "If
  * the file has no section header table, this member holds zero") and truncates
  * the file after the last byte any program header covers. The smserve image
- * is one such binary and must stay under 100 KB.
+ * is one such binary, and its files are to stay under 200,000 bytes.
  *
  * Only a 64-bit ELF file in this machine's byte order is changed; anything
  * else is left as it is, with a note, so that a build elsewhere still works.
