@@ -19,10 +19,10 @@
 
 # Two stages so that the image has one layer whatever the builder: docker,
 # and podman by default, commit a layer per COPY, and a second layer brings
-# its own tar end blocks, digest and history (with one stage and `buildah bud
-# --layers`: two layers, 108,673 bytes as `podman images` counts them; with
-# two stages 106,912). The first stage only gathers the files; the image
-# copies its whole root in one step.
+# its own tar end blocks, digest and history (built with `buildah bud
+# --layers`, one stage made two layers and 1,760 bytes more as `podman images`
+# counts them). The first stage only gathers the files; the image copies its
+# whole root in one step.
 FROM scratch AS files
 ARG MODEL_DIR=models/iris
 COPY smserve-static /smserve
