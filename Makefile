@@ -3,7 +3,11 @@
 #   make                          ./smserve with the default model (model.c)
 #   make MODEL=examples/echo/model.c
 #   make run                      serve the default model on port 8080
-#   make test                     the whole test suite (test.sh)
+#   make check                    the fast loop: parser and HTTP tests, plain build (under a minute)
+#   make test                     the whole test suite, no benchmark (bash test.sh; one script:
+#                                 bash test.sh http; see tests/README.md)
+#   make bench                    the benchmarks (bench/run.sh), then bench/latency.sh
+#   make fuzz                     the libFuzzer targets, SECONDS each (default 60)
 #   make static                   stripped static binary ./smserve-static
 #   make image                    the scratch image (docker, podman or buildah)
 #   make asan                     sanitizer builds used by the tests
@@ -131,6 +135,11 @@ run: smserve
 
 bench:
 	bash bench/run.sh
+	bash bench/latency.sh
+
+# test.sh builds what the scripts it runs need (warnings as errors).
+check:
+	bash test.sh --check
 
 test:
 	bash test.sh
@@ -153,4 +162,4 @@ install: smserve
 clean:
 	rm -rf smserve smserve-static build .model .server-static
 
-.PHONY: FORCE bench fuzz static image test-bins asan run test lint install clean
+.PHONY: FORCE bench fuzz static image test-bins asan run check test lint install clean

@@ -18,9 +18,11 @@
 # Files in fuzz/corpus/regress-<target>/ are inputs that once crashed a
 # target, control bytes included; each is replayed before fuzzing.
 #
-# Prints, per target, the executions run and the coverage (libFuzzer's cov:
-# edges and ft: features). Exits non-zero if any target crashed, leaked or
-# broke an invariant; the inputs are listed (build/fuzz/artifacts-<target>/).
+# Prints, per target, the executions run, the coverage (libFuzzer's cov:
+# edges and ft: features) and a verdict: "ok", or "FAILED" with what failed
+# (a regression input, the fuzzing). Exits 1 if any target crashed, leaked or
+# broke an invariant, a regression input included; the inputs are listed
+# (build/fuzz/artifacts-<target>/). Exits 2 if a target does not build.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 SECONDS_PER_TARGET=${1:-60}
@@ -29,6 +31,7 @@ CFLAGS="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror -g -O1 -fno-omit-fram
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Dmain=smserve_main"
 TARGETS=(fuzz_parser fuzz_chunked fuzz_conn fuzz_model fuzz_xgboost fuzz_xgboost_load)
 failed=0
+declare -A verdict             # target -> what failed, empty when nothing
 
 if ! command -v clang >/dev/null; then
 	echo "fuzz/run.sh: clang is needed for libFuzzer" >&2
@@ -103,7 +106,8 @@ replay() {
 	return $bad
 }
 
-# summary TARGET LOG: executions and coverage from libFuzzer's output.
+# summary TARGET LOG: executions and coverage from libFuzzer's output, and
+# the verdict.
 summary() {
 	local t=$1 log=$2 execs last cov ft
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
@@ -111,8 +115,8 @@ summary() {
 	[[ -z $execs ]] && execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
 	cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
 	ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
-	printf '%-13s %10s execs   cov: %-5s ft: %-6s corpus: %s\n' "$t" "${execs:-?}" "${cov:-?}" \
-		"${ft:-?}" "$(ls "$OUT/corpus-$t" | wc -l) files"
+	printf '%-13s %10s execs   cov: %-5s ft: %-6s corpus: %-11s %s\n' "$t" "${execs:-?}" "${cov:-?}" \
+		"${ft:-?}" "$(ls "$OUT/corpus-$t" | wc -l) files" "${verdict[$t]:-ok}"
 }
 
 # crashes TARGET: lists what libFuzzer saved, with the first bytes of each.
@@ -140,7 +144,10 @@ for t in "${TARGETS[@]}"; do
 	prepare_corpus "$t"
 	rm -rf "$OUT/artifacts-$t"
 	mkdir -p "$OUT/artifacts-$t"
-	replay "$t" || failed=1
+	if ! replay "$t"; then
+		failed=1
+		verdict[$t]="FAILED (a regression input)"
+	fi
 	echo "fuzzing $t for ${SECONDS_PER_TARGET}s (log: $OUT/$t.log)"
 	# shellcheck disable=SC2046
 	env $(target_env "$t") "$OUT/$t" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -max_len="$(max_len "$t")" \
@@ -149,6 +156,8 @@ for t in "${TARGETS[@]}"; do
 	status=$?
 	if [[ $status -ne 0 ]]; then
 		failed=1
+		verdict[$t]="FAILED ${verdict[$t]:+(a regression input, and fuzzing)}"
+		[[ ${verdict[$t]} == "FAILED " ]] && verdict[$t]="FAILED (fuzzing)"
 		echo "  $t FAILED (exit $status):"
 		grep -m 5 -E 'ERROR|invariant|SUMMARY|runtime error' "$OUT/$t.log" | sed 's/^/    /'
 		crashes "$t"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test-binary: echo
 # tests/echo_diff.sh - the echo plug-in against the Flask app it reproduces.
 #
 #   SMSERVE=./build/smserve-echo bash tests/echo_diff.sh     (from the repo root)

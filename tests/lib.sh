@@ -1,4 +1,5 @@
 # tests/lib.sh - shared helpers for the bash test scripts (sourced, not run).
+# (No "# test-binary:" line: test.sh does not run it.)
 #
 # Every test script sources this file, runs checks with `ok`/`not_ok`/`expect`
 # and ends with `finish`, which prints "N passed, N failed" and sets the exit
@@ -110,6 +111,42 @@ raw() {
 		printf '%b' "$bytes" >&3
 		timeout "$wait" cat <&3
 	) 2>/dev/null
+}
+
+# ---- a tiny HTTP client over bash's /dev/tcp, for what curl cannot send ----
+# (scripts that use it set LC_ALL=C: read -N then counts bytes)
+
+# read_response FD HEAD?: reads one final response (skipping 1xx) from FD.
+# Sets R_STATUS, R_HEADERS (lower-cased, one per line), R_BODY, R_INTERIM.
+read_response() {
+	local fd=$1 is_head=${2:-} line len
+	R_STATUS= R_HEADERS= R_BODY= R_INTERIM=
+	while :; do
+		IFS= read -r -t 5 line <&"$fd" || return 1
+		line=${line%$'\r'}
+		R_STATUS=${line:9:3}
+		R_HEADERS=
+		while IFS= read -r -t 5 line <&"$fd"; do
+			line=${line%$'\r'}
+			[[ -z $line ]] && break
+			R_HEADERS+="${line,,}"$'\n'
+		done
+		[[ $R_STATUS == 1* ]] || break
+		R_INTERIM+="$R_STATUS "
+	done
+	len=$(sed -n 's/^content-length: *//p' <<<"$R_HEADERS")
+	if [[ -n $len && $len -gt 0 && -z $is_head ]]; then
+		IFS= read -r -N "$len" -t 5 R_BODY <&"$fd" || return 1
+	fi
+	return 0
+}
+
+# closed_by_server FD [SECONDS]: true when the server closes the connection
+# (end of stream, no byte before it) within SECONDS (default 3).
+closed_by_server() {
+	local x
+	IFS= read -r -N 1 -t "${2:-3}" x <&"$1"
+	[[ $? -eq 1 && -z $x ]]
 }
 
 # status_of RESPONSE: the status code of the first non-1xx response in RESPONSE.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test-binary: none
 # tests/lint.sh - cppcheck and clang-tidy (make lint) stay quiet.
 set -u
 cd "$(dirname "$0")/.." || exit 1

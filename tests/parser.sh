@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# test-binary: none
+# test-group: check
 # tests/parser.sh - builds tests/parser_test.c (smserve.c's parser and
 # chunked decoder, included whole) with AddressSanitizer and UBSan, and runs
 # it. The last line of output is "N passed, N failed", as test.sh expects.

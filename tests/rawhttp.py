@@ -28,17 +28,27 @@ def _more(sock):
 def response(sock):
     """Reads one response, and keeps what follows it for the next call;
     returns its status line and its body as text."""
+    line, _, body = response_with_headers(sock)
+    return line, body
+
+
+def response_with_headers(sock):
+    """As response, with the headers between: a dict of lower-cased names."""
     buf = _ahead.pop(sock, b"")
     while b"\r\n\r\n" not in buf:
         buf += _more(sock)
     head, _, body = buf.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
-    n = int([l for l in lines if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+    headers = {}
+    for l in lines[1:]:
+        name, _, value = l.partition(b":")
+        headers[name.strip().lower().decode()] = value.strip().decode("latin-1")
+    n = int(headers["content-length"])
     while len(body) < n:
         body += _more(sock)
     if len(body) > n:
         _ahead[sock] = body[n:]
-    return lines[0].decode(), body[:n].decode("latin-1").strip()
+    return lines[0].decode(), headers, body[:n].decode("latin-1").strip()
 
 
 def reset(sock):
