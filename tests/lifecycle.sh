@@ -21,19 +21,20 @@ source tests/lib.sh
 # ---- the timeouts ----
 test_timeouts() {
 	local out
-	start_server timeouts --workers 1 --header-timeout 1 --body-timeout 1 --idle-timeout 2 || return
+	start_server timeouts --workers 1 --header-timeout 1 --body-timeout 1 --idle-timeout 3 || return
 	out=$(raw "$PORT" 'GET /ping HTTP/1.1\r\nHost: x\r\n' 4)
 	expect "a head not finished within --header-timeout: 408" 408 "$(status_of "$out")"
 	out=$(raw "$PORT" 'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc' 4)
 	expect "a body that stops short: 408 after --body-timeout" 408 "$(status_of "$out")"
-	# An answered keep-alive connection, then silence: still open 1 s later
-	# (--idle-timeout 2), closed by the server (end of stream, no byte
-	# sent) within 3 s more. The client never closes it.
+	# An answered keep-alive connection, then silence: still open 2 s later
+	# (--idle-timeout 3; the other timeouts, 1 s, do not apply), closed by
+	# the server (end of stream, no byte sent) within 3 s more. The client
+	# never closes it.
 	out=$(
 		exec 3<>"/dev/tcp/127.0.0.1/$PORT"
 		printf 'GET /ping HTTP/1.1\r\nHost: x\r\n\r\n' >&3
 		read_response 3 || { echo "no answer"; exit; }
-		IFS= read -r -N 1 -t 1 x <&3
+		IFS= read -r -N 1 -t 2 x <&3
 		rc=$?
 		((rc > 128)) && echo -n "open " || echo -n "closed-early($rc) "
 		closed_by_server 3 3 && echo "closed" || echo "still-open"
