@@ -81,11 +81,11 @@ static void check_queue(const struct client *cl)
 {
 	const struct conn *q;
 	int n = 0;
-	for (q = queue_head; q && n <= queue_len; q = q->next_queued)
+	for (q = queue.head; q && n <= queue.len; q = q->next_queued)
 		n++;
-	if (n != queue_len)
-		fail("the queue does not hold queue_len connections", (size_t)n);
-	if (!conns[cl->server_fd] && (uintptr_t)queue_head == cl->conn_id)
+	if (n != queue.len)
+		fail("the queue does not hold queue.len connections", (size_t)n);
+	if (!conns[cl->server_fd] && (uintptr_t)queue.head == cl->conn_id)
 		fail("the server closed a connection that is still in the queue", 0);
 }
 
@@ -234,8 +234,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (conns[sv[0]])
 		conn_close(conns[sv[0]]);
-	queue_head = queue_tail = NULL;  /* a queued request never gets a worker */
-	queue_len = 0;
+	queue.head = queue.tail = NULL;  /* a queued request never gets a worker */
+	queue.len = 0;
 	if (cl.fd >= 0)
 		close(cl.fd);
 	if (buffered_bytes != 0)
