@@ -133,7 +133,7 @@ check_case() {
 	[[ $CTYPE == "$want_ct" ]] || ct_ok=0
 	cmp -s "$G/$answer" "$TEST_TMP/body" || body_ok=0
 	if [[ $body_ok == 0 ]]; then
-		offset=$(cmp "$G/$answer" "$TEST_TMP/body" 2>&1 | grep -o 'byte [0-9]*' | head -n 1)
+		offset=$(cmp "$G/$answer" "$TEST_TMP/body" 2>&1 | grep -Eo '(byte|char) [0-9]+' | sed 's/char/byte/' | head -n 1)
 		failed "$id" "body$([[ $ct_ok == 0 ]] && echo " and content-type")" "$mode" "$ct" "$acc" "$model" \
 			"bodies differ at ${offset:-the end of one}: expected [$(shown "$G/$answer")], got [$(shown "$TEST_TMP/body")]$(
 				[[ $ct_ok == 0 ]] && echo "; Content-Type [$CTYPE], expected [$want_ct]")"
