@@ -39,23 +39,26 @@
  * SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else JSON. Numbers are
  * written as printf's "%.17g" would, so they read back as the same doubles.
  *
- * How a request flows. The body is read once, front to back: each record is
- * parsed into one scratch vector, predicted, and its answer appended to a
- * 64 KiB output buffer that goes to the server in large writes. Nothing is
+ * How a request flows. lib/invoke.h negotiates it, and lib/instances.h
+ * reads the body once, front to back: each record is parsed into one
+ * scratch vector, predicted here, and its answer appended to a 64 KiB
+ * output buffer that goes to the server in large writes. Nothing is
  * allocated per record, so a 1,000,000-record batch costs what its bytes
  * cost. A bad record anywhere turns the whole answer into a 400 naming the
  * record and field (model_response_error discards what was written): never
  * a partial answer. Unsupported types get 415 and 406 naming the supported
  * ones.
  *
- * Sections, in reading order: limits; the model; small helpers; numbers
- * (reading and writing); loading the model file; prediction; the output
- * buffer; content negotiation; one request; CSV; JSON; JSON Lines; the
- * three plug-in functions.
+ * Sections, in reading order: limits; the model; numbers (writing them);
+ * loading the model file; prediction; one record's answer; what it reads
+ * and answers; the three plug-in functions.
  */
-#include "model.h"
-#include "lib/formats.h"  /* numbers, JSON, Content-Type, Accept, the answer buffer, files */
+#define _POSIX_C_SOURCE 200809L /* opendir, to name an XGBoost model found instead */
 
+#include "model.h"
+#include "lib/invoke.h"  /* requests: negotiation, the instance reader, the answer */
+
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -77,7 +80,6 @@
 #define MAX_FEATURES 16777216UL  /* 2^24: 128 MiB per weight row already */
 #define MAX_LABELS 10000         /* classes; also bounds the duplicate check */
 #define MAX_LABEL_LEN 64         /* bytes of one label, as in docs/model-format.md */
-#define OUT_CHUNK 65536          /* bytes per model_response_write */
 #define NUMBER_TEXT 32           /* room for "%.17g" of any double (24 + slack) */
 
 /* ======================================================================== */
@@ -86,12 +88,6 @@
 
 enum kind { KIND_REGRESSION, KIND_BINARY, KIND_MULTINOMIAL, KIND_OVR };
 static const char *const KIND_NAME[] = {"regression", "binary", "multinomial", "ovr"};
-
-/* The three media types, as requests name them and as answers are labelled. */
-enum format { FMT_JSON, FMT_JSONLINES, FMT_CSV, FMT_COUNT };
-static const char *const FORMAT_TYPE[FMT_COUNT] = {
-	"application/json", "application/jsonlines", "text/csv"};
-#define SUPPORTED_TYPES "application/json, application/jsonlines, text/csv"
 
 /* A class label, rendered once at load in both spellings an answer uses. */
 struct label {
@@ -111,16 +107,15 @@ struct model {
 	double *mean;        /* n_features, or NULL: inputs are not standardized */
 	double *scale;       /* n_features when mean is set; all > 0 */
 	struct label *labels;
-	enum format default_accept; /* for Accept missing or * / * */
 	size_t max_record_out;      /* bytes one record's answer can take */
-	double *scratch;            /* every request's work arrays: see job_init */
-	size_t out_cap;             /* bytes of the answer buffer at its end */
+	double *x, *z;              /* a sparse record's features, the scores: see alloc_work */
+	struct smlib_plugin lib;    /* the request side: lib/invoke.h */
 };
 
 /* ======================================================================== */
 /* Numbers                                                                   */
 /* ======================================================================== */
-/* Reading them: parse_number in lib/formats.h.
+/* Reading them: smlib_parse_number in lib/formats.h.
  *
  * Writing numbers: exactly what printf's "%.17g" writes (17 significant
  * digits always read back as the same double, so clients can compare exactly
@@ -330,7 +325,7 @@ struct reader {
 	size_t err_size;
 };
 
-static int load_error(struct reader *r, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static int load_error(struct reader *r, const char *fmt, ...) SMLIB_PRINTF_LIKE(2, 3);
 static int load_error(struct reader *r, const char *fmt, ...)
 {
 	char msg[384];
@@ -338,7 +333,7 @@ static int load_error(struct reader *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	format_msg(r->err, r->err_size, "%s:%lu: %s", r->path,
+	smlib_format(r->err, r->err_size, "%s:%lu: %s", r->path,
 		   r->have_line ? r->line_no : r->next_no, msg);
 	return -1;
 }
@@ -354,7 +349,7 @@ static int reader_line(struct reader *r)
 		r->p = nl ? nl + 1 : r->end;
 		if (e > s && e[-1] == '\r')
 			e--;
-		trim(&s, &e);
+		smlib_trim(&s, &e);
 		if (s == e || *s == '#')
 			continue;
 		r->line = r->cur = s;
@@ -369,10 +364,10 @@ static int reader_line(struct reader *r)
 static size_t reader_word(struct reader *r, const char **w)
 {
 	const char *p = r->cur;
-	while (p < r->eol && is_space((unsigned char)*p))
+	while (p < r->eol && smlib_is_blank((unsigned char)*p))
 		p++;
 	*w = p;
-	while (p < r->eol && !is_space((unsigned char)*p))
+	while (p < r->eol && !smlib_is_blank((unsigned char)*p))
 		p++;
 	r->cur = p;
 	return (size_t)(p - *w);
@@ -395,13 +390,13 @@ static size_t reader_peek(struct reader *r, const char **w)
 
 /* What the current line holds, for "got ..." in messages: the line in
  * quotes, or "the end of the file". */
-static const char *reader_got(struct reader *r, char buf[SHOWN_TOKEN + 6])
+static const char *reader_got(struct reader *r, char buf[SMLIB_SHOWN + 6])
 {
 	size_t n;
 	if (!r->have_line)
 		return "the end of the file";
 	buf[0] = '\'';
-	n = 1 + strlen(shown(buf + 1, r->line, r->eol));
+	n = 1 + strlen(smlib_shown(buf + 1, r->line, r->eol));
 	buf[n] = '\'';
 	buf[n + 1] = '\0';
 	return buf;
@@ -411,9 +406,9 @@ static const char *reader_got(struct reader *r, char buf[SHOWN_TOKEN + 6])
 static int reader_expect(struct reader *r, const char *keyword, const char *what)
 {
 	const char *w;
-	char got[SHOWN_TOKEN + 6];
+	char got[SMLIB_SHOWN + 6];
 	size_t n = reader_peek(r, &w);
-	if (!r->have_line || !equal_word(w, n, keyword))
+	if (!r->have_line || !smlib_equal(w, n, keyword))
 		return load_error(r, "expected %s, got %s", what, reader_got(r, got));
 	reader_word(r, &w);
 	return 0;
@@ -423,11 +418,11 @@ static int reader_expect(struct reader *r, const char *keyword, const char *what
 static int reader_done(struct reader *r, const char *what)
 {
 	const char *w;
-	char got[SHOWN_TOKEN + 4];
+	char got[SMLIB_SHOWN + 4];
 	size_t n = reader_word(r, &w);
 	if (n > 0)
 		return load_error(r, "expected only %s, got '%s' after it", what,
-				  shown(got, w, w + n));
+				  smlib_shown(got, w, w + n));
 	r->have_line = 0;
 	return 0;
 }
@@ -436,14 +431,14 @@ static int reader_done(struct reader *r, const char *what)
 static int reader_count(struct reader *r, const char *what, unsigned long max, size_t *out)
 {
 	const char *w;
-	char got[SHOWN_TOKEN + 4];
+	char got[SMLIB_SHOWN + 4];
 	size_t n = reader_word(r, &w), i;
 	unsigned long v = 0;
-	for (i = 0; i < n && is_digit(w[i]) && v <= max; i++)
+	for (i = 0; i < n && smlib_is_digit(w[i]) && v <= max; i++)
 		v = v * 10 + (unsigned long)(w[i] - '0');
 	if (n == 0 || i < n || v < 1 || v > max)
 		return load_error(r, "expected %s, a whole number from 1 to %lu, got '%s'",
-				  what, max, n ? shown(got, w, w + n) : "nothing");
+				  what, max, n ? smlib_shown(got, w, w + n) : "nothing");
 	*out = (size_t)v;
 	return reader_done(r, what);
 }
@@ -453,7 +448,7 @@ static int reader_numbers(struct reader *r, const char *keyword, double *dst, si
 			  int positive)
 {
 	const char *w;
-	char got[SHOWN_TOKEN + 4];
+	char got[SMLIB_SHOWN + 4];
 	size_t i, len;
 	for (i = 0; i < n; i++) {
 		const char *p;
@@ -462,12 +457,12 @@ static int reader_numbers(struct reader *r, const char *keyword, double *dst, si
 			return load_error(r, "expected %zu numbers after '%s', got %zu",
 					  n, keyword, i);
 		p = w;
-		if (parse_number(&p, w + len, NUM_CSV, &dst[i]) != NUM_OK || p != w + len)
+		if (smlib_parse_number(&p, w + len, SMLIB_NUM_CSV, &dst[i]) != SMLIB_NUM_OK || p != w + len)
 			return load_error(r, "expected a finite number as value %zu of '%s', got '%s'",
-					  i + 1, keyword, shown(got, w, w + len));
+					  i + 1, keyword, smlib_shown(got, w, w + len));
 		if (positive && !(dst[i] > 0))
 			return load_error(r, "expected a positive number as value %zu of '%s', got '%s'",
-					  i + 1, keyword, shown(got, w, w + len));
+					  i + 1, keyword, smlib_shown(got, w, w + len));
 	}
 	len = reader_word(r, &w);
 	if (len > 0)
@@ -482,7 +477,7 @@ static int is_json_number(const char *s, size_t n)
 {
 	const char *p = s;
 	double v;
-	return parse_number(&p, s + n, NUM_JSON, &v) != NUM_BAD && p == s + n;
+	return smlib_parse_number(&p, s + n, SMLIB_NUM_JSON, &v) != SMLIB_NUM_BAD && p == s + n;
 }
 
 /* "labels" and one word per class: 1-64 visible ASCII bytes without '"',
@@ -490,7 +485,7 @@ static int is_json_number(const char *s, size_t n)
 static int reader_labels(struct reader *r, struct model *m)
 {
 	const char *w;
-	char got[SHOWN_TOKEN + 4];
+	char got[SMLIB_SHOWN + 4];
 	const char *start;
 	size_t n, i, k = 0;
 
@@ -517,7 +512,7 @@ static int reader_labels(struct reader *r, struct model *m)
 		if (n > MAX_LABEL_LEN || j < n)
 			return load_error(r, "expected label %zu to be 1-64 visible ASCII characters "
 					  "other than '\"', '\\' and ',', got '%s'",
-					  i + 1, shown(got, w, w + n));
+					  i + 1, smlib_shown(got, w, w + n));
 		memcpy(l->csv, w, n);
 		memcpy(l->csv_line, w, n);
 		l->csv_line[n] = '\n';
@@ -544,34 +539,34 @@ static int reader_labels(struct reader *r, struct model *m)
 static int reader_header(struct reader *r)
 {
 	const char *w;
-	char got[SHOWN_TOKEN + 4];
+	char got[SMLIB_SHOWN + 4];
 	size_t n;
 	if (reader_expect(r, FORMAT_NAME, "'" FORMAT_NAME " 1' (the first line of a file "
 			  "written by tools/export_linear.py)"))
 		return -1;
 	n = reader_word(r, &w);
-	if (!equal_word(w, n, "1"))
+	if (!smlib_equal(w, n, "1"))
 		return load_error(r, "expected format version %d, got '%s' (this smserve reads "
 				  "version %d only)", FORMAT_VERSION,
-				  n ? shown(got, w, w + n) : "nothing", FORMAT_VERSION);
+				  n ? smlib_shown(got, w, w + n) : "nothing", FORMAT_VERSION);
 	return reader_done(r, "the version");
 }
 
 static int reader_kind(struct reader *r, struct model *m)
 {
 	const char *w;
-	char got[SHOWN_TOKEN + 4];
+	char got[SMLIB_SHOWN + 4];
 	size_t n, k;
 	if (reader_expect(r, "kind", "'kind' and regression, binary, multinomial or ovr"))
 		return -1;
 	n = reader_word(r, &w);
 	for (k = 0; k < sizeof KIND_NAME / sizeof KIND_NAME[0]; k++)
-		if (equal_word(w, n, KIND_NAME[k])) {
+		if (smlib_equal(w, n, KIND_NAME[k])) {
 			m->kind = (enum kind)k;
 			return reader_done(r, "the kind");
 		}
 	return load_error(r, "expected regression, binary, multinomial or ovr after 'kind', "
-			  "got '%s'", n ? shown(got, w, w + n) : "nothing");
+			  "got '%s'", n ? smlib_shown(got, w, w + n) : "nothing");
 }
 
 /* Allocates the arrays once the shape is known. The shape was bounded by
@@ -582,7 +577,7 @@ static int reader_alloc(struct reader *r, struct model *m, size_t file_size,
 {
 	size_t weights = m->n_outputs * m->n_features;
 	if (weights > file_size / 2) {
-		format_msg(r->err, r->err_size, "%s:%lu: expected %zu features, but the file "
+		smlib_format(r->err, r->err_size, "%s:%lu: expected %zu features, but the file "
 			   "(%zu bytes) is too short to hold %zu weight lines of %zu numbers",
 			   r->path, features_line, m->n_features, file_size, m->n_outputs,
 			   m->n_features);
@@ -602,7 +597,7 @@ static int reader_alloc(struct reader *r, struct model *m, size_t file_size,
 static int read_model(struct reader *r, struct model *m, size_t file_size)
 {
 	const char *w;
-	char got[SHOWN_TOKEN + 6];
+	char got[SMLIB_SHOWN + 6];
 	size_t n, k;
 	unsigned long features_line;
 
@@ -620,7 +615,7 @@ static int read_model(struct reader *r, struct model *m, size_t file_size)
 		return -1;
 
 	n = reader_peek(r, &w);
-	if (equal_word(w, n, "mean")) {
+	if (smlib_equal(w, n, "mean")) {
 		m->mean = malloc(m->n_features * sizeof *m->mean);
 		m->scale = malloc(m->n_features * sizeof *m->scale);
 		if (m->mean == NULL || m->scale == NULL)
@@ -637,7 +632,7 @@ static int read_model(struct reader *r, struct model *m, size_t file_size)
 		return -1;
 	for (k = 0; k < m->n_outputs; k++) {
 		char what[96];
-		format_msg(what, sizeof what, "'weights' line %zu of %zu (one number per feature)",
+		smlib_format(what, sizeof what, "'weights' line %zu of %zu (one number per feature)",
 			   k + 1, m->n_outputs);
 		if (reader_expect(r, "weights", what) ||
 		    reader_numbers(r, "weights", m->weights + k * m->n_features, m->n_features, 0))
@@ -651,31 +646,60 @@ static int read_model(struct reader *r, struct model *m, size_t file_size)
 	return 0;
 }
 
-/* SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, checked once at start: a value this
- * model cannot produce would fail every request without Accept, so it stops
- * the server instead. */
-static int default_accept(enum format *out, char *err, size_t err_size)
+/* Whether the first bytes of a file are those of an XGBoost model: the
+ * legacy binary format ("binf"), JSON or UBJSON whose first member is
+ * "learner" (what save_model writes), or a pickle naming xgboost. */
+static int looks_like_xgboost(const char *head, size_t n)
 {
-	const char *v = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
-	const char *s, *e;
-	char got[SHOWN_TOKEN + 4];
-	int f;
-	*out = FMT_JSON;
-	if (v == NULL)
+	static const char *const words[] = {"learner", "xgboost"};
+	size_t i, w, len;
+	if (n >= 4 && memcmp(head, "binf", 4) == 0)
+		return 1;
+	if (n < 2 || (head[0] != '{' && (unsigned char)head[0] != 0x80))
 		return 0;
-	s = v;
-	e = strchr(v, ';') ? strchr(v, ';') : v + strlen(v);
-	trim(&s, &e);
-	if (s == e || equal_ci(s, (size_t)(e - s), "*/*"))
-		return 0;
-	for (f = 0; f < FMT_COUNT; f++)
-		if (equal_ci(s, (size_t)(e - s), FORMAT_TYPE[f])) {
-			*out = (enum format)f;
-			return 0;
+	for (w = 0; w < 2; w++) {
+		len = strlen(words[w]);
+		for (i = 1; i + len <= n; i++)
+			if (memcmp(head + i, words[w], len) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+/* The model directory holds no linear-model.txt: if it holds an XGBoost
+ * model instead (xgboost-model, or a file that starts as one), err says so
+ * and what to build, rather than only that linear-model.txt is missing. */
+static void xgboost_instead(const char *dir, const char *path, char *err, size_t err_size)
+{
+	FILE *f = fopen(path, "rb");
+	DIR *d;
+	struct dirent *e;
+	int found = 0;
+
+	if (f != NULL || errno != ENOENT || (d = opendir(dir)) == NULL) {
+		if (f != NULL)
+			fclose(f);
+		return;
+	}
+	while (!found && (e = readdir(d)) != NULL) {
+		char file[4096], head[64];
+		size_t n = 0;
+		int rc = snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+		if (e->d_name[0] == '.' || rc < 0 || (size_t)rc >= sizeof file)
+			continue;
+		if ((f = fopen(file, "rb")) != NULL) {
+			n = fread(head, 1, sizeof head, f);
+			fclose(f);
 		}
-	format_msg(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of "
-		   SUPPORTED_TYPES ", got '%s'", shown(got, v, v + strlen(v)));
-	return -1;
+		found = f != NULL && (strcmp(e->d_name, "xgboost-model") == 0 ||
+				      looks_like_xgboost(head, n));
+		if (found)
+			smlib_format(err, err_size, "%s: expected %s, found an XGBoost model (%s), "
+				     "which this build does not serve; build smserve with the "
+				     "XGBoost plug-in: make MODEL=examples/xgboost/model.c",
+				     dir, MODEL_FILE, e->d_name);
+	}
+	closedir(d);
 }
 
 /* The largest answer one record can produce, in any output format, so that
@@ -768,134 +792,48 @@ static int predict(const struct model *m, double *x, double *z, size_t *label, i
 }
 
 /* ======================================================================== */
-/* The output buffer                                                         */
+/* One record's answer                                                       */
 /* ======================================================================== */
 /*
  * Answers are built in the writer of lib/formats.h, in one buffer of
- * OUT_CHUNK bytes (or two records' worth, if larger).
+ * 64 KiB (or two records' worth, if larger), which lib/invoke.h frames:
+ * the JSON document around the records, a ',' between them, a newline
+ * after each in JSON Lines.
  */
 
-static void w_double(struct writer *w, double v)
+static void w_double(struct smlib_writer *w, double v)
 {
 	w->len += format_double(w->buf + w->len, v);
 }
 
-/* ======================================================================== */
-/* Content negotiation                                                       */
-/* ======================================================================== */
-
-/* The input format from Content-Type. Empty means text/csv (batch transform
- * and many clients send none). Parameters are ignored except label_size,
- * which must be 0: a label column would be read as a feature. */
-static int content_format(const char *ct, enum format *fmt, char *msg, size_t size)
+/* The record's features as predict takes them: a dense instance as it was
+ * read (every feature given), a sparse one spread over zeros. */
+static double *record_features(const struct model *m, const struct smlib_instance *in)
 {
-	const char *s = ct, *e = ct + strcspn(ct, ";");
-	char got[SHOWN_TOKEN + 4];
-	int f;
-	trim(&s, &e);
-	*fmt = FMT_CSV;
-	if (s == e)
-		return 0;
-	for (f = 0; f < FMT_COUNT; f++)
-		if (equal_ci(s, (size_t)(e - s), FORMAT_TYPE[f]))
-			break;
-	if (f == FMT_COUNT) {
-		format_msg(msg, size, "unsupported Content-Type '%s'; supported: text/csv, "
-			   "application/json, application/jsonlines", shown(got, s, e));
-		return -1;
-	}
-	*fmt = (enum format)f;
-	return content_type_params(e, msg, size);
+	size_t i;
+	if (in->keys == NULL)
+		return in->values;
+	memset(m->x, 0, m->n_features * sizeof *m->x);
+	for (i = 0; i < in->count; i++)
+		m->x[in->keys[i]] = in->values[i];
+	return m->x;
 }
 
-/* ======================================================================== */
-/* One request                                                               */
-/* ======================================================================== */
-/*
- * A job carries what reading and answering one request needs: the scratch
- * vectors (allocated once per request, never per record), the writer, the
- * number of the record being read, and the 400 message if one is set.
- */
-
-struct job {
-	const struct model *m;
-	enum format out_fmt;
-	struct writer w;
-	double *x;              /* the current record's features */
-	double *z;              /* its scores */
-	double *keys, *vals;    /* sparse JSON records: keys and values as read */
-	unsigned char *seen;    /* sparse JSON records: keys already given */
-	size_t record;          /* 1-based number of the record being read */
-	size_t answered;        /* records answered so far */
-	char err[512];          /* the 400 message */
-};
-
-static int fail(struct job *j, const char *fmt, ...) PRINTF_LIKE(2, 3);
-static int fail(struct job *j, const char *fmt, ...)
+/* Predicts one record and appends its answer. */
+static int answer_record(const struct model *m, struct smlib_job *j,
+			 const struct smlib_instance *in)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(j->err, sizeof j->err, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-/* The work arrays of a request, one block allocated at load (alloc_scratch)
- * and reused by every request, so that a request allocates nothing: in the
- * static build, musl's malloc maps and unmaps a block this size on every
- * request, and the pages fault in afresh each time. Each worker writes its
- * own copy (copy-on-write after the fork); requests in a worker run one at
- * a time. Layout: x (n), z (outputs), keys (n), vals (n) as doubles, then
- * seen (n bytes), then the answer buffer (out_cap bytes). */
-static size_t scratch_doubles(const struct model *m)
-{
-	return 3 * m->n_features + m->n_outputs;
-}
-
-static int alloc_scratch(struct model *m)
-{
-	size_t n = m->n_features, doubles = scratch_doubles(m);
-	m->out_cap = 2 * m->max_record_out > OUT_CHUNK ? 2 * m->max_record_out : OUT_CHUNK;
-	if (doubles > (SIZE_MAX - n - m->out_cap) / sizeof(double))
-		return -1;
-	m->scratch = malloc(doubles * sizeof(double) + n + m->out_cap);
-	return m->scratch ? 0 : -1;
-}
-
-static void job_init(struct job *j, const struct model *m, enum format in, model_response *out)
-{
-	size_t n = m->n_features;
-	double *d = m->scratch;
-
-	memset(j, 0, sizeof *j);
-	j->m = m;
-	j->x = d;
-	j->z = d + n;
-	j->keys = j->z + m->n_outputs;
-	j->vals = j->keys + n;
-	j->seen = (unsigned char *)(d + scratch_doubles(m));
-	j->w.buf = (char *)(j->seen + n);
-	if (in != FMT_CSV) /* sparse_features keeps it all-zero between records, */
-		memset(j->seen, 0, n); /* but a request may end in the middle of one */
-	j->w.cap = m->out_cap;
-	j->w.out = out;
-}
-
-/* Predicts the record in j->x and appends its answer. */
-static int answer_record(struct job *j)
-{
-	const struct model *m = j->m;
-	struct writer *w = &j->w;
+	struct smlib_writer *w = &j->w;
 	size_t label = 0, k;
 
-	if (predict(m, j->x, j->z, &label, j->out_fmt != FMT_CSV) != 0)
-		return fail(j, "record %zu: the model's score is not a finite number "
-			    "(features too large)", j->record);
-	w_room(w, m->max_record_out);
-	if (j->out_fmt == FMT_CSV && m->kind == KIND_REGRESSION) {
-		w_double(w, j->z[0]);
-		W_LIT(w, "\n");
-	} else if (j->out_fmt == FMT_CSV) {
+	if (predict(m, record_features(m, in), m->z, &label, j->answer != SMLIB_CSV) != 0)
+		return smlib_fail(j, "record %zu: the model's score is not a finite number "
+				  "(features too large)", in->record);
+	smlib_record_begin(j);
+	if (j->answer == SMLIB_CSV && m->kind == KIND_REGRESSION) {
+		w_double(w, m->z[0]);
+		SMLIB_PUT_LIT(w, "\n");
+	} else if (j->answer == SMLIB_CSV) {
 		/* A short label's line is copied as 16 bytes, though only
 		 * csv_len + 1 of them count: a copy of known small size compiles
 		 * to a move or two, where one of variable size is a call into libc
@@ -908,244 +846,62 @@ static int answer_record(struct job *j)
 			memcpy(w->buf + w->len, l->csv_line, l->csv_len + 1);
 		w->len += l->csv_len + 1;
 	} else {
-		if (j->out_fmt == FMT_JSON && j->answered > 0)
-			W_LIT(w, ",");
-		W_LIT(w, "{\"score\":");
+		SMLIB_PUT_LIT(w, "{\"score\":");
 		if (m->kind == KIND_MULTINOMIAL || m->kind == KIND_OVR) {
-			W_LIT(w, "[");
+			SMLIB_PUT_LIT(w, "[");
 			for (k = 0; k < m->n_outputs; k++) {
 				if (k > 0)
-					W_LIT(w, ",");
-				w_double(w, j->z[k]);
+					SMLIB_PUT_LIT(w, ",");
+				w_double(w, m->z[k]);
 			}
-			W_LIT(w, "]");
+			SMLIB_PUT_LIT(w, "]");
 		} else {
-			w_double(w, j->z[0]);
+			w_double(w, m->z[0]);
 		}
 		if (m->kind != KIND_REGRESSION) {
-			W_LIT(w, ",\"predicted_label\":");
-			w_bytes(w, m->labels[label].json, m->labels[label].json_len);
+			SMLIB_PUT_LIT(w, ",\"predicted_label\":");
+			smlib_put(w, m->labels[label].json, m->labels[label].json_len);
 		}
-		W_LIT(w, "}");
-		if (j->out_fmt == FMT_JSONLINES)
-			W_LIT(w, "\n");
+		SMLIB_PUT_LIT(w, "}");
 	}
-	j->answered++;
-	return w->refused ? -1 : 0;
+	return smlib_record_end(j);
 }
 
 /* ======================================================================== */
-/* CSV                                                                       */
+/* What it reads and answers                                                 */
 /* ======================================================================== */
 /*
- * One record per line; LF or CRLF; the last newline is optional. Fields are
- * numbers only: no quotes, no empty fields (a linear model has no
- * "missing"), no nan or inf. Spaces and tabs around a number are ignored, as
- * SageMaker's containers ignore them (Python's float(" 3.5 ") reads 3.5), so
- * "5.1, 3.5" typed by hand works. A blank line is a record with no features
- * and so an error: dropping it would shift every later answer against its
- * input line in a batch transform join.
+ * lib/invoke.h negotiates each request and lib/instances.h reads its
+ * records; this model says which formats, and that a feature is a finite
+ * number: no missing values (a linear model has no "missing"), no nan or
+ * inf, exactly n_features in a dense record, zero where a sparse one gives
+ * no key.
  */
 
-/* Says what is wrong with the field starting at s (shown without the
- * blanks around it). */
-static int csv_bad_field(struct job *j, size_t field, const char *s, const char *eol, int rc)
+static const struct smlib_service SERVICE = {
+	SMLIB_BIT(SMLIB_CSV) | SMLIB_BIT(SMLIB_JSON) | SMLIB_BIT(SMLIB_JSONLINES),
+	SMLIB_JSON, /* the Linear Learner's default answer */
+	0,          /* an empty body is a 400 */
+	{0, NULL, "key"},
+};
+
+/* The work arrays of a request, allocated at load and reused by every
+ * request, so that a request allocates nothing: in the static build,
+ * musl's malloc maps and unmaps a block this size on every request, and the
+ * pages fault in afresh each time. Each worker writes its own copy
+ * (copy-on-write after the fork); requests in a worker run one at a time.
+ * x (n_features) takes a sparse record, z (n_outputs) the scores. */
+static int alloc_work(struct model *m)
 {
-	const char *e = s;
-	char got[SHOWN_TOKEN + 4];
-	while (e < eol && *e != ',')
-		e++;
-	trim(&s, &e);
-	if (rc == NUM_RANGE)
-		return fail(j, "record %zu, field %zu: number out of range, got '%s'",
-			    j->record, field, shown(got, s, e));
-	if (rc == NUM_LONG)
-		return fail(j, "record %zu, field %zu: expected a number of at most %d characters",
-			    j->record, field, MAX_NUMBER_LEN);
-	if (s == e)
-		return fail(j, "record %zu, field %zu: expected a number, got an empty field",
-			    j->record, field);
-	return fail(j, "record %zu, field %zu: expected a number, got '%s'",
-		    j->record, field, shown(got, s, e));
+	size_t n = m->n_features;
+	if (n > SIZE_MAX / sizeof(double) - m->n_outputs)
+		return -1;
+	m->x = malloc((n + m->n_outputs) * sizeof *m->x);
+	if (m->x == NULL)
+		return -1;
+	m->z = m->x + n;
+	return smlib_plugin_alloc(&m->lib, n, m->max_record_out);
 }
-
-/* Whether p, inside [.., end), is where a field ends: a comma, or a line's
- * end (LF, or CR before LF or the end of the body). */
-static int csv_field_end(const char *p, const char *end)
-{
-	return *p == ',' || *p == '\n' || (*p == '\r' && (p + 1 == end || p[1] == '\n'));
-}
-
-/* The usual CSV field, read in one pass: an optional '-', then at most 15
- * digits with at most one '.', up to a ',', the line's end or the body's.
- * With 15 digits m < 2^53, so m / 10^k rounds correctly (Clinger's fast
- * path, as in parse_number). Returns the end of the field, or NULL for
- * anything else (exponents, long mantissas, errors): csv_field_slow decides
- * those. Nothing here has its address taken, so the compiler keeps p, m and
- * v in registers (passing &p down to parse_number kept p in memory, and
- * every field waited on a store and a reload of it). */
-static const char *csv_simple(const char *p, const char *end, double *out)
-{
-	uint64_t m = 0;
-	int neg = 0, digits = 0, frac = -1; /* frac: digits after the '.', if any */
-	double v;
-
-	if (p < end && *p == '-')
-		neg = 1, p++;
-	for (; p < end; p++) {
-		unsigned d = (unsigned)(unsigned char)*p - '0';
-		if (d < 10) {
-			m = m * 10 + d;
-			digits++;
-			frac += frac >= 0;
-		} else if (*p == '.' && frac < 0) {
-			frac = 0;
-		} else {
-			break;
-		}
-	}
-	if (digits == 0 || digits > 15 || (p < end && *p != ',' && !csv_field_end(p, end)))
-		return NULL;
-	v = (double)(int64_t)m; /* m < 2^53: exact, and a signed conversion is one instruction */
-	if (frac > 0)
-		v /= POW10[frac];
-	*out = neg ? -v : v;
-	return p;
-}
-
-/* Any other field [s, ...): parse_number reads it, between spaces or tabs
- * (a number never runs into a ',', CR or LF), or the 400 says what is wrong.
- * Returns the end of the field, or NULL. Only for the message is the line's
- * end looked for: doing it for every field made a long line of such fields
- * quadratic. */
-static const char *csv_field_slow(struct job *j, size_t field, const char *s, const char *end,
-				  double *out)
-{
-	const char *p = skip_blanks(s, end), *nl, *eol;
-	int rc = parse_number(&p, end, NUM_CSV, out);
-	p = skip_blanks(p, end);
-	if (rc == NUM_OK && (p == end || csv_field_end(p, end)))
-		return p;
-	nl = memchr(s, '\n', (size_t)(end - s));
-	eol = nl ? nl : end;
-	if (eol > s && eol[-1] == '\r')
-		eol--;
-	csv_bad_field(j, field, s, eol, rc);
-	return NULL;
-}
-
-/* Reads the record starting at p into j->x, field by field up to the end of
- * its line (LF or CRLF; the last line's may be missing). Returns where the
- * next record starts, or NULL. The line's end is found by reading up to it,
- * not searched for first: the search (memchr per line) cost musl's static
- * build 5% of a batch. */
-static const char *csv_record(struct job *j, const char *p, const char *end)
-{
-	size_t n = j->m->n_features, i = 0;
-	double extra = 0; /* where a field past the n-th goes; counted, then refused */
-	const char *q = skip_blanks(p, end);
-	if (q == end || (csv_field_end(q, end) && *q != ',')) {
-		fail(j, "record %zu: expected %zu features, got an empty line", j->record, n);
-		return NULL;
-	}
-	for (;; i++) {
-		double *v = i < n ? &j->x[i] : &extra;
-		const char *e = csv_simple(p, end, v);
-		if (e == NULL && (e = csv_field_slow(j, i + 1, p, end, v)) == NULL)
-			return NULL;
-		if (e < end && *e == ',') {
-			p = e + 1;
-			continue;
-		}
-		if (i + 1 != n) {
-			fail(j, "record %zu: expected %zu features, got %zu", j->record, n, i + 1);
-			return NULL;
-		}
-		if (e < end && *e == '\r')
-			e++;                   /* CRLF, or a CR that ends the body */
-		return e < end ? e + 1 : end; /* past the LF */
-	}
-}
-
-static int read_csv(struct job *j, const char *p, const char *end)
-{
-	while (p < end) {
-		j->record++;
-		if ((p = csv_record(j, p, end)) == NULL || answer_record(j))
-			return -1;
-	}
-	return 0;
-}
-
-/* ======================================================================== */
-/* JSON                                                                      */
-/* ======================================================================== */
-/*
- * The instances, read by lib/instances.h with the JSON syntax functions of
- * lib/formats.h: each is streamed into j->x as it goes; nothing is built in
- * memory. Unknown members (such as "configuration") are checked for
- * well-formedness and skipped.
- *
- *   document   {"instances": [instance, ...]}
- *   instance   [number, ...]
- *            | {"features": vector}
- *            | {"data": {"features": vector}}
- *   vector     [number, ...]                        dense
- *            | {"values": [...]}                    dense
- *            | {"keys": [...], "values": [...], "shape": [n]}   sparse
- *
- * What this model decides: a feature is a finite number (no null), a dense
- * vector has exactly n_features values, and a sparse one is zero where it
- * gives no key.
- */
-
-/* A number where a feature belongs; `what` and `index` name it in messages
- * ("field 3", "value 2", "key 1"). */
-static int js_number(struct json *s, const char *what, size_t index, double *v)
-{
-	const char *start = s->p;
-	int rc = parse_number(&s->p, s->end, NUM_JSON, v);
-	if (rc == NUM_OK && js_at_value_end(s))
-		return 0;
-	return js_number_error(s, start, rc, what, index);
-}
-
-/* A dense vector, read into j->vals: exactly n_features values. */
-static int dense_features(struct job *j, size_t count)
-{
-	size_t n = j->m->n_features;
-	if (count != n)
-		return fail(j, "record %zu: expected %zu features, got %zu", j->record, n, count);
-	memcpy(j->x, j->vals, n * sizeof *j->x);
-	return 0;
-}
-
-/* A sparse vector, its keys (checked: feature indexes) and values read into
- * j->keys and j->vals: the values at their keys, zero elsewhere. */
-static int sparse_features(struct job *j, size_t count)
-{
-	size_t i;
-	memset(j->x, 0, j->m->n_features * sizeof *j->x);
-	for (i = 0; i < count; i++) {
-		size_t idx = (size_t)j->keys[i];
-		if (j->seen[idx])
-			return fail(j, "record %zu, key %zu: key %zu given twice", j->record, i + 1, idx);
-		j->seen[idx] = 1;
-		j->x[idx] = j->vals[i];
-	}
-	for (i = 0; i < count; i++) /* clear only what was set: O(keys), not O(n) */
-		j->seen[(size_t)j->keys[i]] = 0;
-	return 0;
-}
-
-/* The vector forms, the instance forms and the JSON and JSON Lines
- * documents around them, built on the three functions above: shared with
- * the XGBoost plug-in. */
-#include "lib/instances.h"
-
-/* ======================================================================== */
-/* The plug-in functions                                                     */
-/* ======================================================================== */
 
 const char model_plugin_name[] = "linear-learner 1.0";
 
@@ -1162,18 +918,23 @@ model *model_load(const char *dir, char *err, size_t err_size)
 		err[0] = '\0';
 	rc = snprintf(path, sizeof path, "%s/%s", dir, MODEL_FILE);
 	if (rc < 0 || (size_t)rc >= sizeof path) {
-		format_msg(err, err_size, "%s: expected a model directory path shorter than %zu bytes",
-			   dir, sizeof path - sizeof MODEL_FILE - 1);
+		smlib_format(err, err_size, "%s: expected a model directory path shorter than %zu "
+			     "bytes", dir, sizeof path - sizeof MODEL_FILE - 1);
 		return NULL;
 	}
 	m = calloc(1, sizeof *m);
 	if (m == NULL) {
-		format_msg(err, err_size, "%s: out of memory", path);
+		smlib_format(err, err_size, "%s: out of memory", path);
 		return NULL;
 	}
-	if (default_accept(&m->default_accept, err, err_size) ||
-	    (text = slurp(path, MAX_MODEL_BYTES, "; write it with tools/export_linear.py",
-			  &size, err, err_size)) == NULL) {
+	if (smlib_plugin_init(&m->lib, &SERVICE, err, err_size)) {
+		model_unload(m);
+		return NULL;
+	}
+	text = smlib_slurp(path, MAX_MODEL_BYTES, "; write it with tools/export_linear.py", &size,
+			   err, err_size);
+	if (text == NULL) {
+		xgboost_instead(dir, path, err, err_size);
 		model_unload(m);
 		return NULL;
 	}
@@ -1191,56 +952,28 @@ model *model_load(const char *dir, char *err, size_t err_size)
 		return NULL;
 	}
 	m->max_record_out = record_room(m);
-	if (alloc_scratch(m) != 0) {
-		format_msg(err, err_size, "%s: out of memory for the work arrays of %zu features",
-			   path, m->n_features);
+	if (alloc_work(m) != 0) {
+		smlib_format(err, err_size, "%s: out of memory for the work arrays of %zu features",
+			     path, m->n_features);
 		model_unload(m);
 		return NULL;
 	}
 	return m;
 }
 
+/* Negotiate, then read, predict and answer record by record. */
 void model_invoke(model *m, const model_request *req, model_response *out)
 {
-	enum format in, outf;
-	const char *body = (const char *)req->body, *end = body + req->body_len;
-	struct job j;
-	char msg[512];
-	int rc, f;
+	struct smlib_job j;
+	struct smlib_instance in;
+	int rc;
 
-	if (content_format(req->content_type, &in, msg, sizeof msg)) {
-		model_response_error(out, 415, msg);
+	if (!smlib_job_start(&j, &m->lib, req, out))
 		return;
-	}
-	f = accept_choose(req->accept, FORMAT_TYPE, FMT_COUNT, (int)m->default_accept,
-			  SUPPORTED_TYPES, msg, sizeof msg);
-	if (f < 0) {
-		model_response_error(out, 406, msg);
-		return;
-	}
-	outf = (enum format)f;
-	if (req->body_len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
-		body += 3; /* a UTF-8 byte order mark, as some editors save CSV */
-	if (body == end) {
-		model_response_error(out, 400, "empty body: expected at least one record");
-		return;
-	}
-	job_init(&j, m, in, out);
-	j.out_fmt = outf;
-	model_response_type(out, FORMAT_TYPE[outf]);
-	if (outf == FMT_JSON)
-		W_LIT(&j.w, "{\"predictions\":[");
-	rc = in == FMT_CSV ? read_csv(&j, body, end)
-	   : in == FMT_JSON ? read_json(&j, body, end)
-	   : read_jsonlines(&j, body, end);
-	if (rc == 0 && outf == FMT_JSON) {
-		w_room(&j.w, 4);
-		W_LIT(&j.w, "]}\n");
-	}
-	if (rc == 0)
-		w_flush(&j.w);
-	else if (!j.w.refused)
-		model_response_error(out, 400, j.err);
+	while ((rc = smlib_next(&j.in, &in)) == 1)
+		if ((rc = answer_record(m, &j, &in)) != 0)
+			break;
+	smlib_job_finish(&j, rc);
 }
 
 void model_unload(model *m)
@@ -1252,6 +985,7 @@ void model_unload(model *m)
 	free(m->mean);
 	free(m->scale);
 	free(m->labels);
-	free(m->scratch);
+	free(m->x);
+	smlib_plugin_free(&m->lib);
 	free(m);
 }

@@ -78,7 +78,7 @@
 #define _POSIX_C_SOURCE 200809L /* opendir, stat */
 
 #include "../../model.h"
-#include "../../lib/formats.h"  /* numbers, JSON, Content-Type, Accept, the answer buffer, files */
+#include "../../lib/invoke.h"  /* requests: negotiation, the instance reader, the answer */
 
 #include <dirent.h>
 #include <errno.h>
@@ -104,7 +104,6 @@
 #define MAX_NODES (1UL << 30)             /* per model; node links are 32-bit */
 #define DOC_MAX_DEPTH 64                  /* nesting in a model file */
 #define NAME_CAP 64                       /* longest name or value read as text */
-#define OUT_CHUNK 65536                   /* bytes per model_response_write */
 #define NUMBER_TEXT 32                    /* room for one formatted number */
 
 /* ======================================================================== */
@@ -175,14 +174,6 @@ struct node {
 #define NODE_DEFAULT_LEFT 0x40000000U
 #define NODE_FEATURE 0x3fffffffU
 
-/* The three media types answers come in, and the four requests come in. */
-enum format { FMT_JSON, FMT_JSONLINES, FMT_CSV, FMT_LIBSVM, FMT_COUNT };
-static const char *const FORMAT_TYPE[FMT_COUNT] = {
-	"application/json", "application/jsonlines", "text/csv", "text/libsvm"};
-#define OUT_FORMATS 3 /* the first three: what answers can be */
-#define SUPPORTED_ACCEPT "text/csv, application/json, application/jsonlines"
-#define SUPPORTED_CONTENT "text/csv, text/libsvm, application/json, application/jsonlines"
-
 struct model {
 	const struct objective *obj;
 	size_t n_features;   /* num_feature: inputs per record */
@@ -193,10 +184,10 @@ struct model {
 	uint32_t *root;      /* n_trees: each tree's first node */
 	uint32_t *group;     /* n_trees: the output group each tree adds to */
 	float *base;         /* n_groups: the starting margins */
-	enum format default_accept;
 	int csv_lines;         /* CSV answers one line per record (batch), or one line */
-	size_t max_record_out; /* bytes one record's answer can take */
-	struct work *work;     /* every request's work arrays: see job_init */
+	float *x;              /* n_features: a record's features, NaN between records */
+	float *margin, *out;   /* n_groups, n_outputs: its margins and answer */
+	struct smlib_plugin lib; /* the request side: lib/invoke.h */
 };
 
 /* ======================================================================== */
@@ -227,7 +218,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t size, size_t limit)
 /* Numbers                                                                   */
 /* ======================================================================== */
 /*
- * Reading: parse_number (lib/formats.h): the syntax is checked there, and
+ * Reading: smlib_parse_number (lib/formats.h): the syntax is checked there, and
  * Clinger's fast path handles the usual CSV field; strtod the rest. A feature
  * is then rounded to float32, as XGBoost stores it (a DMatrix is float32):
  * the same double-then-float rounding that numpy's astype(float32) does in
@@ -268,13 +259,13 @@ static int reads_back(double c, int k, float f)
 	uint32_t bits;
 	if (k < -22 || k > 22)
 		return 0;
-	v = k < 0 ? c / POW10[-k] : c * POW10[k];
+	v = k < 0 ? c / SMLIB_POW10[-k] : c * SMLIB_POW10[k];
 	off = fabs(v - fd) * 2;
 	gap = v >= fd ? (double)nextafterf(f, INFINITY) - fd : fd - (double)nextafterf(f, -INFINITY);
 	if (off != gap)
 		return off < gap;
 	memcpy(&bits, &f, sizeof bits);
-	return (bits & 1) == 0 && (k < 0 ? fma(v, POW10[-k], -c) : fma(c, POW10[k], -v)) == 0;
+	return (bits & 1) == 0 && (k < 0 ? fma(v, SMLIB_POW10[-k], -c) : fma(c, SMLIB_POW10[k], -v)) == 0;
 }
 
 /* Lays out digits (n of them, no trailing zeros) with the decimal exponent
@@ -328,16 +319,16 @@ static size_t format_float(char *buf, float f)
 	e = (int)floor(log10(a));
 	if (e >= -13 && e <= 21) {
 		/* log10 may be one off next to a power of ten: fix e by the digits */
-		c = nearbyint(e > 8 ? a / POW10[e - 8] : a * POW10[8 - e]);
+		c = nearbyint(e > 8 ? a / SMLIB_POW10[e - 8] : a * SMLIB_POW10[8 - e]);
 		e += c >= 1e9 ? 1 : c < 1e8 ? -1 : 0;
 	}
 	if (e >= -13 && e <= 21) {
 		for (n = 9; n >= 1; n--) {
 			int k = e - n + 1, ce = e;
-			c = nearbyint(k < 0 ? a * POW10[-k] : a / POW10[k]);
-			if (c >= POW10[n]) /* rounded up to 10^n: the same, one digit fewer */
+			c = nearbyint(k < 0 ? a * SMLIB_POW10[-k] : a / SMLIB_POW10[k]);
+			if (c >= SMLIB_POW10[n]) /* rounded up to 10^n: the same, one digit fewer */
 				c /= 10, k++, ce++;
-			if (c < POW10[n - 1] || !reads_back(c, k, (float)a))
+			if (c < SMLIB_POW10[n - 1] || !reads_back(c, k, (float)a))
 				break;
 			best = c, best_e = ce, best_n = n;
 		}
@@ -378,7 +369,7 @@ static int find_model_file(const char *dir, char *path, size_t size, char *err, 
 
 	rc = snprintf(path, size, "%s/%s", dir, MODEL_FILE);
 	if (rc < 0 || (size_t)rc >= size) {
-		format_msg(err, err_size, "%s: expected a model directory path shorter than %zu bytes",
+		smlib_format(err, err_size, "%s: expected a model directory path shorter than %zu bytes",
 			   dir, size - sizeof MODEL_FILE - 1);
 		return -1;
 	}
@@ -386,7 +377,7 @@ static int find_model_file(const char *dir, char *path, size_t size, char *err, 
 		return 0;
 	d = opendir(dir);
 	if (d == NULL) {
-		format_msg(err, err_size, "%s: expected a model directory (%s)", dir, strerror(errno));
+		smlib_format(err, err_size, "%s: expected a model directory (%s)", dir, strerror(errno));
 		return -1;
 	}
 	while ((e = readdir(d)) != NULL) {
@@ -408,10 +399,10 @@ static int find_model_file(const char *dir, char *path, size_t size, char *err, 
 	if (found == 1)
 		return 0;
 	if (found == 0)
-		format_msg(err, err_size, "%s: expected an XGBoost model file (%s, or any one file "
+		smlib_format(err, err_size, "%s: expected an XGBoost model file (%s, or any one file "
 			   "written by save_model), found none", dir, MODEL_FILE);
 	else
-		format_msg(err, err_size, "%s: expected one XGBoost model file, or one named %s; "
+		smlib_format(err, err_size, "%s: expected one XGBoost model file, or one named %s; "
 			   "found %d: %s", dir, MODEL_FILE, found, names);
 	return -1;
 }
@@ -458,7 +449,7 @@ struct cont {
 	int type;        /* UBJSON with "$x": x; else 0 */
 };
 
-static void doc_report(struct doc *d, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void doc_report(struct doc *d, const char *fmt, ...) SMLIB_PRINTF_LIKE(2, 3);
 static void doc_report(struct doc *d, const char *fmt, ...)
 {
 	char msg[256];
@@ -468,7 +459,7 @@ static void doc_report(struct doc *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	format_msg(d->err, d->err_size, "%s: byte %zu: %s", d->path, (size_t)(d->p - d->start), msg);
+	smlib_format(d->err, d->err_size, "%s: byte %zu: %s", d->path, (size_t)(d->p - d->start), msg);
 }
 
 /* Reports an error at the reading position; the value is always -1. A macro,
@@ -728,15 +719,15 @@ static int doc_key(struct doc *d, struct cont *c, char *buf, size_t cap)
 /* JSON: a number token, including XGBoost's NaN and Infinity spellings. */
 static int dj_number(struct doc *d, double *v)
 {
-	char buf[MAX_NUMBER_LEN + 1], *end;
+	char buf[SMLIB_MAX_NUMBER_LEN + 1], *end;
 	const unsigned char *s;
 	size_t n = 0;
 	dj_space(d);
 	s = d->p;
-	while (s + n < d->end && n <= MAX_NUMBER_LEN && strchr("+-.0123456789eEINafinty", s[n]) &&
+	while (s + n < d->end && n <= SMLIB_MAX_NUMBER_LEN && strchr("+-.0123456789eEINafinty", s[n]) &&
 	       s[n] != '\0')
 		n++;
-	if (n == 0 || n > MAX_NUMBER_LEN)
+	if (n == 0 || n > SMLIB_MAX_NUMBER_LEN)
 		return doc_error(d, "expected a number");
 	memcpy(buf, s, n);
 	buf[n] = '\0';
@@ -1559,7 +1550,7 @@ struct finisher {
 	size_t err_size;
 };
 
-static int finish_error(struct finisher *f, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static int finish_error(struct finisher *f, const char *fmt, ...) SMLIB_PRINTF_LIKE(2, 3);
 static int finish_error(struct finisher *f, const char *fmt, ...)
 {
 	char msg[384];
@@ -1567,7 +1558,7 @@ static int finish_error(struct finisher *f, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	format_msg(f->err, f->err_size, "%s: %s", f->path, msg);
+	smlib_format(f->err, f->err_size, "%s: %s", f->path, msg);
 	return -1;
 }
 
@@ -1671,7 +1662,7 @@ static int finish_base(struct finisher *f)
 		count = 1;
 	} else {
 		p = (const char *)b->base_score, e = p + b->base_score_len;
-		trim(&p, &e);
+		smlib_trim(&p, &e);
 		if (p < e && *p == '[' && e[-1] == ']')
 			p++, e--;
 		while (p < e) {
@@ -1680,7 +1671,7 @@ static int finish_base(struct finisher *f)
 			while (se < e && *se != ',')
 				se++;
 			p = se + 1;
-			trim(&s, &se);
+			smlib_trim(&s, &se);
 			if (se == s || (size_t)(se - s) >= sizeof buf || count >= m->n_groups)
 				return finish_error(f, "expected base_score to be a number, or a list of "
 						    "%zu numbers", m->n_groups);
@@ -1819,7 +1810,7 @@ static int pickle_model(const char *path, const unsigned char *p, size_t size,
 		int fixed = pickle_arg(op, &len_size, &lines);
 		uint64_t len = 0;
 		if (fixed < 0) {
-			format_msg(err, err_size, "%s: byte %zu: expected a pickled XGBoost Booster, got "
+			smlib_format(err, err_size, "%s: byte %zu: expected a pickled XGBoost Booster, got "
 				   "pickle opcode 0x%02x; write the model with save_model(\"xgboost-model.json\")",
 				   path, (size_t)(p - 1 - start), (unsigned)op);
 			return -1;
@@ -1841,7 +1832,7 @@ static int pickle_model(const char *path, const unsigned char *p, size_t size,
 		p += len;
 	}
 	if (*s == NULL) {
-		format_msg(err, err_size, "%s: expected a pickled XGBoost Booster holding its model "
+		smlib_format(err, err_size, "%s: expected a pickled XGBoost Booster holding its model "
 			   "as bytes, found none; write the model with save_model(\"xgboost-model.json\")",
 			   path);
 		return -1;
@@ -1871,14 +1862,14 @@ static int read_model(const char *path, const unsigned char *buf, size_t size, s
 		size_t n;
 		if (pickle_model(path, buf, size, &s, &n, err, err_size))
 			return -1;
-		format_msg(inner, sizeof inner, "%s (the model inside the pickle)", path);
+		smlib_format(inner, sizeof inner, "%s (the model inside the pickle)", path);
 		return read_model(inner, s, n, b, err, err_size);
 	}
 	if (size >= 4 && memcmp(buf, "bs64", 4) == 0)
-		format_msg(err, err_size, "%s: expected an XGBoost model file, got base64 (\"bs64\"); "
+		smlib_format(err, err_size, "%s: expected an XGBoost model file, got base64 (\"bs64\"); "
 			   "write it with save_model(\"xgboost-model.json\")", path);
 	else
-		format_msg(err, err_size, "%s: expected an XGBoost model (JSON, UBJSON, or the binary "
+		smlib_format(err, err_size, "%s: expected an XGBoost model (JSON, UBJSON, or the binary "
 			   "format starting with \"binf\"), got %s", path,
 			   size == 0 ? "an empty file" : "something else");
 	return -1;
@@ -1981,207 +1972,64 @@ static void predict(const struct model *m, const float *x, float *margin, float 
 /* A prediction. Not finite (exp overflowed, say) is written as Python
  * writes it in SageMaker's container: nan/inf in CSV, and NaN/Infinity in
  * JSON, which Python's json module reads back. */
-static void w_float(struct writer *w, float v, int json)
+static void w_float(struct smlib_writer *w, float v, int json)
 {
 	if (isnan(v))
-		w_bytes(w, json ? "NaN" : "nan", 3);
+		smlib_put(w, json ? "NaN" : "nan", 3);
 	else if (isinf(v) && json)
-		w_bytes(w, v > 0 ? "Infinity" : "-Infinity", v > 0 ? 8 : 9);
+		smlib_put(w, v > 0 ? "Infinity" : "-Infinity", v > 0 ? 8 : 9);
 	else if (isinf(v))
-		w_bytes(w, v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4);
+		smlib_put(w, v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4);
 	else
 		w->len += format_float(w->buf + w->len, v);
 }
 
 /* ======================================================================== */
-/* Content negotiation                                                       */
-/* ======================================================================== */
-
-/* The input format from Content-Type; empty means text/csv. For CSV, the
- * label_size parameter must be 0: a label column would be read as a feature. */
-static int content_format(const char *ct, enum format *fmt, char *msg, size_t size)
-{
-	const char *s = ct, *e = ct + strcspn(ct, ";");
-	char got[SHOWN_TOKEN + 4];
-	int f;
-	trim(&s, &e);
-	*fmt = FMT_CSV;
-	if (s == e)
-		return 0;
-	for (f = 0; f < FMT_COUNT; f++)
-		if (equal_ci(s, (size_t)(e - s), FORMAT_TYPE[f]))
-			break;
-	if (f == FMT_COUNT && equal_ci(s, (size_t)(e - s), "text/x-libsvm"))
-		f = FMT_LIBSVM;
-	if (f == FMT_COUNT) {
-		format_msg(msg, size, "unsupported Content-Type '%s'; supported: " SUPPORTED_CONTENT,
-			   shown(got, s, e));
-		return -1;
-	}
-	*fmt = (enum format)f;
-	return content_type_params(e, msg, size);
-}
-
-/* SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, checked once at start. Unset: text/csv,
- * the default of SageMaker's XGBoost container. */
-static int default_accept(enum format *out, char *err, size_t err_size)
-{
-	const char *v = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
-	const char *s, *e;
-	char got[SHOWN_TOKEN + 4];
-	int f;
-	*out = FMT_CSV;
-	if (v == NULL)
-		return 0;
-	s = v;
-	e = strchr(v, ';') ? strchr(v, ';') : v + strlen(v);
-	trim(&s, &e);
-	if (s == e || equal_ci(s, (size_t)(e - s), "*/*"))
-		return 0;
-	for (f = 0; f < OUT_FORMATS; f++)
-		if (equal_ci(s, (size_t)(e - s), FORMAT_TYPE[f])) {
-			*out = (enum format)f;
-			return 0;
-		}
-	format_msg(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of "
-		   SUPPORTED_ACCEPT ", got '%s'", shown(got, v, v + strlen(v)));
-	return -1;
-}
-
-/* ======================================================================== */
-/* One request                                                               */
+/* One record                                                                */
 /* ======================================================================== */
 /*
- * A job carries what reading and answering one request needs: the record's
- * features x (NaN = missing), scratch for margins and outputs, the writer,
- * and the record number for messages. x starts all missing; a record sets
- * what it has, and clear_record puts back NaN where it wrote, so a record
- * costs what it holds, not num_feature.
+ * lib/invoke.h negotiates each request and lib/instances.h reads its
+ * records, in the formats below: a feature is a float32 (XGBoost refuses
+ * infinity, and a number past float32's range rounds to it, as numpy's
+ * astype(float32) rounds it in SageMaker's container), and may be missing:
+ * an empty CSV field, nan, JSON null, a key or libsvm index not given. A
+ * dense record may be shorter than num_feature (the rest are missing), as
+ * in XGBoost.
  */
 
-struct job {
-	const struct model *m;
-	enum format out_fmt;
-	struct writer w;
-	float *x;             /* n_features: the current record */
-	float *margin, *out;  /* n_groups, n_outputs */
-	size_t *mark;         /* n_features: the record that last set each one */
-	size_t *touched;      /* sparse records: the features set */
-	size_t n_touched;
-	size_t dense;         /* dense records: features 0..dense were set */
-	double *keys, *vals;  /* sparse JSON records: as read */
-	size_t record;        /* 1-based number of the record being read */
-	size_t answered;
-	char err[512];        /* the 400 message */
+static const struct smlib_service SERVICE = {
+	SMLIB_BIT(SMLIB_CSV) | SMLIB_BIT(SMLIB_LIBSVM) | SMLIB_BIT(SMLIB_JSON) |
+		SMLIB_BIT(SMLIB_JSONLINES),
+	SMLIB_CSV, /* the default of SageMaker's XGBoost container */
+	1,         /* an empty body: 204, as the container answers it */
+	{1, "expected a finite number within float32's range (XGBoost refuses infinity)",
+	 "feature"},
 };
 
-static void fail_report(struct job *j, const char *fmt, ...) PRINTF_LIKE(2, 3);
-static void fail_report(struct job *j, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(j->err, sizeof j->err, fmt, ap);
-	va_end(ap);
-}
-
-/* Sets the 400 message; the value is always -1 (a macro for the reason
- * given at doc_error). */
-#define fail(j, ...) (fail_report((j), __VA_ARGS__), -1)
-
-/* The work arrays of a request, allocated once at load (work_alloc) and
- * reused by every request, so that a request allocates nothing: in the
- * static build, musl's malloc maps and unmaps the answer buffer on every
- * request, and its pages fault in afresh each time. Each worker writes its
- * own copy (copy-on-write after the fork); requests in a worker run one at
- * a time. */
-struct work {
-	float *x, *margin;
-	size_t *mark, *touched;
-	double *keys;
-	char *buf;
-	size_t buf_cap;
-};
-
-static void work_free(struct work *a)
-{
-	if (a)
-		free(a->x), free(a->margin), free(a->mark), free(a->touched), free(a->keys),
-			free(a->buf), free(a);
-}
-
-static struct work *work_alloc(const struct model *m)
-{
-	size_t n = m->n_features;
-	struct work *a = calloc(1, sizeof *a);
-	if (!a)
-		return NULL;
-	a->buf_cap = 2 * m->max_record_out > OUT_CHUNK ? 2 * m->max_record_out : OUT_CHUNK;
-	a->x = malloc(n * sizeof *a->x);
-	a->margin = malloc((m->n_groups + m->n_outputs) * sizeof *a->margin);
-	a->mark = malloc(n * sizeof *a->mark);
-	a->touched = malloc(n * sizeof *a->touched);
-	a->keys = n <= SIZE_MAX / 2 / sizeof *a->keys ? malloc(2 * n * sizeof *a->keys) : NULL;
-	a->buf = malloc(a->buf_cap);
-	if (!a->x || !a->margin || !a->mark || !a->touched || !a->keys || !a->buf) {
-		work_free(a);
-		return NULL;
-	}
-	return a;
-}
-
-static void job_init(struct job *j, const struct model *m, model_response *out)
-{
-	struct work *a = m->work;
-	size_t n = m->n_features, i;
-	memset(j, 0, sizeof *j);
-	j->m = m;
-	j->w.out = out;
-	j->w.cap = a->buf_cap;
-	j->w.buf = a->buf;
-	j->x = a->x;
-	j->margin = a->margin;
-	j->mark = a->mark;
-	j->touched = a->touched;
-	j->keys = a->keys;
-	j->vals = j->keys + n;
-	j->out = j->margin + m->n_groups;
-	for (i = 0; i < n; i++) { /* a request may have ended in the middle of a record */
-		j->x[i] = NAN;
-		j->mark[i] = 0;
-	}
-}
-
-/* A feature as XGBoost stores it, float32, into *out. XGBoost refuses
- * infinite input ("Input data contains inf"), so SageMaker's container fails
- * a request with inf, or with a number that float32 rounds to infinity. */
-static int feature(struct job *j, double v, const char *what, size_t field, float *out)
-{
-	*out = to_float(v);
-	if (isinf(*out))
-		return fail(j, "record %zu, %s %zu: expected a finite number within float32's range "
-			    "(XGBoost refuses infinity)", j->record, what, field);
-	return 0;
-}
-
-/* Sets feature idx of a sparse record; a feature given twice is an error. */
-static int set_sparse(struct job *j, size_t idx, float v, size_t field, const char *what)
-{
-	if (j->mark[idx] == j->record)
-		return fail(j, "record %zu, %s %zu: feature %zu given twice", j->record, what, field, idx);
-	j->mark[idx] = j->record;
-	j->touched[j->n_touched++] = idx;
-	j->x[idx] = v;
-	return 0;
-}
-
-static void clear_record(struct job *j)
+/* The record's features into x, as XGBoost stores them (float32), where
+ * the record gives them; x is all NaN (missing) between records. */
+static void set_features(const struct model *m, const struct smlib_instance *in)
 {
 	size_t i;
-	for (i = 0; i < j->dense; i++)
-		j->x[i] = NAN;
-	for (i = 0; i < j->n_touched; i++)
-		j->x[j->touched[i]] = NAN;
-	j->dense = j->n_touched = 0;
+	if (in->keys == NULL)
+		for (i = 0; i < in->count; i++)
+			m->x[i] = to_float(in->values[i]);
+	else
+		for (i = 0; i < in->count; i++)
+			m->x[in->keys[i]] = to_float(in->values[i]);
+}
+
+/* Puts back NaN where set_features wrote: a record costs what it holds,
+ * not num_feature. */
+static void clear_features(const struct model *m, const struct smlib_instance *in)
+{
+	size_t i;
+	if (in->keys == NULL)
+		for (i = 0; i < in->count; i++)
+			m->x[i] = NAN;
+	else
+		for (i = 0; i < in->count; i++)
+			m->x[in->keys[i]] = NAN;
 }
 
 /*
@@ -2195,60 +2043,56 @@ static void clear_record(struct job *j)
  * too, which is not CSV (a transform job joining output to input would see
  * a broken row); the plug-in writes the probabilities as plain CSV fields.
  */
-static void csv_answer(struct job *j)
+static void csv_answer(const struct model *m, struct smlib_job *j)
 {
-	struct writer *w = &j->w;
-	size_t k, n = j->m->n_outputs;
-	int line = j->m->csv_lines;
+	struct smlib_writer *w = &j->w;
+	size_t k, n = m->n_outputs;
+	int line = m->csv_lines;
 
 	if (!line && j->answered > 0)
-		W_LIT(w, ",");
+		SMLIB_PUT_LIT(w, ",");
 	if (!line && n > 1)
-		W_LIT(w, "[");
+		SMLIB_PUT_LIT(w, "[");
 	for (k = 0; k < n; k++) {
 		if (k > 0 && line)
-			W_LIT(w, ",");
+			SMLIB_PUT_LIT(w, ",");
 		else if (k > 0)
-			W_LIT(w, ", ");
-		w_float(w, j->out[k], 0);
+			SMLIB_PUT_LIT(w, ", ");
+		w_float(w, m->out[k], 0);
 	}
 	if (!line && n > 1)
-		W_LIT(w, "]");
+		SMLIB_PUT_LIT(w, "]");
 	if (line)
-		W_LIT(w, "\n");
+		SMLIB_PUT_LIT(w, "\n");
 }
 
-/* Predicts the record in j->x and appends its answer. */
-static int answer_record(struct job *j)
+/* Predicts one record and appends its answer. */
+static int answer_record(const struct model *m, struct smlib_job *j,
+			 const struct smlib_instance *in)
 {
-	const struct model *m = j->m;
-	struct writer *w = &j->w;
+	struct smlib_writer *w = &j->w;
 	size_t k;
 
-	predict(m, j->x, j->margin, j->out);
-	clear_record(j);
-	w_room(w, m->max_record_out);
-	if (j->out_fmt == FMT_CSV) {
-		csv_answer(j);
+	set_features(m, in);
+	predict(m, m->x, m->margin, m->out);
+	clear_features(m, in);
+	smlib_record_begin(j);
+	if (j->answer == SMLIB_CSV) {
+		csv_answer(m, j);
 	} else {
-		if (j->out_fmt == FMT_JSON && j->answered > 0)
-			W_LIT(w, ",");
-		W_LIT(w, "{\"score\":");
+		SMLIB_PUT_LIT(w, "{\"score\":");
 		if (m->n_outputs > 1)
-			W_LIT(w, "[");
+			SMLIB_PUT_LIT(w, "[");
 		for (k = 0; k < m->n_outputs; k++) {
 			if (k > 0)
-				W_LIT(w, ",");
-			w_float(w, j->out[k], 1);
+				SMLIB_PUT_LIT(w, ",");
+			w_float(w, m->out[k], 1);
 		}
 		if (m->n_outputs > 1)
-			W_LIT(w, "]");
-		W_LIT(w, "}");
-		if (j->out_fmt == FMT_JSONLINES)
-			W_LIT(w, "\n");
+			SMLIB_PUT_LIT(w, "]");
+		SMLIB_PUT_LIT(w, "}");
 	}
-	j->answered++;
-	return w->refused ? -1 : 0;
+	return smlib_record_end(j);
 }
 
 /* The largest answer one record can produce, so that the writer checks room
@@ -2258,303 +2102,25 @@ static size_t record_room(const struct model *m)
 	return 64 + m->n_outputs * (NUMBER_TEXT + 2);
 }
 
-/* ======================================================================== */
-/* CSV                                                                       */
-/* ======================================================================== */
-/*
- * One record per line, LF or CRLF, the last newline optional, no label
- * column. A field is a number, or empty (missing), or nan in any case (as
- * numpy reads it in SageMaker's container), with any spaces or tabs around
- * it; inf, -inf and numbers past float32's range are read, then refused as
- * XGBoost refuses them. A record may have fewer fields than the model's
- * features (the rest are missing, as in XGBoost), never more. A blank line
- * (or one of only spaces) is an error rather than something to skip, so
- * that N lines in are always N lines out.
- */
-
-/* The usual field in one pass: '-'?, at most 15 digits with at most one
- * '.', then ',' or the end of the line; 0 for anything else. */
-static int csv_simple(const char **pp, const char *eol, double *out)
+/* The work arrays of a request, allocated at load and reused by every
+ * request, so that a request allocates nothing: in the static build,
+ * musl's malloc maps and unmaps the answer buffer on every request, and its
+ * pages fault in afresh each time. Each worker writes its own copy
+ * (copy-on-write after the fork); requests in a worker run one at a time. */
+static int alloc_work(struct model *m)
 {
-	const char *p = *pp;
-	uint64_t m = 0;
-	int neg = 0, digits = 0, frac = -1;
-	double v;
-
-	if (p < eol && *p == '-')
-		neg = 1, p++;
-	for (; p < eol; p++) {
-		unsigned d = (unsigned)(unsigned char)*p - '0';
-		if (d < 10) {
-			m = m * 10 + d;
-			digits++;
-			frac += frac >= 0;
-		} else if (*p == '.' && frac < 0) {
-			frac = 0;
-		} else {
-			break;
-		}
-	}
-	if (digits == 0 || digits > 15 || (p < eol && *p != ','))
-		return 0;
-	v = frac > 0 ? (double)m / POW10[frac] : (double)m;
-	*out = neg ? -v : v;
-	*pp = p;
-	return 1;
+	size_t n = m->n_features, i;
+	if (n > SIZE_MAX / sizeof(float) - m->n_groups - m->n_outputs)
+		return -1;
+	m->x = malloc((n + m->n_groups + m->n_outputs) * sizeof *m->x);
+	if (m->x == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		m->x[i] = NAN;
+	m->margin = m->x + n;
+	m->out = m->margin + m->n_groups;
+	return smlib_plugin_alloc(&m->lib, n, record_room(m));
 }
-
-/* The words that spell a missing or infinite value. */
-static int csv_word(const char *s, const char *e, double *out)
-{
-	size_t n = (size_t)(e - s);
-	int neg = n > 0 && *s == '-';
-	if (equal_ci(s, n, "nan") || equal_ci(s, n, "-nan")) {
-		*out = NAN;
-		return 1;
-	}
-	if (neg || (n > 0 && *s == '+'))
-		s++, n--;
-	if (equal_ci(s, n, "inf") || equal_ci(s, n, "infinity")) {
-		*out = neg ? -INFINITY : INFINITY;
-		return 1;
-	}
-	return 0;
-}
-
-/* One field at *pp (up to ',' or eol): its value, NaN when empty (or only
- * spaces and tabs). Spaces and tabs around a value are ignored, as in
- * SageMaker's container (Python's float(" 3.5 ") reads 3.5). */
-static int csv_field(struct job *j, size_t field, const char **pp, const char *eol, double *v)
-{
-	const char *s = *pp, *e = s, *w, *we;
-	char got[SHOWN_TOKEN + 4];
-	int rc;
-	if (csv_simple(pp, eol, v))
-		return 0;
-	*pp = skip_blanks(s, eol);
-	if (*pp == eol || **pp == ',') {
-		*v = NAN;
-		return 0;
-	}
-	rc = parse_number(pp, eol, NUM_CSV, v);
-	*pp = skip_blanks(*pp, eol);
-	if ((rc == NUM_OK || rc == NUM_RANGE) && (*pp == eol || **pp == ','))
-		return 0; /* past float32's range is infinity, as numpy rounds it (refused later) */
-	while (e < eol && *e != ',')
-		e++;
-	w = s, we = e;
-	trim(&w, &we);
-	if (csv_word(w, we, v)) {
-		*pp = e;
-		return 0;
-	}
-	if (rc == NUM_LONG)
-		return fail(j, "record %zu, field %zu: expected a number of at most %d characters",
-			    j->record, field, MAX_NUMBER_LEN);
-	return fail(j, "record %zu, field %zu: expected a number, got '%s'", j->record, field,
-		    shown(got, w, we));
-}
-
-static int csv_record(struct job *j, const char *p, const char *eol)
-{
-	size_t n = j->m->n_features, i = 0;
-	if (skip_blanks(p, eol) == eol)
-		return fail(j, "record %zu: expected up to %zu features, got an empty line", j->record, n);
-	for (;;) {
-		double v;
-		if (csv_field(j, i + 1, &p, eol, &v))
-			return -1;
-		if (i < n && feature(j, v, "field", i + 1, &j->x[i]))
-			return -1;
-		i++;
-		if (p == eol)
-			break;
-		p++; /* the comma */
-	}
-	j->dense = i < n ? i : n;
-	if (i > n)
-		return fail(j, "record %zu: expected at most %zu features, got %zu", j->record, n, i);
-	return 0;
-}
-
-static int read_csv(struct job *j, const char *p, const char *end)
-{
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end;
-		if (eol > p && eol[-1] == '\r')
-			eol--;
-		j->record++;
-		if (csv_record(j, p, eol) || answer_record(j))
-			return -1;
-		p = nl ? nl + 1 : end;
-	}
-	return 0;
-}
-
-/* ======================================================================== */
-/* libsvm                                                                    */
-/* ======================================================================== */
-/*
- * One record per line: an optional label, then index:value pairs separated
- * by spaces or tabs, indices from 0 as XGBoost reads them. An index not
- * given is missing. The label (training files have one) is ignored, as is
- * a ranking file's qid:N. A line with only a label is a record with every
- * feature missing; an empty line is an error, as in CSV.
- */
-
-/* One index:value token [s, e), token number field. */
-static int libsvm_pair(struct job *j, size_t field, const char *s, const char *e)
-{
-	const char *colon = memchr(s, ':', (size_t)(e - s)), *p;
-	char got[SHOWN_TOKEN + 4];
-	size_t idx = 0, n = j->m->n_features;
-	double v;
-	float f;
-	int rc;
-
-	if (colon == NULL || colon == s)
-		return fail(j, "record %zu, field %zu: expected index:value, got '%s'",
-			    j->record, field, shown(got, s, e));
-	if (colon - s == 3 && memcmp(s, "qid", 3) == 0)
-		return 0;
-	for (p = s; p < colon; p++) {
-		if (!is_digit(*p) || idx > MAX_FEATURES)
-			return fail(j, "record %zu, field %zu: expected a feature index from 0 to %zu, "
-				    "got '%s'", j->record, field, n - 1, shown(got, s, colon));
-		idx = idx * 10 + (size_t)(*p - '0');
-	}
-	if (idx >= n)
-		return fail(j, "record %zu, field %zu: expected a feature index from 0 to %zu, got %zu",
-			    j->record, field, n - 1, idx);
-	p = colon + 1;
-	rc = parse_number(&p, e, NUM_CSV, &v);
-	if (rc == NUM_LONG)
-		return fail(j, "record %zu, field %zu: expected a number of at most %d characters "
-			    "after '%zu:'", j->record, field, MAX_NUMBER_LEN, idx);
-	if (!((rc == NUM_OK || rc == NUM_RANGE) && p == e) && !csv_word(colon + 1, e, &v))
-		return fail(j, "record %zu, field %zu: expected a number after '%zu:', got '%s'",
-			    j->record, field, idx, shown(got, colon + 1, e));
-	return feature(j, v, "field", field, &f) || set_sparse(j, idx, f, field, "field");
-}
-
-static int libsvm_record(struct job *j, const char *p, const char *eol)
-{
-	size_t field = 0;
-	while (p < eol) {
-		const char *s;
-		while (p < eol && is_space((unsigned char)*p))
-			p++;
-		if (p == eol)
-			break;
-		for (s = p; p < eol && !is_space((unsigned char)*p); p++)
-			;
-		field++;
-		if (field == 1 && memchr(s, ':', (size_t)(p - s)) == NULL) {
-			const char *q = s;
-			double label;
-			char got[SHOWN_TOKEN + 4];
-			if (parse_number(&q, p, NUM_CSV, &label) != NUM_OK || q != p)
-				return fail(j, "record %zu, field 1: expected a label or index:value, "
-					    "got '%s'", j->record, shown(got, s, p));
-			continue;
-		}
-		if (libsvm_pair(j, field, s, p))
-			return -1;
-	}
-	if (field == 0) /* empty, or only spaces: as in CSV, no record at all */
-		return fail(j, "record %zu: expected a label or index:value pairs, got an empty line",
-			    j->record);
-	return 0;
-}
-
-static int read_libsvm(struct job *j, const char *p, const char *end)
-{
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end;
-		if (eol > p && eol[-1] == '\r')
-			eol--;
-		j->record++;
-		if (libsvm_record(j, p, eol) || answer_record(j))
-			return -1;
-		p = nl ? nl + 1 : end;
-	}
-	return 0;
-}
-
-/* ======================================================================== */
-/* JSON                                                                      */
-/* ======================================================================== */
-/*
- * As in model.c, the instances are read by lib/instances.h with the JSON
- * syntax functions of lib/formats.h, each streamed into j->x; nothing is
- * built in memory.
- * Unknown members are checked for well-formedness and skipped.
- *
- *   document   {"instances": [instance, ...]}
- *   instance   [number | null, ...]
- *            | {"features": vector}
- *            | {"data": {"features": vector}}
- *   vector     [number | null, ...]                         dense
- *            | {"values": [...]}                            dense
- *            | {"keys": [...], "values": [...], "shape": [n]}  sparse
- *
- * null is a missing value; so is a key a sparse vector does not give (for
- * XGBoost, sparse means missing, not zero). A dense vector may be shorter
- * than num_feature, as a CSV record may.
- */
-
-/* A number or null where a feature belongs; `what` and `index` name it in
- * messages ("field 3", "value 2", "key 1"). */
-static int js_number(struct json *s, const char *what, size_t index, double *v)
-{
-	const char *start = s->p;
-	int rc;
-
-	if (s->end - s->p >= 4 && memcmp(s->p, "null", 4) == 0) {
-		s->p += 4;
-		if (js_at_value_end(s)) {
-			*v = NAN; /* a missing value */
-			return 0;
-		}
-		s->p = start;
-	}
-	rc = parse_number(&s->p, s->end, NUM_JSON, v);
-	if ((rc == NUM_OK || rc == NUM_RANGE) && js_at_value_end(s))
-		return 0; /* past float32's range is infinity, as numpy rounds it (refused later) */
-	return js_number_error(s, start, rc, what, index);
-}
-
-/* A dense vector of count values, read into j->vals, into j->x. */
-static int dense_features(struct job *j, size_t count)
-{
-	size_t n = j->m->n_features, i;
-	if (count > n)
-		return fail(j, "record %zu: expected at most %zu features, got %zu", j->record, n, count);
-	for (i = 0; i < count; i++)
-		if (feature(j, j->vals[i], "feature", i + 1, &j->x[i]))
-			return -1;
-	j->dense = count;
-	return 0;
-}
-
-/* A sparse vector, its keys (checked: feature indexes) and values read into
- * j->keys and j->vals, into j->x; the features it does not give stay missing. */
-static int sparse_features(struct job *j, size_t count)
-{
-	size_t i;
-	float f;
-	for (i = 0; i < count; i++)
-		if (feature(j, j->vals[i], "value", i + 1, &f) ||
-		    set_sparse(j, (size_t)j->keys[i], f, i + 1, "key"))
-			return -1;
-	return 0;
-}
-
-/* The vector forms, the instance forms and the JSON and JSON Lines
- * documents around them, built on the three functions above: as in model.c. */
-#include "../../lib/instances.h"
 
 /* ======================================================================== */
 /* The plug-in functions                                                     */
@@ -2579,13 +2145,13 @@ model *model_load(const char *dir, char *err, size_t err_size)
 	b.binary_base_score = 0.5f; /* XGBoost's default, for a file without one */
 	m = calloc(1, sizeof *m);
 	if (m == NULL) {
-		format_msg(err, err_size, "%s: out of memory", dir);
+		smlib_format(err, err_size, "%s: out of memory", dir);
 		return NULL;
 	}
-	if (default_accept(&m->default_accept, err, err_size) == 0 &&
+	if (smlib_plugin_init(&m->lib, &SERVICE, err, err_size) == 0 &&
 	    find_model_file(dir, path, sizeof path, err, err_size) == 0 &&
-	    (buf = (unsigned char *)slurp(path, MAX_MODEL_BYTES, "", &size, err,
-				       err_size)) != NULL &&
+	    (buf = (unsigned char *)smlib_slurp(path, MAX_MODEL_BYTES, "", &size, err,
+						err_size)) != NULL &&
 	    read_model(path, buf, size, &b, err, err_size) == 0 &&
 	    finish_model(&b, m, path, err, err_size) == 0)
 		rc = 0;
@@ -2595,65 +2161,31 @@ model *model_load(const char *dir, char *err, size_t err_size)
 		model_unload(m);
 		return NULL;
 	}
-	m->max_record_out = record_room(m);
 	/* As the container decides: any value but the empty one means batch. */
 	batch = getenv("SAGEMAKER_BATCH");
 	m->csv_lines = batch != NULL && *batch != '\0';
-	if ((m->work = work_alloc(m)) == NULL) {
-		format_msg(err, err_size, "%s: out of memory for the work arrays of %zu features",
-			   path, m->n_features);
+	if (alloc_work(m) != 0) {
+		smlib_format(err, err_size, "%s: out of memory for the work arrays of %zu features",
+			     path, m->n_features);
 		model_unload(m);
 		return NULL;
 	}
 	return m;
 }
 
+/* Negotiate, then read, predict and answer record by record. */
 void model_invoke(model *m, const model_request *req, model_response *out)
 {
-	enum format in, outf;
-	const char *body = (const char *)req->body, *end = body + req->body_len;
-	struct job j;
-	char msg[512];
-	int rc, f;
+	struct smlib_job j;
+	struct smlib_instance in;
+	int rc;
 
-	if (req->body_len == 0) {  /* as SageMaker's XGBoost container: nothing to do */
-		model_response_status(out, 204);
+	if (!smlib_job_start(&j, &m->lib, req, out))
 		return;
-	}
-	if (content_format(req->content_type, &in, msg, sizeof msg)) {
-		model_response_error(out, 415, msg);
-		return;
-	}
-	f = accept_choose(req->accept, FORMAT_TYPE, OUT_FORMATS, (int)m->default_accept,
-			  SUPPORTED_ACCEPT, msg, sizeof msg);
-	if (f < 0) {
-		model_response_error(out, 406, msg);
-		return;
-	}
-	outf = (enum format)f;
-	if (req->body_len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
-		body += 3; /* a UTF-8 byte order mark, as some editors save CSV */
-	if (body == end) {  /* only the byte order mark */
-		model_response_status(out, 204);
-		return;
-	}
-	job_init(&j, m, out);
-	j.out_fmt = outf;
-	model_response_type(out, FORMAT_TYPE[outf]);
-	if (outf == FMT_JSON)
-		W_LIT(&j.w, "{\"predictions\":[");
-	rc = in == FMT_CSV ? read_csv(&j, body, end)
-	   : in == FMT_LIBSVM ? read_libsvm(&j, body, end)
-	   : in == FMT_JSON ? read_json(&j, body, end)
-	   : read_jsonlines(&j, body, end);
-	if (rc == 0 && outf == FMT_JSON) {
-		w_room(&j.w, 4);
-		W_LIT(&j.w, "]}\n");
-	}
-	if (rc == 0)
-		w_flush(&j.w);
-	else if (!j.w.refused)
-		model_response_error(out, 400, j.err);
+	while ((rc = smlib_next(&j.in, &in)) == 1)
+		if ((rc = answer_record(m, &j, &in)) != 0)
+			break;
+	smlib_job_finish(&j, rc);
 }
 
 void model_unload(model *m)
@@ -2664,6 +2196,7 @@ void model_unload(model *m)
 	free(m->root);
 	free(m->group);
 	free(m->base);
-	work_free(m->work);
+	free(m->x);
+	smlib_plugin_free(&m->lib);
 	free(m);
 }
