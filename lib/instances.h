@@ -338,7 +338,7 @@ static SMLIB_UNUSED const char *smlib_csv_slow(struct smlib_reader *r, size_t fi
 static SMLIB_UNUSED const char *smlib_csv_record(struct smlib_reader *r, const char *p, const char *end)
 {
 	size_t n = r->n, i = 0;
-	double extra = 0; /* where a field past the n-th goes; counted, then refused */
+	double extra = 0, *values = r->values; /* extra: where a field past the n-th goes */
 	const char *q = smlib_skip_blanks(p, end);
 	if (q == end || (smlib_csv_field_end(q, end) && *q != ',')) {
 		smlib_reader_fail(r, "record %zu: expected %s%zu features, got an empty line",
@@ -346,7 +346,7 @@ static SMLIB_UNUSED const char *smlib_csv_record(struct smlib_reader *r, const c
 		return NULL;
 	}
 	for (;; i++) {
-		double *v = i < n ? &r->values[i] : &extra;
+		double *v = i < n ? &values[i] : &extra;
 		const char *e = smlib_csv_simple(p, end, v);
 		if (e == NULL) { /* the fast path's numbers (< 10^15) are all in range */
 			if ((e = smlib_csv_slow(r, i + 1, p, end, v)) == NULL)
