@@ -140,6 +140,20 @@ load_fails "missing weight line" 'linear-model.txt:8: expected .weights. line 3 
 load_fails "zero scale" 'linear-model.txt:5: expected a positive number as value 2 of .scale.' 'smserve-linear-model 1\nkind regression\nfeatures 2\nmean 0 0\nscale 1 0\n'
 load_fails "truncated (no end)" 'linear-model.txt:7: expected .end. after the last .weights. line, got the end of the file' "${H}intercept 1\nweights 1 2\n"
 load_fails "text after end" 'linear-model.txt:8: expected nothing after .end.' "${H}intercept 1\nweights 1 2\nend\nweights 3 4\n"
+# An XGBoost model where linear-model.txt should be: named, with the build
+# that serves it.
+for f in xgboost-model:binary_logistic.json model.ubj:binary_logistic.ubj model.bin:binary_logistic.bin; do
+	dir=$T/xgb-${f%%:*}
+	mkdir -p "$dir" && cp "tests/xgboost/${f#*:}" "$dir/${f%%:*}"
+	out=$(timeout 10 "$SMSERVE" --port "$(free_port)" --model-dir "$dir" 2>&1)
+	rc=$?
+	if [[ $rc -ne 0 && $rc -ne 124 && $out == *"found an XGBoost model (${f%%:*})"* &&
+		$out == *"make MODEL=examples/xgboost/model.c"* ]]; then
+		ok "load: an XGBoost model (${f%%:*}) says to build the XGBoost plug-in"
+	else
+		not_ok "load: an XGBoost model (${f%%:*}) says to build the XGBoost plug-in" "exit $rc [${out:0:300}]"
+	fi
+done
 mkdir -p "$T/accept-env" && cp models/iris/linear-model.txt "$T/accept-env/"
 out=$(SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/x-recordio-protobuf timeout 10 "$SMSERVE" --port "$(free_port)" --model-dir "$T/accept-env" 2>&1)
 rc=$?
@@ -396,6 +410,12 @@ stop_server slowpath
 
 # ---- 5. exporter round trips (scikit-learn) ---------------------------------
 
+if [[ -x tools/export_linear.py ]] && tools/export_linear.py --help >/dev/null 2>&1; then
+	ok "tools/export_linear.py runs as a command"
+else
+	not_ok "tools/export_linear.py runs as a command" "not executable, or --help failed"
+fi
+
 if ! "$PY" -c 'import sklearn' 2>/dev/null; then
 	echo "# SKIP: python3-sklearn not installed (exporter round trips)"
 	finish
@@ -491,15 +511,26 @@ done
 expect "export float-labels: labels keep Python's spelling" "labels 0.0 1.0 2.0" "$(grep '^labels' "$T/rt-float-labels/model/linear-model.txt")"
 expect "export binary-text-labels: text labels" "labels benign malignant" "$(grep '^labels' "$T/rt-binary-text-labels/model/linear-model.txt")"
 
-# an estimator the format cannot hold is refused with a reason
+# an estimator the format cannot hold is refused with the reason
 "$PY" -c '
 import joblib, sys
 from sklearn.svm import SVC
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.datasets import load_iris
-joblib.dump(SVC().fit(*load_iris(return_X_y=True)), sys.argv[1])' "$T/svc.joblib"
-out=$("$PY" tools/export_linear.py "$T/svc.joblib" -o "$T/svc" 2>&1)
-rc=$?
-if [[ $rc -ne 0 && $out =~ "SVC is not fitted or not linear" ]]; then ok "exporter refuses SVC with a reason"
-else not_ok "exporter refuses SVC with a reason" "exit $rc [$out]"; fi
+x, y = load_iris(return_X_y=True)
+joblib.dump(SVC().fit(x, y), sys.argv[1] + "/svc.joblib")
+joblib.dump(RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y), sys.argv[1] + "/forest.joblib")
+joblib.dump(LogisticRegression(), sys.argv[1] + "/unfitted.joblib")' "$T"
+for c in "svc:SVC is not a linear model" "forest:RandomForestClassifier is not a linear model" \
+	"unfitted:LogisticRegression is not fitted"; do
+	out=$("$PY" tools/export_linear.py "$T/${c%%:*}.joblib" -o "$T/${c%%:*}" 2>&1)
+	rc=$?
+	if [[ $rc -ne 0 && $out == *"${c#*:}"* && $out != *"not fitted or not linear"* ]]; then
+		ok "exporter refuses ${c%%:*}: ${c#*:}"
+	else
+		not_ok "exporter refuses ${c%%:*}: ${c#*:}" "exit $rc [$out]"
+	fi
+done
 
 finish

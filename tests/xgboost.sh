@@ -257,6 +257,8 @@ load_fails "UBJSON arrays of zero-byte elements: refused" "$dir" "expected a typ
 dir=$(mktemp -d "$T/bad.XXXXXX"); echo 'hello' >"$dir/xgboost-model"
 load_fails "text that is no model" "$dir" "xgboost-model: expected an XGBoost model"
 load_fails "a linear booster" "$(model_dir "$FIX/gblinear.json")" "expected a tree booster .*gblinear"
+load_fails "the default build's linear model: says to use the default build" models/iris \
+	"linear-model.txt: expected an XGBoost model, got a linear model .*make MODEL=model.c"
 load_fails "no model directory" "$T/does-not-exist" "does-not-exist: expected a model directory"
 load_fails "an empty model directory" "$(mktemp -d "$T/empty.XXXXXX")" "found none"
 dir=$(mktemp -d "$T/two.XXXXXX"); cp "$FIX/reg_gamma.json" "$dir/a.json"; cp "$FIX/reg_gamma.ubj" "$dir/b.ubj"

@@ -111,6 +111,30 @@ def _scaler_rows(scaler, n):
     return np.asarray(mean, dtype=float).ravel(), np.asarray(scale, dtype=float).ravel()
 
 
+def _check_linear_and_fitted(final, supported):
+    """Refuses, with the reason, an estimator that is fitted but not linear
+    (no coefficients: a random forest, an RBF SVC), one of the supported
+    kinds not yet fitted, and any other."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+    name = type(final).__name__
+    names = ", ".join(c.__name__ for c in supported)
+    try:
+        check_is_fitted(final)
+        fitted = True
+    except (NotFittedError, TypeError):  # TypeError: not an estimator at all
+        fitted = False
+    # coef_ raises AttributeError on an SVC with a non-linear kernel, so
+    # hasattr tells a fitted linear estimator from a non-linear one.
+    if fitted and not hasattr(final, "coef_"):
+        raise ExportError("%s is not a linear model; smserve's default model serves "
+                          "one of %s" % (name, names))
+    if not isinstance(final, supported):
+        raise ExportError("%s is not supported; use one of %s" % (name, names))
+    if not fitted:
+        raise ExportError("%s is not fitted; call fit before exporting it" % name)
+
+
 def model_text(est):
     """The whole linear-model.txt for a fitted estimator, as a string."""
     import numpy as np
@@ -120,8 +144,7 @@ def model_text(est):
     scaler, final = _split_pipeline(est)
     regressors = (lm.LinearRegression, lm.Ridge, lm.RidgeCV, lm.Lasso, lm.ElasticNet)
     classifiers = (lm.LogisticRegression, lm.LogisticRegressionCV)
-    if not hasattr(final, "coef_"):
-        raise ExportError("%s is not fitted or not linear" % type(final).__name__)
+    _check_linear_and_fitted(final, regressors + classifiers)
     coef = np.asarray(final.coef_, dtype=float)
     intercept = np.atleast_1d(np.asarray(final.intercept_, dtype=float)).ravel()
 

@@ -1840,6 +1840,25 @@ static int pickle_model(const char *path, const unsigned char *p, size_t size,
 	return 0;
 }
 
+/* Whether the file is the default plug-in's linear model (docs/model-format.md):
+ * its first line other than blanks and '#' comments starts with
+ * "smserve-linear-model". */
+static int linear_model(const unsigned char *s, size_t n)
+{
+	static const char name[] = "smserve-linear-model";
+	const unsigned char *p = s, *end = s + n;
+	while (p < end) {
+		const unsigned char *eol = memchr(p, '\n', (size_t)(end - p));
+		const unsigned char *q = p;
+		while (q < end && (*q == ' ' || *q == '\t' || *q == '\r'))
+			q++;
+		if (q < end && *q != '#' && *q != '\n')
+			return (size_t)(end - q) >= sizeof name - 1 && memcmp(q, name, sizeof name - 1) == 0;
+		p = eol ? eol + 1 : end;
+	}
+	return 0;
+}
+
 /* Reads the model file's bytes into the builder, in whichever format. */
 static int read_model(const char *path, const unsigned char *buf, size_t size, struct builder *b,
 		      char *err, size_t err_size)
@@ -1865,7 +1884,11 @@ static int read_model(const char *path, const unsigned char *buf, size_t size, s
 		smlib_format(inner, sizeof inner, "%s (the model inside the pickle)", path);
 		return read_model(inner, s, n, b, err, err_size);
 	}
-	if (size >= 4 && memcmp(buf, "bs64", 4) == 0)
+	if (linear_model(buf, size))
+		smlib_format(err, err_size, "%s: expected an XGBoost model, got a linear model "
+			     "(smserve-linear-model), which this build does not serve; build smserve "
+			     "with the default plug-in: make MODEL=model.c", path);
+	else if (size >= 4 && memcmp(buf, "bs64", 4) == 0)
 		smlib_format(err, err_size, "%s: expected an XGBoost model file, got base64 (\"bs64\"); "
 			   "write it with save_model(\"xgboost-model.json\")", path);
 	else
