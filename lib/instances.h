@@ -73,11 +73,11 @@ struct smlib_scratch {
 	unsigned char *seen;   /* the keys given so far; all zero between records */
 };
 
-/* 0, or -1 when memory runs out (n_features >= 1). */
+/* 0, or -1 when memory runs out (or n_features is 0). */
 static SMLIB_UNUSED int smlib_scratch_alloc(struct smlib_scratch *s, size_t n_features)
 {
 	size_t per = 2 * sizeof(double) + sizeof(size_t) + 1;
-	char *block = n_features <= SIZE_MAX / per ? calloc(n_features, per) : NULL;
+	char *block = n_features >= 1 && n_features <= SIZE_MAX / per ? calloc(n_features, per) : NULL;
 	s->n_features = n_features;
 	s->values = (double *)(void *)block;
 	if (block == NULL)
