@@ -184,13 +184,14 @@ static SMLIB_UNUSED void smlib_unsee(struct smlib_reader *r, size_t count)
 		r->seen[r->keys[i]] = 0;
 }
 
-/* Key i (keys[i], already below n) of the sparse instance being read, its
- * position named `what` i+1 in a message: refused if given before. */
-static SMLIB_UNUSED int smlib_see(struct smlib_reader *r, size_t i, const char *what, size_t index)
+/* Key k (below n) of the sparse instance being read, after the `set` keys
+ * in keys[]; `what` and `index` name its place in a message ("key 3"):
+ * refused if given before, and then all are forgotten. */
+static SMLIB_UNUSED int smlib_see(struct smlib_reader *r, size_t k, size_t set, const char *what,
+				  size_t index)
 {
-	size_t k = r->keys[i];
 	if (r->seen[k]) {
-		smlib_unsee(r, i);
+		smlib_unsee(r, set);
 		return smlib_reader_fail(r, "record %zu, %s %zu: %s %zu given twice", r->record, what,
 					 index, r->opt->index_noun, k);
 	}
@@ -428,11 +429,10 @@ static SMLIB_UNUSED int smlib_libsvm_pair(struct smlib_reader *r, size_t field, 
 					 smlib_shown(got, colon + 1, e));
 	if (smlib_out_of_range(r, v, "field", field))
 		return -1;
-	r->keys[r->count] = idx;
-	r->values[r->count] = v;
-	if (smlib_see(r, r->count, "field", field))
+	if (smlib_see(r, idx, r->count, "field", field))
 		return -1;
-	r->count++;
+	r->keys[r->count] = idx; /* at most n: the keys are distinct */
+	r->values[r->count++] = v;
 	return 0;
 }
 
@@ -577,7 +577,7 @@ static SMLIB_UNUSED int smlib_sparse(struct smlib_reader *r, size_t nkeys, size_
 			smlib_unsee(r, i);
 			return -1;
 		}
-		if (smlib_see(r, i, "key", i + 1))
+		if (smlib_see(r, r->keys[i], i, "key", i + 1))
 			return -1;
 	}
 	smlib_unsee(r, nkeys);

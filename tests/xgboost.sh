@@ -370,6 +370,13 @@ send "1 0:1.5 30:2" text/libsvm
 expect_error "libsvm: an index past the features" 400 "record 1, field 3: expected a feature index from 0 to 29, got 30"
 send "1 4:1 4:2" text/x-libsvm
 expect_error "libsvm: a feature given twice" 400 "record 1, field 3: feature 4 given twice"
+every=$(for i in $(seq 0 29); do printf ' %d:1' "$i"; done)
+send "1$every 7:2\n1$every" text/libsvm
+expect_error "libsvm: every feature, then one given twice" \
+	400 "record 1, field 32: feature 7 given twice"
+send "1$every\n1 7:2 7:3\n1 7:1" text/libsvm
+expect_error "libsvm: a feature given twice after a whole record (each record starts afresh)" \
+	400 "record 2, field 3: feature 7 given twice"
 send "0 qid:3 1:0.5\n1" text/libsvm text/csv
 expect "libsvm: qid is skipped, a label alone is a record" "200 2" "$STATUS $(grep -c . "$T/body")"
 send '{"instances": [[1, 2], {"features": [1, "x"]}]}' application/json
