@@ -334,7 +334,7 @@ static int load_error(struct reader *r, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	smlib_format(r->err, r->err_size, "%s:%lu: %s", r->path,
-		   r->have_line ? r->line_no : r->next_no, msg);
+		     r->have_line ? r->line_no : r->next_no, msg);
 	return -1;
 }
 
@@ -578,9 +578,9 @@ static int reader_alloc(struct reader *r, struct model *m, size_t file_size,
 	size_t weights = m->n_outputs * m->n_features;
 	if (weights > file_size / 2) {
 		smlib_format(r->err, r->err_size, "%s:%lu: expected %zu features, but the file "
-			   "(%zu bytes) is too short to hold %zu weight lines of %zu numbers",
-			   r->path, features_line, m->n_features, file_size, m->n_outputs,
-			   m->n_features);
+			     "(%zu bytes) is too short to hold %zu weight lines of %zu numbers",
+			     r->path, features_line, m->n_features, file_size, m->n_outputs,
+			     m->n_features);
 		return -1;
 	}
 	/* Never malloc(0): reader_count and reader_labels refuse zero counts, which
@@ -633,7 +633,7 @@ static int read_model(struct reader *r, struct model *m, size_t file_size)
 	for (k = 0; k < m->n_outputs; k++) {
 		char what[96];
 		smlib_format(what, sizeof what, "'weights' line %zu of %zu (one number per feature)",
-			   k + 1, m->n_outputs);
+			     k + 1, m->n_outputs);
 		if (reader_expect(r, "weights", what) ||
 		    reader_numbers(r, "weights", m->weights + k * m->n_features, m->n_features, 0))
 			return -1;

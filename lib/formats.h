@@ -83,7 +83,8 @@ static SMLIB_UNUSED void smlib_trim(const char **s, const char **e)
 		(*e)--;
 }
 
-static SMLIB_UNUSED void smlib_format(char *buf, size_t size, const char *fmt, ...) SMLIB_PRINTF_LIKE(3, 4);
+static SMLIB_UNUSED void smlib_format(char *buf, size_t size, const char *fmt,
+				      ...) SMLIB_PRINTF_LIKE(3, 4);
 static SMLIB_UNUSED void smlib_format(char *buf, size_t size, const char *fmt, ...)
 {
 	va_list ap;
@@ -153,7 +154,8 @@ static SMLIB_UNUSED int smlib_number_slow(const char *s, size_t n, double *out)
  * *pp past it; the caller checks what follows. SMLIB_NUM_BAD: no number here, *pp
  * unchanged. SMLIB_NUM_RANGE (too large for a double) and SMLIB_NUM_LONG (longer than
  * SMLIB_MAX_NUMBER_LEN): well-formed but unusable, *pp moved past it. */
-static SMLIB_UNUSED int smlib_parse_number(const char **pp, const char *end, enum smlib_num_syntax syn, double *out)
+static SMLIB_UNUSED int smlib_parse_number(const char **pp, const char *end,
+					   enum smlib_num_syntax syn, double *out)
 {
 	const char *s = *pp, *p = s, *digits;
 	uint64_t m = 0;
@@ -275,10 +277,10 @@ static SMLIB_UNUSED int smlib_js_syntax(struct smlib_json *s, const char *expect
 		smlib_format(got, sizeof got, "byte 0x%02x", (unsigned)c);
 	if (s->lines)
 		smlib_format(s->err, s->err_size, "record %zu: malformed JSON at column %lu: "
-			   "expected %s, got %s", *s->record, col, expected, got);
+			     "expected %s, got %s", *s->record, col, expected, got);
 	else
 		smlib_format(s->err, s->err_size, "malformed JSON at line %lu, column %lu: "
-			   "expected %s, got %s", line, col, expected, got);
+			     "expected %s, got %s", line, col, expected, got);
 	return -1;
 }
 
@@ -362,8 +364,8 @@ static SMLIB_UNUSED int smlib_js_at_value_end(const struct smlib_json *s)
 /* The message for a number token at start that smlib_parse_number refused (its
  * result rc) where a feature belongs; `what` and `index` name the place
  * ("field 3", "value 2", "key 1"). Puts s->p back at start; returns -1. */
-static SMLIB_UNUSED int smlib_js_number_error(struct smlib_json *s, const char *start, int rc, const char *what,
-			   size_t index)
+static SMLIB_UNUSED int smlib_js_number_error(struct smlib_json *s, const char *start, int rc,
+					      const char *what, size_t index)
 {
 	const char *e = start, *kind;
 	char got[SMLIB_SHOWN + 4];
@@ -375,7 +377,7 @@ static SMLIB_UNUSED int smlib_js_number_error(struct smlib_json *s, const char *
 	}
 	if (rc == SMLIB_NUM_LONG) {
 		smlib_format(s->err, s->err_size, "record %zu, %s %zu: expected a number of at most "
-			   "%d characters", r, what, index, SMLIB_MAX_NUMBER_LEN);
+			     "%d characters", r, what, index, SMLIB_MAX_NUMBER_LEN);
 		return -1;
 	}
 	switch (smlib_js_peek(s)) {
@@ -388,11 +390,11 @@ static SMLIB_UNUSED int smlib_js_number_error(struct smlib_json *s, const char *
 		if (e == start)
 			return smlib_js_syntax(s, "a number");
 		smlib_format(s->err, s->err_size, "record %zu, %s %zu: expected a number, got '%s'",
-			   r, what, index, smlib_shown(got, start, e));
+			     r, what, index, smlib_shown(got, start, e));
 		return -1;
 	}
 	smlib_format(s->err, s->err_size, "record %zu, %s %zu: expected a number, got %s",
-		   r, what, index, kind);
+		     r, what, index, kind);
 	return -1;
 }
 
@@ -493,7 +495,8 @@ static SMLIB_UNUSED int smlib_js_skip(struct smlib_json *s, int depth)
 	}
 	default:
 		/* a number: any in-syntax one will do, even one too large to use */
-		if (smlib_parse_number(&s->p, s->end, SMLIB_NUM_JSON, &v) != SMLIB_NUM_BAD && smlib_js_at_value_end(s))
+		if (smlib_parse_number(&s->p, s->end, SMLIB_NUM_JSON, &v) != SMLIB_NUM_BAD &&
+		    smlib_js_at_value_end(s))
 			return 0;
 		return smlib_js_syntax(s, "a JSON value");
 	}
@@ -519,10 +522,11 @@ static SMLIB_UNUSED int smlib_content_type_params(const char *p, char *msg, size
 		smlib_trim(&vs, &ve);
 		if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"')
 			vs++, ve--;
-		if (smlib_equal_ci(ns, (size_t)(ne - ns), "label_size") && !smlib_equal(vs, (size_t)(ve - vs), "0")) {
+		if (smlib_equal_ci(ns, (size_t)(ne - ns), "label_size") &&
+		    !smlib_equal(vs, (size_t)(ve - vs), "0")) {
 			smlib_format(msg, size, "unsupported Content-Type parameter label_size=%s; "
-				   "send records without a label column (label_size=0)",
-				   smlib_shown(got, vs, ve));
+				     "send records without a label column (label_size=0)",
+				     smlib_shown(got, vs, ve));
 			return -1;
 		}
 	}
@@ -588,10 +592,11 @@ static SMLIB_UNUSED int smlib_accept_match(const char *s, const char *e, const c
  * Returns the index in types[], or -1 with msg set: "cannot produce Accept
  * '...'; supported: " and the supported list given. */
 #define SMLIB_ACCEPT_MAX_TYPES 8
-static SMLIB_UNUSED int smlib_accept_choose(const char *accept, const char *const *types, int n, int dflt,
-			 const char *supported, char *msg, size_t size)
+static SMLIB_UNUSED int smlib_accept_choose(const char *accept, const char *const *types, int n,
+					    int dflt, const char *supported, char *msg, size_t size)
 {
-	int q[SMLIB_ACCEPT_MAX_TYPES], spec[SMLIB_ACCEPT_MAX_TYPES], pos[SMLIB_ACCEPT_MAX_TYPES], f, best = -1, i = 0;
+	int q[SMLIB_ACCEPT_MAX_TYPES], spec[SMLIB_ACCEPT_MAX_TYPES], pos[SMLIB_ACCEPT_MAX_TYPES];
+	int f, best = -1, i = 0;
 	int named = 0;
 	const char *p = accept, *s = accept, *e = accept + strlen(accept);
 	char got[SMLIB_SHOWN + 4];
@@ -629,7 +634,7 @@ static SMLIB_UNUSED int smlib_accept_choose(const char *accept, const char *cons
 	}
 	if (best < 0)
 		smlib_format(msg, size, "cannot produce Accept '%s'; supported: %s",
-			   smlib_shown(got, s, e), supported);
+			     smlib_shown(got, s, e), supported);
 	return best;
 }
 
@@ -680,15 +685,15 @@ static SMLIB_UNUSED void smlib_put(struct smlib_writer *w, const char *s, size_t
 /* Reads the whole file into memory, with a '\0' after its size bytes (for a
  * text format), refusing one over max bytes. NULL with err set ("PATH:
  * expected ...", hint added when the file cannot be opened). */
-static SMLIB_UNUSED char *smlib_slurp(const char *path, unsigned long max, const char *hint, size_t *size,
-		   char *err, size_t err_size)
+static SMLIB_UNUSED char *smlib_slurp(const char *path, unsigned long max, const char *hint,
+				      size_t *size, char *err, size_t err_size)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	if (f == NULL) {
 		smlib_format(err, err_size, "%s: expected a readable model file (%s)%s", path,
-			   strerror(errno), hint);
+			     strerror(errno), hint);
 		return NULL;
 	}
 	for (;;) {
@@ -699,7 +704,7 @@ static SMLIB_UNUSED char *smlib_slurp(const char *path, unsigned long max, const
 			nb = cap <= max + 65536 ? realloc(buf, cap + 1) : NULL;
 			if (nb == NULL) {
 				smlib_format(err, err_size, "%s: expected a model file of at most "
-					   "%lu bytes that fits in memory", path, max);
+					     "%lu bytes that fits in memory", path, max);
 				goto fail;
 			}
 			buf = nb;

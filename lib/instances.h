@@ -127,9 +127,10 @@ struct smlib_reader {
 	char err[512];           /* the 400 message */
 };
 
-static SMLIB_UNUSED void smlib_reader_init(struct smlib_reader *r, enum smlib_format format, const char *body,
-			      size_t len, const struct smlib_read_options *opt,
-			      const struct smlib_scratch *s)
+static SMLIB_UNUSED void smlib_reader_init(struct smlib_reader *r, enum smlib_format format,
+					   const char *body, size_t len,
+					   const struct smlib_read_options *opt,
+					   const struct smlib_scratch *s)
 {
 	memset(r, 0, sizeof *r);
 	r->format = format;
@@ -152,7 +153,8 @@ static SMLIB_UNUSED void smlib_reader_init(struct smlib_reader *r, enum smlib_fo
 }
 
 /* Sets the 400 message; returns -1. */
-static SMLIB_UNUSED int smlib_reader_fail(struct smlib_reader *r, const char *fmt, ...) SMLIB_PRINTF_LIKE(2, 3);
+static SMLIB_UNUSED int smlib_reader_fail(struct smlib_reader *r, const char *fmt,
+					  ...) SMLIB_PRINTF_LIKE(2, 3);
 static SMLIB_UNUSED int smlib_reader_fail(struct smlib_reader *r, const char *fmt, ...)
 {
 	va_list ap;
@@ -168,7 +170,8 @@ static SMLIB_UNUSED int smlib_reader_fail(struct smlib_reader *r, const char *fm
 
 /* A value past the range (with range_msg set: no other value can be);
  * what and index name its place ("field 3"). */
-static SMLIB_UNUSED int smlib_out_of_range(struct smlib_reader *r, double v, const char *what, size_t index)
+static SMLIB_UNUSED int smlib_out_of_range(struct smlib_reader *r, double v, const char *what,
+					   size_t index)
 {
 	if (!(fabs(v) >= r->limit))
 		return 0;
@@ -336,7 +339,8 @@ static SMLIB_UNUSED const char *smlib_csv_slow(struct smlib_reader *r, size_t fi
  * end of its line. Returns where the next record starts, or NULL. The
  * line's end is found by reading up to it, not searched for first: the
  * search (memchr per line) cost musl's static build 5% of a batch. */
-static SMLIB_UNUSED const char *smlib_csv_record(struct smlib_reader *r, const char *p, const char *end)
+static SMLIB_UNUSED const char *smlib_csv_record(struct smlib_reader *r, const char *p,
+						 const char *end)
 {
 	size_t n = r->n, i = 0;
 	double extra = 0, *values = r->values; /* extra: where a field past the n-th goes */
@@ -393,7 +397,8 @@ static SMLIB_UNUSED int smlib_csv_next(struct smlib_reader *r)
  */
 
 /* One index:value token [s, e), token number field. */
-static SMLIB_UNUSED int smlib_libsvm_pair(struct smlib_reader *r, size_t field, const char *s, const char *e)
+static SMLIB_UNUSED int smlib_libsvm_pair(struct smlib_reader *r, size_t field, const char *s,
+					  const char *e)
 {
 	const char *colon = memchr(s, ':', (size_t)(e - s)), *p;
 	char got[SMLIB_SHOWN + 4];
@@ -496,7 +501,8 @@ static SMLIB_UNUSED int smlib_libsvm_next(struct smlib_reader *r)
 
 /* A number (or null, with missing values allowed) where a feature belongs;
  * what and index name it in messages ("field 3", "value 2", "key 1"). */
-static SMLIB_UNUSED int smlib_js_feature(struct smlib_reader *r, const char *what, size_t index, double *v)
+static SMLIB_UNUSED int smlib_js_feature(struct smlib_reader *r, const char *what, size_t index,
+					 double *v)
 {
 	struct smlib_json *s = &r->js;
 	const char *start = s->p;
@@ -519,8 +525,8 @@ static SMLIB_UNUSED int smlib_js_feature(struct smlib_reader *r, const char *wha
 
 /* An array of numbers at the reader (a '['): the first cap into dst, all
  * counted. */
-static SMLIB_UNUSED int smlib_js_numbers(struct smlib_reader *r, const char *what, double *dst, size_t cap,
-			    size_t *count)
+static SMLIB_UNUSED int smlib_js_numbers(struct smlib_reader *r, const char *what, double *dst,
+					 size_t cap, size_t *count)
 {
 	int first = 1, rc;
 	size_t i = 0;

@@ -75,8 +75,8 @@ static SMLIB_UNUSED void smlib_list_add(char *list, size_t size, enum smlib_form
  * checked once at start: a value this plug-in cannot produce would fail
  * every request without Accept, so it stops the server instead. 0, or -1
  * with err set. */
-static SMLIB_UNUSED int smlib_plugin_init(struct smlib_plugin *p, const struct smlib_service *svc, char *err,
-			     size_t err_size)
+static SMLIB_UNUSED int smlib_plugin_init(struct smlib_plugin *p, const struct smlib_service *svc,
+					  char *err, size_t err_size)
 {
 	static const enum smlib_format input_order[] = {SMLIB_CSV, SMLIB_LIBSVM, SMLIB_JSON,
 							SMLIB_JSONLINES};
@@ -116,7 +116,8 @@ static SMLIB_UNUSED int smlib_plugin_init(struct smlib_plugin *p, const struct s
 /* Once the model is loaded: the reader's arrays for n_features, and an
  * answer buffer for at least two records of record_room bytes (the most
  * one record's answer can take). 0, or -1 when memory runs out. */
-static SMLIB_UNUSED int smlib_plugin_alloc(struct smlib_plugin *p, size_t n_features, size_t record_room)
+static SMLIB_UNUSED int smlib_plugin_alloc(struct smlib_plugin *p, size_t n_features,
+					   size_t record_room)
 {
 	p->record_room = record_room;
 	p->buf_cap = record_room <= SMLIB_ANSWER_CHUNK / 2 ? SMLIB_ANSWER_CHUNK : 2 * record_room;
@@ -241,7 +242,8 @@ static SMLIB_UNUSED int smlib_record_end(struct smlib_job *j)
 
 /* Refuses the request with a 400 of the plug-in's own ("record 3: ...");
  * returns -1, for smlib_job_finish. */
-static SMLIB_UNUSED int smlib_fail(struct smlib_job *j, const char *fmt, ...) SMLIB_PRINTF_LIKE(2, 3);
+static SMLIB_UNUSED int smlib_fail(struct smlib_job *j, const char *fmt,
+				   ...) SMLIB_PRINTF_LIKE(2, 3);
 static SMLIB_UNUSED int smlib_fail(struct smlib_job *j, const char *fmt, ...)
 {
 	va_list ap;

@@ -62,18 +62,18 @@
  * Numbers go out as the shortest decimal that reads back as the same float32,
  * so a client that parses them gets XGBoost's exact value.
  *
- * How a request flows: as in the default model (model.c), each record is read
- * into one scratch vector, predicted, and its answer appended to a 64 KiB
- * output buffer: nothing is allocated per record. A bad record anywhere makes
- * the whole answer a 400 naming the record and field; unsupported types get
- * 415 and 406.
+ * How a request flows: as in the default model (model.c), lib/invoke.h
+ * negotiates it and lib/instances.h reads each record into one scratch
+ * vector; it is predicted here, and its answer appended to a 64 KiB output
+ * buffer: nothing is allocated per record. A bad record anywhere makes the
+ * whole answer a 400 naming the record and field; unsupported types get 415
+ * and 406.
  *
  * Sections, in reading order: limits; the model; small helpers; numbers;
  * finding and reading the model file; the document reader (JSON and
  * UBJSON); building trees; the model walker; the legacy binary format;
  * finishing the model (and telling the formats apart, pickles included);
- * prediction; the output buffer; content negotiation; one request; CSV;
- * libsvm; JSON; JSON Lines; the plug-in functions.
+ * prediction; the output buffer; one record; the plug-in functions.
  */
 #define _POSIX_C_SOURCE 200809L /* opendir, stat */
 
@@ -370,7 +370,7 @@ static int find_model_file(const char *dir, char *path, size_t size, char *err, 
 	rc = snprintf(path, size, "%s/%s", dir, MODEL_FILE);
 	if (rc < 0 || (size_t)rc >= size) {
 		smlib_format(err, err_size, "%s: expected a model directory path shorter than %zu bytes",
-			   dir, size - sizeof MODEL_FILE - 1);
+			     dir, size - sizeof MODEL_FILE - 1);
 		return -1;
 	}
 	if (is_file(path))
@@ -400,10 +400,10 @@ static int find_model_file(const char *dir, char *path, size_t size, char *err, 
 		return 0;
 	if (found == 0)
 		smlib_format(err, err_size, "%s: expected an XGBoost model file (%s, or any one file "
-			   "written by save_model), found none", dir, MODEL_FILE);
+			     "written by save_model), found none", dir, MODEL_FILE);
 	else
 		smlib_format(err, err_size, "%s: expected one XGBoost model file, or one named %s; "
-			   "found %d: %s", dir, MODEL_FILE, found, names);
+			     "found %d: %s", dir, MODEL_FILE, found, names);
 	return -1;
 }
 
@@ -1811,8 +1811,8 @@ static int pickle_model(const char *path, const unsigned char *p, size_t size,
 		uint64_t len = 0;
 		if (fixed < 0) {
 			smlib_format(err, err_size, "%s: byte %zu: expected a pickled XGBoost Booster, got "
-				   "pickle opcode 0x%02x; write the model with save_model(\"xgboost-model.json\")",
-				   path, (size_t)(p - 1 - start), (unsigned)op);
+				     "pickle opcode 0x%02x; write the model with save_model(\"xgboost-model.json\")",
+				     path, (size_t)(p - 1 - start), (unsigned)op);
 			return -1;
 		}
 		if ((size_t)(end - p) < (size_t)fixed + (size_t)len_size)
@@ -1833,8 +1833,8 @@ static int pickle_model(const char *path, const unsigned char *p, size_t size,
 	}
 	if (*s == NULL) {
 		smlib_format(err, err_size, "%s: expected a pickled XGBoost Booster holding its model "
-			   "as bytes, found none; write the model with save_model(\"xgboost-model.json\")",
-			   path);
+			     "as bytes, found none; write the model with save_model(\"xgboost-model.json\")",
+			     path);
 		return -1;
 	}
 	return 0;
@@ -1890,11 +1890,11 @@ static int read_model(const char *path, const unsigned char *buf, size_t size, s
 			     "with the default plug-in: make MODEL=model.c", path);
 	else if (size >= 4 && memcmp(buf, "bs64", 4) == 0)
 		smlib_format(err, err_size, "%s: expected an XGBoost model file, got base64 (\"bs64\"); "
-			   "write it with save_model(\"xgboost-model.json\")", path);
+			     "write it with save_model(\"xgboost-model.json\")", path);
 	else
 		smlib_format(err, err_size, "%s: expected an XGBoost model (JSON, UBJSON, or the binary "
-			   "format starting with \"binf\"), got %s", path,
-			   size == 0 ? "an empty file" : "something else");
+			     "format starting with \"binf\"), got %s", path,
+			     size == 0 ? "an empty file" : "something else");
 	return -1;
 }
 
