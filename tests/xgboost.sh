@@ -31,9 +31,8 @@ PY=/usr/bin/python3
 FIX=tests/xgboost
 T=$TEST_TMP
 unset SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_MAX_PAYLOAD_IN_MB
-# CSV answers one line per record, as batch transform (which sets
-# SAGEMAKER_BATCH) gets them; section 5 checks the real-time CSV answer.
-export SAGEMAKER_BATCH=true
+# Real time (section 5 checks batch's layout and the older one-line CSV).
+unset SAGEMAKER_BATCH SAGEMAKER_INFERENCE_OUTPUT MAX_CONTENT_LENGTH SMSERVE_XGBOOST_CSV SAGEMAKER_INFERENCE_ENSEMBLE
 TOTAL_VALUES=0
 TOTAL_EXACT=0
 
@@ -261,8 +260,16 @@ load_fails "the default build's linear model: says to use the default build" mod
 	"linear-model.txt: expected an XGBoost model, got a linear model .*make MODEL=model.c"
 load_fails "no model directory" "$T/does-not-exist" "does-not-exist: expected a model directory"
 load_fails "an empty model directory" "$(mktemp -d "$T/empty.XXXXXX")" "found none"
+# Several files and no xgboost-model: an ensemble, averaged (the same model
+# twice averages to its own predictions exactly); one that is no model stops it.
 dir=$(mktemp -d "$T/two.XXXXXX"); cp "$FIX/reg_gamma.json" "$dir/a.json"; cp "$FIX/reg_gamma.ubj" "$dir/b.ubj"
-load_fails "two model files, no xgboost-model" "$dir" "found 2: "
+if start_server ensemble --model-dir "$dir" --no-access-log; then
+	post "$FIX/diabetes.csv" text/csv text/csv
+	check_answer "two model files, no xgboost-model: an ensemble, averaged" "$FIX/reg_gamma.expected" csv
+	stop_server ensemble
+fi
+echo hello >"$dir/c.txt"
+load_fails "an ensemble file that is no model: named" "$dir" "c.txt: expected an XGBoost model"
 dir=$(model_dir "$FIX/binary_logistic.json")
 sed -i 's/"binary:logistic"/"reg:quantileerror"/' "$dir/xgboost-model"
 load_fails "an objective it does not serve: named, with the list" "$dir" \
@@ -279,9 +286,9 @@ load_fails "base_score outside (0, 1) for a logistic objective" "$dir" "expected
 SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/html load_fails "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT it cannot produce" \
 	"$(model_dir "$FIX/reg_gamma.json")" "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of"
 
-# A prediction halfway between two decimals' floats: 117760700 lies exactly
-# between the floats 117760696 and 117760704, and reads back as the even one,
-# 117760704, so that is the shortest answer (a tree of zero leaves on base_score).
+# A prediction as SageMaker's container writes it: Python's str() of the
+# float64 of the float32, so the float32 117760704 (the nearest to
+# 117760700) is "117760704.0" (a tree of zero leaves on base_score).
 dir=$(mktemp -d "$T/tie.XXXXXX")
 "$PY" - "$FIX/reg_squarederror.json" "$dir/xgboost-model" <<'PY'
 import json, sys
@@ -294,7 +301,7 @@ json.dump(d, open(sys.argv[2], "w"))
 PY
 if start_server tie --model-dir "$dir" --workers 1 --no-access-log; then
 	send "$(printf '0,%.0s' $(seq 9))0" text/csv text/csv
-	expect "a float32 halfway case is written shortest: 117760700, not 117760704" "200 117760700" "$STATUS $BODY"
+	expect "a prediction is written as Python writes its float64: 117760704.0" "200 117760704.0" "$STATUS $BODY"
 	stop_server tie
 fi
 
@@ -304,81 +311,85 @@ start_server requests --model-dir "$(model_dir "$FIX/binary_logistic.bin")" --no
 row=$(head -n 1 "$FIX/cancer.csv")
 want=$(head -n 1 "$FIX/binary_logistic.expected")
 
+# As SageMaker's XGBoost container reads a request (docs/xgboost.md): a body
+# it cannot read is 415, more features than the model 400, then Accept 406.
 send "$row" text/csv -
-expect "no Accept: text/csv, as SageMaker's XGBoost" "200 text/csv" "$STATUS $CTYPE"
+expect "no Accept: text/csv, as SageMaker's XGBoost" "200 text/csv; charset=utf-8" "$STATUS $CTYPE"
 send "$row" - -
-expect "no Content-Type: read as CSV" 200 "$STATUS"
-send "$row" text/csv '*/*'
-expect "Accept */*: text/csv" "text/csv" "$CTYPE"
-send "$row" 'text/csv; charset=utf-8' 'application/json;q=0.5, application/jsonlines;q=0.9, text/html'
-expect "Accept with q-values: the best type it can produce" "application/jsonlines" "$CTYPE"
-send "$row" text/csv 'application/*;q=0.8, text/csv;q=0.1'
-expect "Accept application/*: application/json before jsonlines" "application/json" "$CTYPE"
+expect "no Content-Type: read as libsvm (a CSV row has no index:value)" 415 "$STATUS"
+send "0 1:0.5 2:1.5" - -
+expect "no Content-Type: libsvm" 200 "$STATUS"
+send "$row" csv '*/*'
+expect "Content-Type csv, Accept */*: text/csv" "200 text/csv; charset=utf-8" "$STATUS $CTYPE"
+send "$row" 'text/csv; charset=utf-8' 'application/json;q=0.5, text/csv'
+expect "Accept: the type before the first ';', as cgi.parse_header reads it" "application/json" "$CTYPE"
+send "$row" text/csv 'application/json, text/csv'
+expect "Accept: a list is 406, as the container answers it" 406 "$STATUS"
+send "$row" text/csv 'text/*'
+expect "Accept: a wildcard other than */* is 406" 406 "$STATUS"
 send "$row\r\n$row\r\n" text/csv text/csv
 expect "CRLF lines: two records" 2 "$(grep -c . "$T/body")"
-send "\xEF\xBB\xBF$row" text/csv text/csv
-expect "a UTF-8 byte order mark is skipped" 200 "$STATUS"
+send "\n\n$row\n$row\n\n" text/csv text/csv
+expect "blank lines around the records are stripped" "200 2" "$STATUS $(grep -c . "$T/body")"
+send "$(tr , ';' <<<"$row")\n$(tr , ';' <<<"$row")" text/csv text/csv
+expect "the delimiter is sniffed from the first line: ;" "200 2" "$STATUS $(grep -c . "$T/body")"
 send "${row%%,*}" text/csv text/csv
 expect "fewer fields than features: the rest are missing (as XGBoost)" 200 "$STATUS"
-send ",,,\nnan,NaN,-nan" text/csv text/csv
+send ",,,\nnan,NaN,-nan," text/csv text/csv
 expect "empty and nan fields are missing values" "200 2" "$STATUS $(grep -c . "$T/body")"
-# XGBoost refuses infinite input (DMatrix: "Input data contains inf"), and
-# numpy rounds a number past float32's range to infinity.
 send "1,2,inf" text/csv
-expect_error "CSV: inf is refused as XGBoost refuses it" 400 "record 1, field 3: expected a finite number within float32's range"
+expect_error "CSV: inf is refused as XGBoost refuses it" 415 "line 1, field 3: expected a finite number, got 'inf'"
 send "$row\n-Infinity" text/csv
-expect_error "CSV: -Infinity is refused" 400 "record 2, field 1: expected a finite number"
+expect_error "CSV: -Infinity is refused" 415 "line 2, field 1: expected a finite number, got '-Infinity'"
 send "1,3.5e38" text/csv
-expect_error "CSV: a number past float32's range is refused" 400 "record 1, field 2: expected a finite number"
+expect_error "CSV: a number past float32's range is refused" 415 "line 1, field 2: expected a finite number"
 send "1,3.4e38" text/csv text/csv
 expect "CSV: FLT_MAX's neighbourhood is finite" 200 "$STATUS"
 send "0 0:1 4:1e400" text/libsvm
-expect_error "libsvm: a number past double's range is refused" 400 "record 1, field 3: expected a finite number"
+expect_error "libsvm: a number past double's range is refused" 415 "line 1: expected index:value"
 send '{"instances": [[1, 2, 1e39]]}' application/json
 expect_error "JSON: a number past float32's range is refused" 400 "record 1, feature 3: expected a finite number"
 send '{"features": {"keys": [0, 5], "values": [1, -1e300]}}' application/jsonlines
 expect_error "JSON Lines, sparse: an infinite value is refused" 400 "record 1, value 2: expected a finite number"
-
-send "$row\n$row,7" text/csv
-expect_error "too many fields: 400 naming the record" 400 "record 2: expected at most 30 features, got 31"
-send "$row\n1,2,abc,4" text/csv
-expect_error "a bad field: 400 naming record and field" 400 "record 2, field 3: expected a number, got 'abc'"
+send "$row,7\n$row,7" text/csv
+expect_error "more fields than features: 400" 400 "Feature shape mismatch, expected: 30, got 31"
+send "$row\n1,2,abc,4" text/csv text/html
+expect_error "a bad field: 415 naming line and field, before Accept is looked at" 415 "line 2, field 3: expected a finite number, got 'abc'"
 send "$row\n\n$row" text/csv
-expect_error "a blank line is a record, and an error" 400 "record 2: expected up to 30 features, got an empty line"
-send "$row\n \t \n$row" text/csv
-expect_error "a line of only spaces is a blank line" 400 "record 2: expected up to 30 features, got an empty line"
-send "$row\n1,,nan,4" text/csv application/json
+expect_error "a blank line between records is a ragged row" 415 "line 2: expected 30 fields, as the first line, got 1"
+send "\n \t \n" text/csv
+expect_error "only blank lines: 415" 415 "only whitespace"
+full=${row//,,/,0.5,}
+send "$full\n$full" text/csv application/json
 plain=$BODY
-send "$(sed 's/,/ ,\\t/g; s/^/ /; s/$/\\t /' <<<"$row")\n1 , \t, NaN ,4" text/csv application/json
-expect "CSV: spaces and tabs around values are ignored, a field of only spaces is missing" "200 $plain" "$STATUS $BODY"
+send "$(sed 's/,/ ,\\t/g; s/^/ /; s/$/\\t /' <<<"$full")\n$full" text/csv application/json
+expect "CSV: spaces and tabs around values are ignored" "200 $plain" "$STATUS $BODY"
+send "1, ,3" text/csv
+expect_error "CSV: a field of only spaces is no number (Python's float refuses it)" 415 "line 1, field 2"
 send "1,2 3,4" text/csv
-expect_error "CSV: a space inside a field is not a separator" 400 "record 1, field 2: expected a number, got '2 3'"
+expect_error "CSV: a space inside a field is not a separator" 415 "line 1, field 2: expected a finite number, got '2 3'"
+send "\xff,1" text/csv
+expect_error "CSV: not UTF-8" 415 "expected UTF-8"
 send "" text/csv
 expect "an empty body: 204 and no body, as SageMaker's XGBoost container answers" "204 0" "$STATUS $(wc -c <"$T/body")"
 send "" application/x-unknown
 expect "an empty body of any type: 204, as the container answers before it reads the type" 204 "$STATUS"
 send "1 0:1.5 3:2\n0 1:x" text/libsvm
-expect_error "libsvm: a bad value" 400 "record 2, field 2: expected a number after '1:', got 'x'"
-long="0.$(printf '0%.0s' $(seq 600))1"
-send "1,2,$long,4" text/csv
-expect_error "csv: a number longer than 512 characters" 400 "record 1, field 3: expected a number of at most 512 characters"
-send "1 0:1.5 2:$long" text/libsvm
-expect_error "libsvm: a number longer than 512 characters" 400 "record 1, field 3: expected a number of at most 512 characters after '2:'"
-send "1 0:1.5\n \t \n1 0:2" text/libsvm
-expect_error "libsvm: a line of only blanks is an empty line" 400 "record 2: expected a label or index:value pairs, got an empty line"
+expect_error "libsvm: a bad value" 415 "line 2: expected index:value with a feature index and a finite number, got '1:x'"
+send "1\t0:1.5" text/libsvm
+expect_error "libsvm: tabs do not separate" 415 "got '1.0:1.5'"
+send "1 0:1.5\n \t \n1 0:2" text/libsvm text/csv
+expect "libsvm: a line with no pair is a record of missing values" "200 3" "$STATUS $(grep -c . "$T/body")"
 send "1 0:1.5 30:2" text/libsvm
-expect_error "libsvm: an index past the features" 400 "record 1, field 3: expected a feature index from 0 to 29, got 30"
-send "1 4:1 4:2" text/x-libsvm
-expect_error "libsvm: a feature given twice" 400 "record 1, field 3: feature 4 given twice"
-every=$(for i in $(seq 0 29); do printf ' %d:1' "$i"; done)
-send "1$every 7:2\n1$every" text/libsvm
-expect_error "libsvm: every feature, then one given twice" \
-	400 "record 1, field 32: feature 7 given twice"
-send "1$every\n1 7:2 7:3\n1 7:1" text/libsvm
-expect_error "libsvm: a feature given twice after a whole record (each record starts afresh)" \
-	400 "record 2, field 3: feature 7 given twice"
-send "0 qid:3 1:0.5\n1" text/libsvm text/csv
-expect "libsvm: qid is skipped, a label alone is a record" "200 2" "$STATUS $(grep -c . "$T/body")"
+expect_error "libsvm: an index past the features" 400 "Feature shape mismatch, expected: 30, got 31"
+send "1 1:0.5 30:2" text/libsvm text/csv
+expect "libsvm: 1-based indexes (none is 0) are shifted down by one" 200 "$STATUS"
+send "1 4:1 4:2" text/x-libsvm text/csv
+a=$BODY
+send "1 4:3" text/x-libsvm text/csv
+expect "libsvm: a feature given twice is summed, as scipy's sparse matrix sums it" "$a" "$BODY"
+send "0 qid:3 1:0.5" text/libsvm
+expect_error "libsvm: qid is not an index" 415 "got 'qid:3'"
 send '{"instances": [[1, 2], {"features": [1, "x"]}]}' application/json
 expect_error "JSON: a string feature" 400 "record 2, field 2: expected a number, got a string"
 send '{"instances": [{"features": {"keys": [0, 0], "values": [1, 2]}}]}' application/json
@@ -386,19 +397,22 @@ expect_error "JSON: a sparse key given twice" 400 "record 1, key 2: feature 0 gi
 send '{"instances": [{"features": {"keys": [0, 99999], "values": [1e39, 1]}}]}' application/json
 expect_error "JSON: sparse keys are checked before their values" 400 \
 	"record 1, key 2: expected a whole number from 0 to 29, got 99999"
-send '{"instances": [{"features": {"keys": [0, 1], "values": [1, 1e39]}}]}' application/json
-expect_error "JSON: a sparse value past float32's range" 400 \
-	"record 1, value 2: expected a finite number within float32's range"
 send '{"instances": [[1, 2]' application/json
 expect_error "JSON: malformed" 400 "malformed JSON at line 1, column 22"
 send '[1, null, 3]\n{"features": {"keys": [29], "values": [1.5]}}\n' application/jsonlines application/json
 expect "JSON Lines: null and sparse keys are missing values" 200 "$STATUS"
+send "$row" text/plain
+expect_error "unsupported Content-Type: 415 with the list" 415 "supported: text/csv, text/libsvm, text/x-libsvm, application/json, application/jsonlines"
 send "$row" application/x-recordio-protobuf
-expect_error "unsupported Content-Type: 415 with the list" 415 "supported: text/csv, text/libsvm, application/json, application/jsonlines"
+expect_error "recordio-protobuf: 415, not read yet" 415 "not read by smserve yet"
 send "$row" text/csv text/html
 expect_error "unsupported Accept: 406 with the list" 406 "supported: text/csv, application/json, application/jsonlines"
-send "$row" 'text/csv; label_size=1'
-expect_error "a label column (label_size=1): 415" 415 "label_size=1"
+send "$row" text/csv application/x-recordio-protobuf
+expect_error "recordio-protobuf answers in real time: 406" 406 "cannot produce"
+send "$row" 'text/csv; label_size=1' text/csv
+expect "label_size=1 is accepted, as the container accepts it" 200 "$STATUS"
+send "$row" 'text/csv; label_size=2'
+expect_error "label_size other than 1: 415" 415 "label_size: expected 1"
 
 # The answer's number is XGBoost's float32, written so that it reads back exactly.
 send "$row" text/csv text/csv
@@ -411,30 +425,34 @@ SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/jsonlines start_server default-
 	--model-dir "$(model_dir "$FIX/multi_softprob.json")" --no-access-log || exit 1
 send "5.1,3.5,1.4,0.2" text/csv -
 expect_match "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/jsonlines: softprob scores" \
-	'^\{"score":\[0\.[0-9]+,0\.[0-9]+,0\.[0-9]+\]\}$' "$BODY"
+	'^\{"score": \[0\.[0-9]+, 0\.[0-9]+, 0\.[0-9]+\]\}$' "$BODY"
 send "5.1,3.5,1.4,0.2" text/csv text/csv
-expect_match "softprob as CSV: the class probabilities on one line" '^0\.[0-9]+,0\.[0-9]+,0\.[0-9]+$' "$BODY"
+expect_match "softprob as CSV: the class probabilities as one row" '^0\.[0-9]+,0\.[0-9]+,0\.[0-9]+$' "$BODY"
 stop_server default-accept
 
-# ---- 5. real-time CSV answers (SAGEMAKER_BATCH unset) -----------------------
-# SageMaker's XGBoost container joins the records with commas on one line,
-# no newline, a multi-class record written as a Python list; clients read it
-# with numpy.fromstring(body, sep=","), as AWS's notebooks do.
+# ---- 5. the other layouts ----------------------------------------------------
+# Batch (SAGEMAKER_BATCH=true): Python's str() of each prediction per line,
+# whatever the Accept; SMSERVE_XGBOOST_CSV=one-line: the real-time CSV of the
+# images before 1.2-2 (comma-joined, no newline, a softprob record as a
+# Python list); SAGEMAKER_INFERENCE_OUTPUT: the keys asked for.
 
-# realtime_check NAME EXPECTED: the last answer holds EXPECTED's rows, in
-# that form, every value equal to XGBoost's float32.
-realtime_check() {
-	expect "$1" ok "$("$PY" - "$2" "$T/body" <<'PY'
+# layout_check NAME EXPECTED FORM: the last answer holds EXPECTED's rows in
+# FORM (batch: one str() per line; one-line), every value XGBoost's float32.
+layout_check() {
+	expect "$1" ok "$("$PY" - "$2" "$T/body" "$3" <<'PY'
 import json, struct, sys
 f32 = lambda v: struct.unpack("f", struct.pack("f", v))[0]
 expected = [[float(v) for v in l.split(",")] for l in open(sys.argv[1]).read().splitlines()]
-text = open(sys.argv[2]).read()
-if "\n" in text:
-    sys.exit("a newline in the answer")
-if len(expected[0]) > 1:
-    got = json.loads("[" + text + "]")      # "[p0, p1],[p0, p1]"
+text, form = open(sys.argv[2]).read(), sys.argv[3]
+if form == "batch":
+    if not text.endswith("\n"):
+        sys.exit("no newline after the last record")
+    got = [json.loads(l) for l in text.splitlines()]
+    got = [g if isinstance(g, list) else [g] for g in got]
 else:
-    got = [[float(v)] for v in text.split(",")]
+    if "\n" in text:
+        sys.exit("a newline in the answer")
+    got = json.loads("[" + text + "]") if len(expected[0]) > 1 else [[float(v)] for v in text.split(",")]
 if len(got) != len(expected):
     sys.exit("%d answers for %d records" % (len(got), len(expected)))
 for i, (g, e) in enumerate(zip(got, expected)):
@@ -444,19 +462,48 @@ print("ok")
 PY
 )"
 }
-SAGEMAKER_BATCH='' start_server realtime --model-dir "$(model_dir "$FIX/binary_logistic.json")" --no-access-log || exit 1
+SAGEMAKER_BATCH=true start_server batch-softprob --model-dir "$(model_dir "$FIX/multi_softprob.json")" --no-access-log || exit 1
+post "$FIX/iris.csv" text/csv application/json
+layout_check "batch, softprob, Accept application/json: [p0, p1, p2] per line" "$FIX/multi_softprob.expected" batch
+expect "batch: the Content-Type is still the Accept's" application/json "$CTYPE"
+post "$FIX/iris.csv" text/csv application/x-recordio-protobuf
+layout_check "batch, Accept recordio-protobuf: the same lines, as the container writes them" "$FIX/multi_softprob.expected" batch
+stop_server batch-softprob
+SMSERVE_XGBOOST_CSV=one-line start_server one-line --model-dir "$(model_dir "$FIX/binary_logistic.json")" --no-access-log || exit 1
 post "$FIX/cancer.csv" text/csv text/csv
-realtime_check "real time, text/csv: one line of comma-joined predictions, no newline" "$FIX/binary_logistic.expected"
-send "$(head -n 1 "$FIX/cancer.csv")" text/csv text/csv
-head -n 1 "$FIX/binary_logistic.expected" >"$T/one.expected"
-realtime_check "real time, one record: the number alone, no newline" "$T/one.expected"
-stop_server realtime
-SAGEMAKER_BATCH='' start_server realtime-softprob --model-dir "$(model_dir "$FIX/multi_softprob.json")" --no-access-log || exit 1
+layout_check "one-line CSV: comma-joined predictions, no newline" "$FIX/binary_logistic.expected" one-line
+stop_server one-line
+SMSERVE_XGBOOST_CSV=one-line start_server one-line-softprob --model-dir "$(model_dir "$FIX/multi_softprob.json")" --no-access-log || exit 1
 post "$FIX/iris.csv" text/csv text/csv
-realtime_check "real time, softprob as text/csv: [p0, p1, p2] per record, comma-joined" "$FIX/multi_softprob.expected"
-post "$FIX/iris.csv" text/csv application/jsonlines
-check_answer "real time, JSON Lines answers are as in batch" "$FIX/multi_softprob.expected" jsonl
-stop_server realtime-softprob
+layout_check "one-line CSV, softprob: [p0, p1, p2] per record, comma-joined" "$FIX/multi_softprob.expected" one-line
+stop_server one-line-softprob
+SMSERVE_XGBOOST_CSV=rows load_fails "SMSERVE_XGBOOST_CSV: a value it does not know" \
+	"$(model_dir "$FIX/reg_gamma.json")" "SMSERVE_XGBOOST_CSV: expected one-line or lines"
+
+SAGEMAKER_INFERENCE_OUTPUT='predicted_label, Probabilities' start_server selected \
+	--model-dir "$(model_dir "$FIX/binary_logistic.json")" --no-access-log || exit 1
+post "$FIX/cancer.csv" text/csv application/jsonlines
+expect "SAGEMAKER_INFERENCE_OUTPUT: JSON Lines, one object per record" ok "$("$PY" - "$FIX/binary_logistic.expected" "$T/body" <<'PY'
+import json, sys
+expected = [float(l) for l in open(sys.argv[1]).read().splitlines()]
+got = [json.loads(l) for l in open(sys.argv[2]).read().splitlines()]
+for e, g in zip(expected, got):
+    if list(g) != ["predicted_label", "probabilities"] or g["predicted_label"] != int(e > 0.5) or \
+       abs(g["probabilities"][1] - e) > 1e-7 or g["probabilities"][0] != 1 - g["probabilities"][1]:
+        sys.exit("%r for %r" % (g, e))
+print("ok" if len(got) == len(expected) else "%d records" % len(got))
+PY
+)"
+send "$row" text/csv text/csv
+expect_match "SAGEMAKER_INFERENCE_OUTPUT: CSV, the list quoted, no newline" '^[01],"\[0\.[0-9]+, 0\.[0-9]+\]"$' "$BODY"
+stop_server selected
+SAGEMAKER_INFERENCE_OUTPUT=score load_fails "SAGEMAKER_INFERENCE_OUTPUT: a key it does not know" \
+	"$(model_dir "$FIX/reg_gamma.json")" "SAGEMAKER_INFERENCE_OUTPUT: expected"
+
+MAX_CONTENT_LENGTH=100 start_server max-length --model-dir "$(model_dir "$FIX/binary_logistic.json")" --no-access-log || exit 1
+send "$row" text/csv
+expect_error "MAX_CONTENT_LENGTH: a larger body is 413" 413 "at most 100 bytes"
+stop_server max-length
 
 echo "# $TOTAL_VALUES predictions compared, $TOTAL_EXACT equal to XGBoost's float32 exactly"
 expect "every prediction equals XGBoost's float32 exactly" "$TOTAL_VALUES" "$TOTAL_EXACT"

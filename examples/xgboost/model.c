@@ -78,7 +78,8 @@
 #define _POSIX_C_SOURCE 200809L /* opendir, stat */
 
 #include "../../model.h"
-#include "../../lib/invoke.h"  /* requests: negotiation, the instance reader, the answer */
+#include "../../lib/invoke.h"  /* JSON requests: the instance reader, the answer buffer */
+#include "../../lib/numtext.h" /* numbers as Python writes them */
 
 #include <dirent.h>
 #include <errno.h>
@@ -104,7 +105,8 @@
 #define MAX_NODES (1UL << 30)             /* per model; node links are 32-bit */
 #define DOC_MAX_DEPTH 64                  /* nesting in a model file */
 #define NAME_CAP 64                       /* longest name or value read as text */
-#define NUMBER_TEXT 32                    /* room for one formatted number */
+#define MAX_MEMBERS 64                    /* models in an ensemble directory */
+#define MAX_OUTPUT_KEYS 16                /* keys in SAGEMAKER_INFERENCE_OUTPUT */
 
 /* ======================================================================== */
 /* The model                                                                 */
@@ -174,6 +176,38 @@ struct node {
 #define NODE_DEFAULT_LEFT 0x40000000U
 #define NODE_FEATURE 0x3fffffffU
 
+/* The answers of SageMaker's XGBoost container, as Accept names them. */
+enum answer { ANS_JSON, ANS_JSONLINES, ANS_CSV, ANS_RECORDIO, N_ANSWERS };
+
+/* The keys of SAGEMAKER_INFERENCE_OUTPUT, in the order the container writes
+ * them in a JSON object. */
+enum out_key {
+	K_PREDICTED_LABEL, K_LABELS, K_PROBABILITY, K_PROBABILITIES, K_RAW_SCORE, K_RAW_SCORES,
+	K_PREDICTED_SCORE, N_KEYS
+};
+
+/* What the environment asks for, read once at load. */
+struct settings {
+	int batch;               /* SAGEMAKER_BATCH true or 1: str() of each prediction */
+	int csv_one_line;        /* SMSERVE_XGBOOST_CSV=one-line: images before 1.2-2 */
+	unsigned long max_body;  /* MAX_CONTENT_LENGTH: a larger body gets 413 */
+	enum answer default_answer; /* Accept missing or * / * */
+	size_t n_keys;           /* SAGEMAKER_INFERENCE_OUTPUT: 0 unset, else its keys */
+	enum out_key keys[MAX_OUTPUT_KEYS]; /* as listed (the CSV columns' order) */
+};
+
+/* A request's records as read, before any is predicted (the container reads
+ * the whole body, and refuses it whole, before it predicts): row r's
+ * features are the entries start[r] .. start[r+1]-1, a feature index and
+ * its value; the others are missing. Kept in the handle, grown as needed. */
+struct rows {
+	size_t n, cap;           /* rows, and room in start (for cap + 1) */
+	size_t *start;
+	uint32_t *col;
+	float *val;
+	size_t n_entries, entries_cap;
+};
+
 struct model {
 	const struct objective *obj;
 	size_t n_features;   /* num_feature: inputs per record */
@@ -184,7 +218,11 @@ struct model {
 	uint32_t *root;      /* n_trees: each tree's first node */
 	uint32_t *group;     /* n_trees: the output group each tree adds to */
 	float *base;         /* n_groups: the starting margins */
-	int csv_lines;         /* CSV answers one line per record (batch), or one line */
+	struct model **members;  /* an ensemble's other models (xgboost-model-1, ...) */
+	size_t n_members;        /* how many: 0 for one model */
+	struct settings set;     /* what the environment asks for */
+	struct rows rows;        /* a request's records, as read */
+	float *sum;              /* n_outputs: an ensemble's running sum, or its votes */
 	float *x;              /* n_features: a record's features, NaN between records */
 	float *margin, *out;   /* n_groups, n_outputs: its margins and answer */
 	struct smlib_plugin lib; /* the request side: lib/invoke.h */
@@ -238,173 +276,26 @@ static float to_float(double d)
 }
 
 /*
- * Writing: the shortest decimal that reads back as the same float32
- * ("0.31401494", not "0.314014941453933716"). For n = 9 digits down to 1 the
- * candidate is f rounded to n significant digits, accepted while it lies
- * inside f's rounding interval (half the gap to each neighbouring float), or
- * on its edge when f's last bit is 0: a decimal halfway between two floats
- * reads back as the even one (117760700 as 117760704, not 117760696). The
- * candidate C * 10^k is computed with one rounding (Clinger's argument
- * above), which cannot carry it across an edge, as every edge is a double;
- * only on an edge does fma check that the rounding was exact. The
- * difference of two doubles this close is exact (Sterbenz). Nine digits
- * always suffice for a float32; values outside 1e-13..1e21, where 10^k is
- * not exact, go to snprintf("%.9g").
+ * Writing: every number of an answer as Python writes the float64 of the
+ * float32 prediction (str() and json.dumps in SageMaker's container), with
+ * smlib_repr_double (lib/numtext.h): 0.8919496536254883, 2.0, 1e-05.
  */
-
-/* Whether c * 10^k (c < 10^10) reads back as f. */
-static int reads_back(double c, int k, float f)
-{
-	double v, fd = f, off, gap;
-	uint32_t bits;
-	if (k < -22 || k > 22)
-		return 0;
-	v = k < 0 ? c / SMLIB_POW10[-k] : c * SMLIB_POW10[k];
-	off = fabs(v - fd) * 2;
-	gap = v >= fd ? (double)nextafterf(f, INFINITY) - fd : fd - (double)nextafterf(f, -INFINITY);
-	if (off != gap)
-		return off < gap;
-	memcpy(&bits, &f, sizeof bits);
-	return (bits & 1) == 0 && (k < 0 ? fma(v, SMLIB_POW10[-k], -c) : fma(c, SMLIB_POW10[k], -v)) == 0;
-}
-
-/* Lays out digits (n of them, no trailing zeros) with the decimal exponent
- * e of the first, as Python's repr does: positional for 1e-4 <= |v| < 1e16. */
-static size_t layout_digits(char *buf, const char *dig, int n, int e, int neg)
-{
-	char *p = buf;
-	int i;
-	if (neg)
-		*p++ = '-';
-	if (e < -4 || e >= 16) { /* d.ddde+XX */
-		int ae = e < 0 ? -e : e;
-		*p++ = dig[0];
-		if (n > 1) {
-			*p++ = '.';
-			memcpy(p, dig + 1, (size_t)n - 1);
-			p += n - 1;
-		}
-		*p++ = 'e';
-		*p++ = e < 0 ? '-' : '+';
-		p += sprintf(p, "%02d", ae);
-	} else if (e >= 0) { /* ddd.ddd */
-		for (i = 0; i <= e; i++)
-			*p++ = (char)(i < n ? dig[i] : '0');
-		if (n > e + 1) {
-			*p++ = '.';
-			memcpy(p, dig + e + 1, (size_t)(n - e - 1));
-			p += n - e - 1;
-		}
-	} else { /* 0.000ddd */
-		*p++ = '0';
-		*p++ = '.';
-		for (i = 0; i < -e - 1; i++)
-			*p++ = '0';
-		memcpy(p, dig, (size_t)n);
-		p += n;
-	}
-	return (size_t)(p - buf);
-}
-
-/* Writes finite f as the shortest decimal that reads back as f; returns the
- * length (< NUMBER_TEXT). */
-static size_t format_float(char *buf, float f)
-{
-	double a = fabs((double)f), best = -1, c;
-	int e, n, best_e = 0, best_n = 0;
-	char dig[12];
-
-	if (f == 0)
-		return (size_t)sprintf(buf, signbit(f) ? "-0" : "0");
-	e = (int)floor(log10(a));
-	if (e >= -13 && e <= 21) {
-		/* log10 may be one off next to a power of ten: fix e by the digits */
-		c = nearbyint(e > 8 ? a / SMLIB_POW10[e - 8] : a * SMLIB_POW10[8 - e]);
-		e += c >= 1e9 ? 1 : c < 1e8 ? -1 : 0;
-	}
-	if (e >= -13 && e <= 21) {
-		for (n = 9; n >= 1; n--) {
-			int k = e - n + 1, ce = e;
-			c = nearbyint(k < 0 ? a * SMLIB_POW10[-k] : a / SMLIB_POW10[k]);
-			if (c >= SMLIB_POW10[n]) /* rounded up to 10^n: the same, one digit fewer */
-				c /= 10, k++, ce++;
-			if (c < SMLIB_POW10[n - 1] || !reads_back(c, k, (float)a))
-				break;
-			best = c, best_e = ce, best_n = n;
-		}
-	}
-	if (best < 0) {
-		int len = snprintf(buf, NUMBER_TEXT, "%.9g", (double)f);
-		return len > 0 ? (size_t)len : 0;
-	}
-	sprintf(dig, "%.0f", best);
-	while (best_n > 1 && dig[best_n - 1] == '0')
-		best_n--;
-	return layout_digits(buf, dig, best_n, best_e, f < 0);
-}
 
 /* ======================================================================== */
 /* Finding and reading the model file                                        */
 /* ======================================================================== */
 /*
- * SageMaker's XGBoost container loads every file in the model directory.
- * Here: "xgboost-model" if it exists (what the container's training writes),
- * else the only regular file whose name does not start with '.'. Several
- * candidates would be a guess, so that is an error naming them.
+ * SageMaker's XGBoost container loads every file in the model directory
+ * and averages their predictions. Here: "xgboost-model" alone if it exists
+ * (what the container's training writes), else every regular file whose
+ * name does not start with '.', in name order (model_files, with the
+ * plug-in functions at the end).
  */
 
 static int is_file(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int find_model_file(const char *dir, char *path, size_t size, char *err, size_t err_size)
-{
-	DIR *d;
-	struct dirent *e;
-	char names[256] = "";
-	size_t used, len;
-	int found = 0, rc;
-
-	rc = snprintf(path, size, "%s/%s", dir, MODEL_FILE);
-	if (rc < 0 || (size_t)rc >= size) {
-		smlib_format(err, err_size, "%s: expected a model directory path shorter than %zu bytes",
-			     dir, size - sizeof MODEL_FILE - 1);
-		return -1;
-	}
-	if (is_file(path))
-		return 0;
-	d = opendir(dir);
-	if (d == NULL) {
-		smlib_format(err, err_size, "%s: expected a model directory (%s)", dir, strerror(errno));
-		return -1;
-	}
-	while ((e = readdir(d)) != NULL) {
-		char candidate[4096];
-		rc = snprintf(candidate, sizeof candidate, "%s/%s", dir, e->d_name);
-		if (e->d_name[0] == '.' || rc < 0 || (size_t)rc >= sizeof candidate ||
-		    !is_file(candidate))
-			continue;
-		if (found++ == 0 && (size_t)rc < size)
-			memcpy(path, candidate, (size_t)rc + 1);
-		used = strlen(names), len = strlen(e->d_name);
-		if (used + len + 3 < sizeof names) { /* list what fits in the message */
-			if (found > 1)
-				names[used++] = ',', names[used++] = ' ';
-			memcpy(names + used, e->d_name, len + 1);
-		}
-	}
-	closedir(d);
-	if (found == 1)
-		return 0;
-	if (found == 0)
-		smlib_format(err, err_size, "%s: expected an XGBoost model file (%s, or any one file "
-			     "written by save_model), found none", dir, MODEL_FILE);
-	else
-		smlib_format(err, err_size, "%s: expected one XGBoost model file, or one named %s; "
-			     "found %d: %s", dir, MODEL_FILE, found, names);
-	return -1;
 }
 
 /* ======================================================================== */
@@ -1986,240 +1877,1090 @@ static void predict(const struct model *m, const float *x, float *margin, float 
 }
 
 /* ======================================================================== */
-/* The output buffer                                                         */
+/* Ensembles                                                                 */
 /* ======================================================================== */
 /*
- * As in model.c: answers are built in the writer of lib/formats.h.
+ * A directory of several models (k-fold training writes xgboost-model-0,
+ * -1, ...) is served as SageMaker's container serves it: every model
+ * predicts, and the answer is the mean of their predictions in float32, as
+ * np.mean computes it for float32 arrays (summed in file order, then divided
+ * by the count). binary:hinge and multi:softmax answer a class: the members
+ * vote, and the most common class wins, the smallest on a tie (scipy's
+ * stats.mode).
  */
 
-/* A prediction. Not finite (exp overflowed, say) is written as Python
- * writes it in SageMaker's container: nan/inf in CSV, and NaN/Infinity in
- * JSON, which Python's json module reads back. */
-static void w_float(struct smlib_writer *w, float v, int json)
+/* The answer of every member for x into m->out. */
+static void predict_all(struct model *m, const float *x)
 {
-	if (isnan(v))
-		smlib_put(w, json ? "NaN" : "nan", 3);
-	else if (isinf(v) && json)
-		smlib_put(w, v > 0 ? "Infinity" : "-Infinity", v > 0 ? 8 : 9);
-	else if (isinf(v))
-		smlib_put(w, v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4);
-	else
-		w->len += format_float(w->buf + w->len, v);
-}
+	size_t i, k, n = m->n_outputs, count = m->n_members + 1;
+	int vote = m->obj->link == LINK_HINGE || m->obj->link == LINK_ARGMAX;
 
-/* ======================================================================== */
-/* One record                                                                */
-/* ======================================================================== */
-/*
- * lib/invoke.h negotiates each request and lib/instances.h reads its
- * records, in the formats below: a feature is a float32 (XGBoost refuses
- * infinity, and a number past float32's range rounds to it, as numpy's
- * astype(float32) rounds it in SageMaker's container), and may be missing:
- * an empty CSV field, nan, JSON null, a key or libsvm index not given. A
- * dense record may be shorter than num_feature (the rest are missing), as
- * in XGBoost.
- */
-
-static const struct smlib_service SERVICE = {
-	SMLIB_BIT(SMLIB_CSV) | SMLIB_BIT(SMLIB_LIBSVM) | SMLIB_BIT(SMLIB_JSON) |
-		SMLIB_BIT(SMLIB_JSONLINES),
-	SMLIB_CSV, /* the default of SageMaker's XGBoost container */
-	1,         /* an empty body: 204, as the container answers it */
-	{1, "expected a finite number within float32's range (XGBoost refuses infinity)",
-	 "feature"},
-};
-
-/* The record's features into x, as XGBoost stores them (float32), where
- * the record gives them; x is all NaN (missing) between records. */
-static void set_features(const struct model *m, const struct smlib_instance *in)
-{
-	size_t i;
-	if (in->keys == NULL)
-		for (i = 0; i < in->count; i++)
-			m->x[i] = to_float(in->values[i]);
-	else
-		for (i = 0; i < in->count; i++)
-			m->x[in->keys[i]] = to_float(in->values[i]);
-}
-
-/* Puts back NaN where set_features wrote: a record costs what it holds,
- * not num_feature. */
-static void clear_features(const struct model *m, const struct smlib_instance *in)
-{
-	size_t i;
-	if (in->keys == NULL)
-		for (i = 0; i < in->count; i++)
-			m->x[i] = NAN;
-	else
-		for (i = 0; i < in->count; i++)
-			m->x[in->keys[i]] = NAN;
-}
-
-/*
- * A CSV answer as SageMaker's XGBoost container writes it. In batch
- * transform (SAGEMAKER_BATCH set) each record gets a line. In real time the
- * container joins all the records with commas on one line, without a
- * newline, and keeps doing so for clients written against it (AWS's
- * notebooks read the answer with numpy.fromstring(body, sep=",")); a
- * multi-class record is then written as Python writes a list, "[p0, p1, p2]".
- * One difference, on purpose: in batch the container writes that list form
- * too, which is not CSV (a transform job joining output to input would see
- * a broken row); the plug-in writes the probabilities as plain CSV fields.
- */
-static void csv_answer(const struct model *m, struct smlib_job *j)
-{
-	struct smlib_writer *w = &j->w;
-	size_t k, n = m->n_outputs;
-	int line = m->csv_lines;
-
-	if (!line && j->answered > 0)
-		SMLIB_PUT_LIT(w, ",");
-	if (!line && n > 1)
-		SMLIB_PUT_LIT(w, "[");
-	for (k = 0; k < n; k++) {
-		if (k > 0 && line)
-			SMLIB_PUT_LIT(w, ",");
-		else if (k > 0)
-			SMLIB_PUT_LIT(w, ", ");
-		w_float(w, m->out[k], 0);
+	predict(m, x, m->margin, m->out);
+	if (m->n_members == 0)
+		return;
+	for (k = 0; k < n; k++)
+		m->sum[k] = m->out[k];
+	if (vote) { /* m->sum[0] is member 0's class; count the others' against it */
+		float votes[MAX_MEMBERS + 1], best = 0;
+		size_t j, best_n = 0;
+		votes[0] = m->out[0];
+		for (i = 0; i < m->n_members; i++) {
+			predict(m->members[i], x, m->margin, m->out);
+			votes[i + 1] = m->out[0];
+		}
+		for (i = 0; i < count; i++) {
+			size_t c = 0;
+			for (j = 0; j < count; j++)
+				c += votes[j] == votes[i];
+			if (c > best_n || (c == best_n && votes[i] < best))
+				best = votes[i], best_n = c;
+		}
+		m->out[0] = best;
+		return;
 	}
-	if (!line && n > 1)
-		SMLIB_PUT_LIT(w, "]");
-	if (line)
-		SMLIB_PUT_LIT(w, "\n");
+	for (i = 0; i < m->n_members; i++) {
+		predict(m->members[i], x, m->margin, m->out);
+		for (k = 0; k < n; k++)
+			m->sum[k] += m->out[k];
+	}
+	for (k = 0; k < n; k++)
+		m->out[k] = m->sum[k] / (float)count;
 }
 
-/* Predicts one record and appends its answer. */
-static int answer_record(const struct model *m, struct smlib_job *j,
-			 const struct smlib_instance *in)
-{
-	struct smlib_writer *w = &j->w;
-	size_t k;
+/* ======================================================================== */
+/* Reading a request as SageMaker's container reads it                       */
+/* ======================================================================== */
+/*
+ * The container (algorithm_mode/serve.py) reads the whole body first, and
+ * refuses it whole: a body it cannot read gets 415 (not 400), a body with
+ * more features than the model 400 ("Feature shape mismatch"). So every
+ * record is read into m->rows before any is predicted, and a bad one
+ * anywhere answers the request before Accept is even looked at.
+ *
+ *   text/csv   the body stripped of surrounding whitespace; the delimiter
+ *              sniffed from the first line (Python's csv.Sniffer: the first
+ *              of , tab ; space : present, else the most frequent
+ *              character, a letter or digit meaning ','); an empty field
+ *              is missing; every line must have as many fields as the
+ *              first (a blank line between records is a ragged row); a
+ *              field is read as Python's float() reads it (spaces around
+ *              it allowed), and infinity is refused, as XGBoost refuses it.
+ *   libsvm     stripped; lines split on single spaces; tokens without ':'
+ *              (the label) ignored; index:value; when no index is 0, every
+ *              index is shifted down by one (1-based files); a line with no
+ *              pair is a record of missing values, except after the last
+ *              record with one (the container builds a sparse matrix, whose
+ *              rows end at the last entry).
+ *   JSON       application/json and application/jsonlines, in SageMaker's
+ *              common data formats (lib/instances.h): smserve's own
+ *              addition (the container answers 415), with its 400s.
+ */
 
-	set_features(m, in);
-	predict(m, m->x, m->margin, m->out);
-	clear_features(m, in);
-	smlib_record_begin(j);
-	if (j->answer == SMLIB_CSV) {
-		csv_answer(m, j);
+enum body_format { BODY_CSV, BODY_LIBSVM, BODY_JSON, BODY_JSONLINES, BODY_RECORDIO, BODY_NONE };
+
+/* Python's str.isspace for ASCII (what str.strip() and float() skip). */
+static int py_space(int c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+static void py_strip(const char **s, const char **e)
+{
+	while (*s < *e && py_space((unsigned char)**s))
+		(*s)++;
+	while (*e > *s && py_space((unsigned char)(*e)[-1]))
+		(*e)--;
+}
+
+/* Whether [s, e) is valid UTF-8 (the container decodes the body first). */
+static int utf8_valid(const unsigned char *s, const unsigned char *e)
+{
+	while (s < e) {
+		unsigned c = *s++;
+		int more = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2
+			 : c >= 0xf0 && c < 0xf5 ? 3 : -1;
+		if (more < 0 || e - s < more)
+			return 0;
+		if ((c == 0xe0 && *s < 0xa0) || (c == 0xed && *s > 0x9f) ||
+		    (c == 0xf0 && *s < 0x90) || (c == 0xf4 && *s > 0x8f))
+			return 0; /* overlong, surrogate, past U+10FFFF */
+		for (; more > 0; more--)
+			if ((*s++ & 0xc0) != 0x80)
+				return 0;
+	}
+	return 1;
+}
+
+/* A field as Python's float() reads it: spaces around a number, or nan,
+ * inf, infinity in any case with a sign. 0 with *v set, or -1. */
+static int py_float(const char *s, const char *e, double *v)
+{
+	const char *p;
+	size_t n;
+	int neg, rc;
+	py_strip(&s, &e);
+	p = s;
+	rc = smlib_parse_number(&p, e, SMLIB_NUM_CSV, v);
+	if ((rc == SMLIB_NUM_OK || rc == SMLIB_NUM_RANGE) && p == e)
+		return 0; /* SMLIB_NUM_RANGE: infinite, refused by the caller */
+	if (rc == SMLIB_NUM_LONG)
+		return -1; /* past 512 characters: refused (Python reads any length) */
+	neg = s < e && *s == '-';
+	if (s < e && (*s == '-' || *s == '+'))
+		s++;
+	n = (size_t)(e - s);
+	if (smlib_equal_ci(s, n, "nan"))
+		*v = NAN;
+	else if (smlib_equal_ci(s, n, "inf") || smlib_equal_ci(s, n, "infinity"))
+		*v = neg ? -INFINITY : INFINITY;
+	else
+		return -1;
+	return 0;
+}
+
+/* Room for one more row (and its end mark), and for need more entries. */
+static int rows_room(struct rows *r, size_t need)
+{
+	void *p;
+	if (r->n + 2 > r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 1024;
+		if ((p = realloc(r->start, cap * sizeof *r->start)) == NULL)
+			return -1;
+		r->start = p, r->cap = cap;
+	}
+	if (r->n_entries + need > r->entries_cap) {
+		size_t cap = r->entries_cap ? r->entries_cap : 4096;
+		while (cap < r->n_entries + need)
+			cap *= 2;
+		if (cap > UINT32_MAX || (p = realloc(r->col, cap * sizeof *r->col)) == NULL)
+			return -1;
+		r->col = p;
+		if ((p = realloc(r->val, cap * sizeof *r->val)) == NULL)
+			return -1;
+		r->val = p, r->entries_cap = cap;
+	}
+	return 0;
+}
+
+/* Starts the next row. */
+static void rows_begin(struct rows *r)
+{
+	r->start[r->n] = r->n_entries;
+}
+
+static void rows_end(struct rows *r)
+{
+	r->n++;
+	r->start[r->n] = r->n_entries;
+}
+
+static void rows_add(struct rows *r, size_t col, float v)
+{
+	r->col[r->n_entries] = (uint32_t)col;
+	r->val[r->n_entries++] = v;
+}
+
+/* The delimiter csv.Sniffer finds in the first line (its first 512
+ * characters), and the container's fix-up: a letter or digit means ','. */
+static char sniff_delimiter(const char *s, const char *e)
+{
+	static const char preferred[] = ",\t; :";
+	size_t count[128] = {0}, distinct = 0, i;
+	const char *p;
+	int best = -1;
+	if (e - s > 512)
+		e = s + 512;
+	for (p = s; p < e && *p != '\n'; p++)
+		if ((unsigned char)*p < 127 && count[(unsigned char)*p]++ == 0)
+			distinct++;
+	if (distinct > 1)
+		for (i = 0; preferred[i]; i++)
+			if (count[(unsigned char)preferred[i]])
+				return preferred[i];
+	for (i = 0; i < 127; i++)
+		if (count[i] && (best < 0 || count[i] >= count[best]))
+			best = (int)i;
+	if (best < 0 || (best >= '0' && best <= '9') || (best >= 'a' && best <= 'z') ||
+	    (best >= 'A' && best <= 'Z'))
+		return ',';
+	return (char)best;
+}
+
+/* Reads a CSV body into m->rows: 0, or the status (415, 400) with msg set. */
+static int read_csv(struct model *m, const char *s, const char *e, char *msg, size_t size)
+{
+	struct rows *r = &m->rows;
+	size_t width = 0, line = 0;
+	char delim, got[SMLIB_SHOWN + 4];
+
+	if (!utf8_valid((const unsigned char *)s, (const unsigned char *)e)) {
+		smlib_format(msg, size, "text/csv: expected UTF-8");
+		return 415;
+	}
+	py_strip(&s, &e);
+	if (s == e) {
+		smlib_format(msg, size, "text/csv: expected at least one record, got only whitespace");
+		return 415;
+	}
+	delim = sniff_delimiter(s, e);
+	while (s <= e) {
+		const char *eol = memchr(s, '\n', (size_t)(e - s)), *f = s;
+		size_t fields = 0;
+		if (eol == NULL)
+			eol = e;
+		line++;
+		if (rows_room(r, m->n_features + 1))
+			goto memory;
+		rows_begin(r);
+		for (;;) {
+			const char *fe = memchr(f, delim, (size_t)(eol - f));
+			double v;
+			if (fe == NULL)
+				fe = eol;
+			fields++;
+			if (f == fe) {
+				v = NAN; /* an empty field: missing */
+			} else if (py_float(f, fe, &v) || fabs(v) >= SMLIB_FLOAT32_INFINITE) {
+				smlib_format(msg, size, "text/csv: line %zu, field %zu: expected a finite "
+					     "number, got '%s'", line, fields, smlib_shown(got, f, fe));
+				return 415;
+			}
+			if (fields <= m->n_features && !isnan(v))
+				rows_add(r, fields - 1, to_float(v));
+			if (fe == eol)
+				break;
+			f = fe + 1;
+		}
+		rows_end(r);
+		if (line == 1)
+			width = fields;
+		else if (fields != width) {
+			smlib_format(msg, size, "text/csv: line %zu: expected %zu fields, as the first "
+				     "line, got %zu", line, width, fields);
+			return 415;
+		}
+		s = eol + 1;
+	}
+	if (width > m->n_features) {
+		smlib_format(msg, size, "Feature shape mismatch, expected: %zu, got %zu",
+			     m->n_features, width);
+		return 400;
+	}
+	return 0;
+memory:
+	smlib_format(msg, size, "out of memory for the records");
+	return 413;
+}
+
+/* One "index:value" token of a libsvm line into the rows (column as given;
+ * shifted later). 0, or 415 with msg set. */
+static int libsvm_pair(struct model *m, const char *s, const char *colon, const char *e,
+		       size_t line, size_t *max_col, size_t *min_col, char *msg, size_t size)
+{
+	const char *p = s, *q = colon;
+	char got[SMLIB_SHOWN + 4];
+	size_t col = 0;
+	double v;
+	py_strip(&p, &q);
+	if (p < q && *p == '+')
+		p++;
+	if (p == q || memchr(colon + 1, ':', (size_t)(e - colon - 1)) != NULL)
+		goto bad;
+	for (; p < q; p++) {
+		if (!smlib_is_digit(*p) || col > SMLIB_MAX_INDEX)
+			goto bad;
+		col = col * 10 + (size_t)(*p - '0');
+	}
+	if (py_float(colon + 1, e, &v) || fabs(v) >= SMLIB_FLOAT32_INFINITE)
+		goto bad;
+	if (col > *max_col)
+		*max_col = col;
+	if (col < *min_col)
+		*min_col = col;
+	if (!isnan(v))
+		rows_add(&m->rows, col, to_float(v));
+	return 0;
+bad:
+	smlib_format(msg, size, "text/libsvm: line %zu: expected index:value with a feature index "
+		     "and a finite number, got '%s'", line, smlib_shown(got, s, e));
+	return 415;
+}
+
+/* Reads a libsvm body into m->rows: 0, or the status (415, 400). */
+static int read_libsvm(struct model *m, const char *s, const char *e, char *msg, size_t size)
+{
+	struct rows *r = &m->rows;
+	size_t line = 0, max_col = 0, min_col = SIZE_MAX, last = 0, i;
+	int rc;
+
+	if (!utf8_valid((const unsigned char *)s, (const unsigned char *)e)) {
+		smlib_format(msg, size, "text/libsvm: expected UTF-8");
+		return 415;
+	}
+	py_strip(&s, &e);
+	while (s <= e) {
+		const char *eol = memchr(s, '\n', (size_t)(e - s)), *t = s, *te;
+		size_t pairs;
+		if (eol == NULL)
+			eol = e;
+		line++;
+		if (rows_room(r, 0))
+			goto memory;
+		rows_begin(r);
+		for (pairs = 0; t < eol; t = te + 1) {
+			const char *colon;
+			te = memchr(t, ' ', (size_t)(eol - t));
+			if (te == NULL)
+				te = eol;
+			colon = memchr(t, ':', (size_t)(te - t));
+			if (colon == NULL)
+				continue; /* the label, or an empty token between two spaces */
+			if (rows_room(r, 1))
+				goto memory;
+			if ((rc = libsvm_pair(m, t, colon, te, line, &max_col, &min_col, msg, size)))
+				return rc;
+			pairs++;
+		}
+		rows_end(r);
+		if (pairs > 0)
+			last = r->n;
+		s = eol + 1;
+	}
+	if (last == 0) {
+		smlib_format(msg, size, "text/libsvm: expected at least one index:value pair");
+		return 415;
+	}
+	r->n = last; /* rows end at the last one with a pair, as a sparse matrix's do */
+	if (min_col >= 1) {
+		for (i = 0; i < r->n_entries; i++)
+			r->col[i]--;
+		max_col--;
+	}
+	if (max_col >= m->n_features) {
+		smlib_format(msg, size, "Feature shape mismatch, expected: %zu, got %zu",
+			     m->n_features, max_col + 1);
+		return 400;
+	}
+	return 0;
+memory:
+	smlib_format(msg, size, "out of memory for the records");
+	return 413;
+}
+
+/* Reads a JSON or JSON Lines body (lib/instances.h) into m->rows: 0, or 400. */
+static int read_json(struct model *m, enum smlib_format f, const char *s, size_t len, char *msg,
+		     size_t size)
+{
+	struct smlib_reader in;
+	struct smlib_instance x;
+	int rc;
+	size_t i;
+
+	smlib_reader_init(&in, f, s, len, &m->lib.svc->read, &m->lib.scratch);
+	while ((rc = smlib_next(&in, &x)) == 1) {
+		if (rows_room(&m->rows, x.count)) {
+			smlib_format(msg, size, "out of memory for the records");
+			return 413;
+		}
+		rows_begin(&m->rows);
+		for (i = 0; i < x.count; i++)
+			if (!isnan(x.values[i]))
+				rows_add(&m->rows, x.keys ? x.keys[i] : i, to_float(x.values[i]));
+		rows_end(&m->rows);
+	}
+	if (rc == 0 && m->rows.n > 0)
+		return 0;
+	smlib_format(msg, size, "%s", rc == 0 ? "expected at least one record" : in.err);
+	return 400;
+}
+
+/* Content-Type as the container reads it: lower-cased, parameters dropped
+ * but label_size, which must be 1 if given; a missing one means libsvm. */
+static enum body_format body_format(const char *ct, char *msg, size_t size)
+{
+	static const struct { const char *name; enum body_format f; } types[] = {
+		{"text/csv", BODY_CSV}, {"csv", BODY_CSV}, {"text/libsvm", BODY_LIBSVM},
+		{"text/x-libsvm", BODY_LIBSVM}, {"libsvm", BODY_LIBSVM},
+		{"application/x-recordio-protobuf", BODY_RECORDIO},
+		{"recordio-protobuf", BODY_RECORDIO}, {"application/json", BODY_JSON},
+		{"application/jsonlines", BODY_JSONLINES},
+	};
+	const char *s = ct, *e = ct + strcspn(ct, ";"), *p = e;
+	char got[SMLIB_SHOWN + 4];
+	size_t i;
+	smlib_trim(&s, &e);
+	if (s == e)
+		return BODY_LIBSVM;
+	while (*p == ';') {
+		const char *ns = p + 1, *ne, *vs;
+		p = ns + strcspn(ns, ";");
+		ne = ns + strcspn(ns, "=;");
+		vs = ne < p ? ne + 1 : p;
+		smlib_trim(&ns, &ne);
+		if (smlib_equal_ci(ns, (size_t)(ne - ns), "label_size")) {
+			const char *ve = p;
+			smlib_trim(&vs, &ve);
+			if (!smlib_equal(vs, (size_t)(ve - vs), "1")) {
+				smlib_format(msg, size, "Content-Type parameter label_size: expected 1, "
+					     "got '%s'", smlib_shown(got, vs, ve));
+				return BODY_NONE;
+			}
+		}
+	}
+	for (i = 0; i < sizeof types / sizeof types[0]; i++)
+		if (smlib_equal_ci(s, (size_t)(e - s), types[i].name))
+			return types[i].f;
+	smlib_format(msg, size, "Content-Type '%s' is not supported; supported: text/csv, "
+		     "text/libsvm, text/x-libsvm, application/json, application/jsonlines",
+		     smlib_shown(got, s, e));
+	return BODY_NONE;
+}
+
+/* ======================================================================== */
+/* Accept                                                                    */
+/* ======================================================================== */
+
+static const char *const ANSWER_TYPES[N_ANSWERS] = {
+	"application/json", "application/jsonlines", "text/csv", "application/x-recordio-protobuf"};
+
+/* The answer Accept names, as the container reads it: the media type
+ * before any ';', lower-cased; missing or * / * is dflt; anything else, a
+ * list or a wildcard included, must be one of ANSWER_TYPES. N_ANSWERS if not. */
+static enum answer answer_named(const char *accept, enum answer dflt)
+{
+	const char *s = accept, *e = accept + strcspn(accept, ";");
+	int a;
+	smlib_trim(&s, &e);
+	if (s == e || smlib_equal(s, (size_t)(e - s), "*/*"))
+		return dflt;
+	for (a = 0; a < N_ANSWERS; a++)
+		if (smlib_equal_ci(s, (size_t)(e - s), ANSWER_TYPES[a]))
+			return (enum answer)a;
+	return N_ANSWERS;
+}
+
+/* ======================================================================== */
+/* Writing the answer                                                        */
+/* ======================================================================== */
+/*
+ * As SageMaker's container (image 1.2-2 and later) lays it out, every
+ * number as Python prints the float64 of the float32 (lib/numtext.h):
+ *
+ *   text/csv (real time)   one row per record ending in \\n: "0.25\\n", and
+ *                          "p0,p1,p2\\n" for multi:softprob; with
+ *                          SMSERVE_XGBOOST_CSV=one-line the layout of the
+ *                          images before 1.2-2: "0.25,0.75", no newline,
+ *                          a softprob record as "[p0, p1, p2]"
+ *   application/json       {"predictions": [{"score": 0.25}, ...]}, spaced
+ *                          as json.dumps spaces it, no newline
+ *   application/jsonlines  {"score": 0.25} and \\n per record (the container
+ *                          answers 500 here, by accident)
+ *   batch (SAGEMAKER_BATCH) str() of each prediction and \\n, whatever the
+ *                          Accept: "0.25", "[p0, p1, p2]"
+ */
+
+/* A number: Python's str (nan, inf) or, in JSON, json.dumps's (NaN, Infinity). */
+static void w_number(struct smlib_writer *w, double v, int json)
+{
+	if (json && isnan(v))
+		SMLIB_PUT_LIT(w, "NaN");
+	else if (json && isinf(v))
+		smlib_put(w, v > 0 ? "Infinity" : "-Infinity", v > 0 ? 8 : 9);
+	else
+		w->len += smlib_repr_double(v, w->buf + w->len);
+}
+
+/* The record's numbers: one, or as Python writes a list, "[a, b, c]". */
+static void w_prediction(struct smlib_writer *w, const float *out, size_t n, int json)
+{
+	size_t k;
+	if (n == 1) {
+		w_number(w, out[0], json);
+		return;
+	}
+	SMLIB_PUT_LIT(w, "[");
+	for (k = 0; k < n; k++) {
+		if (k > 0)
+			SMLIB_PUT_LIT(w, ", ");
+		w_number(w, out[k], json);
+	}
+	SMLIB_PUT_LIT(w, "]");
+}
+
+/* One record's answer in the plain layouts; i is its index. */
+static void w_record(const struct model *m, struct smlib_writer *w, enum answer a, size_t i)
+{
+	size_t k, n = m->n_outputs;
+	if (m->set.batch) {
+		w_prediction(w, m->out, n, 0);
+		SMLIB_PUT_LIT(w, "\n");
+	} else if (a == ANS_JSON) {
+		if (i > 0)
+			SMLIB_PUT_LIT(w, ", ");
+		SMLIB_PUT_LIT(w, "{\"score\": ");
+		w_prediction(w, m->out, n, 1);
+		SMLIB_PUT_LIT(w, "}");
+	} else if (a == ANS_JSONLINES) {
+		SMLIB_PUT_LIT(w, "{\"score\": ");
+		w_prediction(w, m->out, n, 1);
+		SMLIB_PUT_LIT(w, "}\n");
+	} else if (m->set.csv_one_line) {
+		if (i > 0)
+			SMLIB_PUT_LIT(w, ",");
+		w_prediction(w, m->out, n, 0);
 	} else {
-		SMLIB_PUT_LIT(w, "{\"score\":");
-		if (m->n_outputs > 1)
-			SMLIB_PUT_LIT(w, "[");
-		for (k = 0; k < m->n_outputs; k++) {
+		for (k = 0; k < n; k++) {
 			if (k > 0)
 				SMLIB_PUT_LIT(w, ",");
-			w_float(w, m->out[k], 1);
+			w_number(w, m->out[k], 0);
 		}
-		if (m->n_outputs > 1)
-			SMLIB_PUT_LIT(w, "]");
-		SMLIB_PUT_LIT(w, "}");
+		SMLIB_PUT_LIT(w, "\n");
 	}
-	return smlib_record_end(j);
+}
+
+/* ---- SAGEMAKER_INFERENCE_OUTPUT ------------------------------------------ */
+/*
+ * The keys Autopilot asks for, as the container computes them for each
+ * objective: binary:logistic and multi:softprob have every classification
+ * key; binary:logitraw, binary:hinge and multi:softmax predicted_label,
+ * labels, raw_score and raw_scores; every other objective predicted_score
+ * (the container knows only reg:squarederror, reg:logistic, reg:gamma,
+ * reg:absoluteerror and reg:tweedie here, and answers 500 for the others:
+ * smserve gives them predicted_score too). A key that does not fit the
+ * objective is NaN (nan in CSV). A one-output classifier's probabilities
+ * and raw_scores are [1 - p, p], in float64.
+ */
+
+static const char *const KEY_NAMES[N_KEYS] = {
+	"predicted_label", "labels", "probability", "probabilities", "raw_score", "raw_scores",
+	"predicted_score"};
+
+enum kind { KIND_REGRESSION, KIND_LOGISTIC, KIND_LOGITRAW, KIND_CLASS, KIND_SOFTPROB };
+
+static enum kind model_kind(const struct model *m)
+{
+	if (m->obj->link == LINK_SOFTPROB)
+		return KIND_SOFTPROB;
+	if (m->obj->link == LINK_HINGE || m->obj->link == LINK_ARGMAX)
+		return KIND_CLASS;
+	if (strcmp(m->obj->name, "binary:logistic") == 0)
+		return KIND_LOGISTIC;
+	if (strcmp(m->obj->name, "binary:logitraw") == 0)
+		return KIND_LOGITRAW;
+	return KIND_REGRESSION;
+}
+
+static int key_fits(enum kind kind, enum out_key k)
+{
+	switch (kind) {
+	case KIND_REGRESSION: return k == K_PREDICTED_SCORE;
+	case KIND_LOGISTIC: case KIND_SOFTPROB: return k != K_PREDICTED_SCORE;
+	default:
+		return k == K_PREDICTED_LABEL || k == K_LABELS || k == K_RAW_SCORE || k == K_RAW_SCORES;
+	}
+}
+
+/* The value of key k for the record in m->out. */
+static void w_key(const struct model *m, struct smlib_writer *w, enum out_key k, int json)
+{
+	enum kind kind = model_kind(m);
+	size_t n = m->n_outputs, best = 0, c;
+	double p = m->out[0];
+	char text[32];
+
+	for (c = 1; c < n; c++)
+		if (m->out[c] > m->out[best])
+			best = c;
+	if (!key_fits(kind, k)) {
+		w_number(w, NAN, json);
+		return;
+	}
+	switch (k) {
+	case K_PREDICTED_LABEL:
+		if (kind == KIND_CLASS)
+			w_number(w, p, json);
+		else if (kind == KIND_SOFTPROB)
+			w->len += (size_t)sprintf(w->buf + w->len, "%zu", best);
+		else
+			w->len += (size_t)sprintf(w->buf + w->len, "%d",
+						  kind == KIND_LOGISTIC ? p > 0.5 : p > 0);
+		break;
+	case K_LABELS:
+		SMLIB_PUT_LIT(w, "[");
+		c = (kind == KIND_SOFTPROB || kind == KIND_CLASS) && m->n_groups > 1 ? m->n_groups : 2;
+		for (best = 0; best < c; best++) {
+			int len = snprintf(text, sizeof text, "%s%zu", best ? ", " : "", best);
+			smlib_put(w, text, (size_t)len);
+		}
+		SMLIB_PUT_LIT(w, "]");
+		break;
+	case K_PREDICTED_SCORE:
+		w_number(w, p, json);
+		break;
+	case K_PROBABILITY: case K_RAW_SCORE:
+		w_number(w, kind == KIND_SOFTPROB ? (double)m->out[best] : p, json);
+		break;
+	default: /* K_PROBABILITIES, K_RAW_SCORES */
+		if (kind == KIND_SOFTPROB) {
+			w_prediction(w, m->out, n, json);
+		} else {
+			SMLIB_PUT_LIT(w, "[");
+			w_number(w, 1 - p, json);
+			SMLIB_PUT_LIT(w, ", ");
+			w_number(w, p, json);
+			SMLIB_PUT_LIT(w, "]");
+		}
+		break;
+	}
+}
+
+/* One JSON object of the selected keys: the ones that fit in the
+ * container's fixed order, then the others (NaN) as listed. */
+static void w_keys_object(const struct model *m, struct smlib_writer *w)
+{
+	enum kind kind = model_kind(m);
+	int done[N_KEYS] = {0}, pass, first = 1;
+	size_t i;
+	SMLIB_PUT_LIT(w, "{");
+	for (pass = 0; pass < 2; pass++) {
+		int k;
+		for (k = 0; k < N_KEYS; k++) {
+			for (i = 0; i < m->set.n_keys; i++) {
+				enum out_key key = pass == 0 ? (enum out_key)k : m->set.keys[i];
+				if (pass == 0 && m->set.keys[i] != key)
+					continue;
+				if (done[key] || key_fits(kind, key) != (pass == 0))
+					continue;
+				done[key] = 1;
+				if (!first)
+					SMLIB_PUT_LIT(w, ", ");
+				first = 0;
+				SMLIB_PUT_LIT(w, "\"");
+				smlib_put(w, KEY_NAMES[key], strlen(KEY_NAMES[key]));
+				SMLIB_PUT_LIT(w, "\": ");
+				w_key(m, w, key, 1);
+			}
+			if (pass == 1)
+				break;
+		}
+	}
+	SMLIB_PUT_LIT(w, "}");
+}
+
+/* One record's answer with SAGEMAKER_INFERENCE_OUTPUT set. */
+static void w_selected(const struct model *m, struct smlib_writer *w, enum answer a, size_t i)
+{
+	size_t k;
+	if (a == ANS_JSON) {
+		if (i > 0)
+			SMLIB_PUT_LIT(w, ", ");
+		w_keys_object(m, w);
+		return;
+	}
+	if (a == ANS_JSONLINES) {
+		w_keys_object(m, w);
+		SMLIB_PUT_LIT(w, "\n");
+		return;
+	}
+	if (i > 0)
+		SMLIB_PUT_LIT(w, "\n"); /* rows joined, no newline after the last... */
+	for (k = 0; k < m->set.n_keys; k++) {
+		enum out_key key = m->set.keys[k];
+		int list = key_fits(model_kind(m), key) &&
+			   (key == K_LABELS || key == K_PROBABILITIES || key == K_RAW_SCORES);
+		if (k > 0)
+			SMLIB_PUT_LIT(w, ",");
+		if (list) /* a field with commas, quoted as Python's csv module quotes it */
+			SMLIB_PUT_LIT(w, "\"");
+		w_key(m, w, key, 0);
+		if (list)
+			SMLIB_PUT_LIT(w, "\"");
+	}
 }
 
 /* The largest answer one record can produce, so that the writer checks room
- * once per record. */
+ * once per record: every key, each a list of n_outputs numbers at most. */
 static size_t record_room(const struct model *m)
 {
-	return 64 + m->n_outputs * (NUMBER_TEXT + 2);
+	size_t n = m->n_outputs > m->n_groups ? m->n_outputs : m->n_groups;
+	return 256 + (N_KEYS + 1) * (24 + (n + 2) * (SMLIB_REPR_MAX + 4));
 }
 
-/* The work arrays of a request, allocated at load and reused by every
- * request, so that a request allocates nothing: in the static build,
- * musl's malloc maps and unmaps the answer buffer on every request, and its
- * pages fault in afresh each time. Each worker writes its own copy
- * (copy-on-write after the fork); requests in a worker run one at a time. */
-static int alloc_work(struct model *m)
+/* ======================================================================== */
+/* The settings                                                              */
+/* ======================================================================== */
+
+/* SAGEMAKER_INFERENCE_OUTPUT: spaces dropped, lower-cased, split on commas. */
+static int read_output_keys(struct settings *set, const char *v, char *err, size_t err_size)
 {
-	size_t n = m->n_features, i;
-	if (n > SIZE_MAX / sizeof(float) - m->n_groups - m->n_outputs)
+	char word[32];
+	size_t n = 0;
+	const char *p;
+	for (p = v;; p++) {
+		if (*p == ',' || *p == '\0') {
+			int k;
+			word[n] = '\0';
+			for (k = 0; k < N_KEYS && strcmp(word, KEY_NAMES[k]) != 0; k++)
+				;
+			if (k == N_KEYS || set->n_keys == MAX_OUTPUT_KEYS) {
+				smlib_format(err, err_size, "SAGEMAKER_INFERENCE_OUTPUT: expected at most "
+					     "%d of predicted_label, labels, probability, probabilities, "
+					     "raw_score, raw_scores, predicted_score, got '%.40s'",
+					     MAX_OUTPUT_KEYS, v);
+				return -1;
+			}
+			set->keys[set->n_keys++] = (enum out_key)k;
+			n = 0;
+			if (*p == '\0')
+				return 0;
+		} else if (*p != ' ' && n + 1 < sizeof word) {
+			word[n++] = (char)smlib_lower((unsigned char)*p);
+		}
+	}
+}
+
+static int read_settings(struct settings *set, char *err, size_t err_size)
+{
+	const char *batch = getenv("SAGEMAKER_BATCH"), *csv = getenv("SMSERVE_XGBOOST_CSV");
+	const char *max = getenv("MAX_CONTENT_LENGTH"), *keys = getenv("SAGEMAKER_INFERENCE_OUTPUT");
+	const char *dflt = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
+	char *end;
+
+	memset(set, 0, sizeof *set);
+	set->batch = batch != NULL && (strcmp(batch, "true") == 0 || strcmp(batch, "1") == 0);
+	if (csv != NULL && *csv != '\0' && strcmp(csv, "one-line") != 0 && strcmp(csv, "lines") != 0) {
+		smlib_format(err, err_size, "SMSERVE_XGBOOST_CSV: expected one-line or lines, got "
+			     "'%.40s'", csv);
 		return -1;
-	m->x = malloc((n + m->n_groups + m->n_outputs) * sizeof *m->x);
-	if (m->x == NULL)
+	}
+	set->csv_one_line = csv != NULL && strcmp(csv, "one-line") == 0;
+	set->max_body = 6291456;
+	if (max != NULL && *max != '\0') {
+		errno = 0;
+		set->max_body = strtoul(max, &end, 10);
+		if (errno || *end != '\0' || !smlib_is_digit(*max)) {
+			smlib_format(err, err_size, "MAX_CONTENT_LENGTH: expected a number of bytes, got "
+				     "'%.40s'", max);
+			return -1;
+		}
+	}
+	set->default_answer = answer_named(dflt ? dflt : "", ANS_CSV);
+	if (set->default_answer == N_ANSWERS) {
+		smlib_format(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of "
+			     "text/csv, application/json, application/jsonlines, "
+			     "application/x-recordio-protobuf, got '%.60s'", dflt);
 		return -1;
-	for (i = 0; i < n; i++)
-		m->x[i] = NAN;
-	m->margin = m->x + n;
-	m->out = m->margin + m->n_groups;
-	return smlib_plugin_alloc(&m->lib, n, record_room(m));
+	}
+	if (keys != NULL && strspn(keys, " ") != strlen(keys))
+		return read_output_keys(set, keys, err, err_size);
+	return 0;
 }
 
 /* ======================================================================== */
 /* The plug-in functions                                                     */
 /* ======================================================================== */
 
-const char model_plugin_name[] = "xgboost 1.0";
+/* JSON and JSON Lines requests are read by lib/instances.h: a feature is a
+ * float32 (XGBoost refuses infinity) and may be missing (null). */
+static const struct smlib_service SERVICE = {
+	SMLIB_BIT(SMLIB_JSON) | SMLIB_BIT(SMLIB_JSONLINES),
+	SMLIB_CSV,
+	1,
+	{1, "expected a finite number within float32's range (XGBoost refuses infinity)",
+	 "feature"},
+};
 
-model *model_load(const char *dir, char *err, size_t err_size)
+/* The work arrays of a request, allocated at load and reused by every
+ * request (each worker writes its own copy after the fork; requests in a
+ * worker run one at a time). */
+static int alloc_work(struct model *m)
 {
-	char path[4096];
+	size_t n = m->n_features, i, extra = m->n_groups + 2 * m->n_outputs;
+	if (n > SIZE_MAX / sizeof(float) - extra)
+		return -1;
+	m->x = malloc((n + extra) * sizeof *m->x);
+	if (m->x == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		m->x[i] = NAN;
+	m->margin = m->x + n;
+	m->out = m->margin + m->n_groups;
+	m->sum = m->out + m->n_outputs;
+	return 0;
+}
+
+/* One model file into a new handle; NULL with err set. */
+static struct model *load_one(const char *path, char *err, size_t err_size)
+{
 	struct builder b;
-	struct model *m;
+	struct model *m = calloc(1, sizeof *m);
 	unsigned char *buf = NULL;
 	size_t size;
 	int rc = -1;
-	const char *batch;
 
-	if (err_size > 0)
-		err[0] = '\0';
 	memset(&b, 0, sizeof b);
 	b.best_iteration = -1;
 	b.binary_base_score = 0.5f; /* XGBoost's default, for a file without one */
-	m = calloc(1, sizeof *m);
 	if (m == NULL) {
-		smlib_format(err, err_size, "%s: out of memory", dir);
+		smlib_format(err, err_size, "%s: out of memory", path);
 		return NULL;
 	}
-	if (smlib_plugin_init(&m->lib, &SERVICE, err, err_size) == 0 &&
-	    find_model_file(dir, path, sizeof path, err, err_size) == 0 &&
-	    (buf = (unsigned char *)smlib_slurp(path, MAX_MODEL_BYTES, "", &size, err,
+	if ((buf = (unsigned char *)smlib_slurp(path, MAX_MODEL_BYTES, "", &size, err,
 						err_size)) != NULL &&
 	    read_model(path, buf, size, &b, err, err_size) == 0 &&
 	    finish_model(&b, m, path, err, err_size) == 0)
 		rc = 0;
 	free(buf);
 	builder_free(&b);
-	if (rc != 0) {
-		model_unload(m);
-		return NULL;
-	}
-	/* As the container decides: any value but the empty one means batch. */
-	batch = getenv("SAGEMAKER_BATCH");
-	m->csv_lines = batch != NULL && *batch != '\0';
-	if (alloc_work(m) != 0) {
+	if (rc == 0 && alloc_work(m) != 0) {
 		smlib_format(err, err_size, "%s: out of memory for the work arrays of %zu features",
 			     path, m->n_features);
+		rc = -1;
+	}
+	if (rc != 0) {
 		model_unload(m);
 		return NULL;
 	}
 	return m;
 }
 
-/* Negotiate, then read, predict and answer record by record. */
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Loads the ensemble's other files (names[1..n), sorted) as m's members,
+ * checking that they answer the same question. 0, or -1 with err set. */
+static int load_members(struct model *m, const char *dir, char **names, size_t n, char *err,
+			size_t err_size)
+{
+	size_t i;
+	m->members = calloc(n, sizeof *m->members);
+	if (m->members == NULL) {
+		smlib_format(err, err_size, "%s: out of memory", dir);
+		return -1;
+	}
+	for (i = 1; i < n; i++) {
+		char path[4096];
+		struct model *o;
+		smlib_format(path, sizeof path, "%s/%s", dir, names[i]);
+		if ((o = load_one(path, err, err_size)) == NULL)
+			return -1;
+		m->members[m->n_members++] = o;
+		if (o->obj != m->obj || o->n_features != m->n_features || o->n_groups != m->n_groups) {
+			smlib_format(err, err_size, "%s: expected a model like %s/%s to average with it "
+				     "(objective %s, %zu features, %zu outputs), got %s, %zu features, "
+				     "%zu outputs", path, dir, names[0], m->obj->name, m->n_features,
+				     m->n_groups, o->obj->name, o->n_features, o->n_groups);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The model files of dir, sorted by name: "xgboost-model" alone if there,
+ * else every regular file not starting with '.' (an ensemble when several,
+ * as SageMaker's container loads them; SAGEMAKER_INFERENCE_ENSEMBLE=false
+ * takes the first only). Returns how many (at most MAX_MEMBERS), 0 with err
+ * set. The names are malloc'd. */
+static size_t model_files(const char *dir, char **names, char *err, size_t err_size)
+{
+	const char *ensemble = getenv("SAGEMAKER_INFERENCE_ENSEMBLE");
+	char path[4096];
+	DIR *d;
+	struct dirent *e;
+	size_t n = 0, i;
+
+	smlib_format(path, sizeof path, "%s/%s", dir, MODEL_FILE);
+	if (is_file(path)) {
+		names[0] = strdup(MODEL_FILE);
+		return names[0] != NULL;
+	}
+	if ((d = opendir(dir)) == NULL) {
+		smlib_format(err, err_size, "%s: expected a model directory (%s)", dir, strerror(errno));
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		int rc = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (e->d_name[0] == '.' || rc < 0 || (size_t)rc >= sizeof path || !is_file(path))
+			continue;
+		if (n == MAX_MEMBERS) {
+			smlib_format(err, err_size, "%s: expected at most %d model files, found more",
+				     dir, MAX_MEMBERS);
+			n = 0;
+			break;
+		}
+		if ((names[n] = strdup(e->d_name)) == NULL)
+			break;
+		n++;
+	}
+	closedir(d);
+	if (n == 0 && err[0] == '\0')
+		smlib_format(err, err_size, "%s: expected an XGBoost model file (%s, or files written "
+			     "by save_model), found none", dir, MODEL_FILE);
+	if (n == 0)
+		return 0;
+	qsort(names, n, sizeof *names, by_name);
+	if (ensemble != NULL && (strcmp(ensemble, "false") == 0 || strcmp(ensemble, "0") == 0)) {
+		for (i = 1; i < n; i++)
+			free(names[i]);
+		n = 1;
+	}
+	return n;
+}
+
+const char model_plugin_name[] = "xgboost 2.0";
+
+model *model_load(const char *dir, char *err, size_t err_size)
+{
+	char *names[MAX_MEMBERS], path[4096];
+	struct model *m = NULL;
+	struct settings set;
+	size_t n, i;
+
+	if (err_size > 0)
+		err[0] = '\0';
+	if (read_settings(&set, err, err_size) != 0 || (n = model_files(dir, names, err, err_size)) == 0)
+		return NULL;
+	smlib_format(path, sizeof path, "%s/%s", dir, names[0]);
+	if ((m = load_one(path, err, err_size)) != NULL) {
+		m->set = set;
+		m->lib.svc = &SERVICE;
+		if (n > 1 && load_members(m, dir, names, n, err, err_size) != 0) {
+			model_unload(m);
+			m = NULL;
+		} else if (smlib_plugin_alloc(&m->lib, m->n_features, record_room(m)) != 0) {
+			smlib_format(err, err_size, "%s: out of memory for the work arrays", path);
+			model_unload(m);
+			m = NULL;
+		}
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	return m;
+}
+
+/* Reads the body into m->rows: 0, or the status with msg set. */
+static int read_body(struct model *m, const model_request *req, char *msg, size_t size)
+{
+	const char *body = (const char *)req->body, *end = body + req->body_len;
+	enum body_format bf = body_format(req->content_type, msg, size);
+
+	m->rows.n = m->rows.n_entries = 0;
+	if (bf == BODY_NONE)
+		return 415;
+	if (bf == BODY_RECORDIO) {
+		smlib_format(msg, size, "application/x-recordio-protobuf is not read by smserve yet; "
+			     "send text/csv or text/libsvm");
+		return 415;
+	}
+	if (rows_room(&m->rows, 0)) {
+		smlib_format(msg, size, "out of memory for the records");
+		return 413;
+	}
+	if (bf == BODY_CSV)
+		return read_csv(m, body, end, msg, size);
+	if (bf == BODY_LIBSVM)
+		return read_libsvm(m, body, end, msg, size);
+	return read_json(m, bf == BODY_JSON ? SMLIB_JSON : SMLIB_JSONLINES, body, req->body_len, msg,
+			 size);
+}
+
+/* The answer's format from Accept: N_ANSWERS (406) for one not served. */
+static enum answer choose_answer(const struct model *m, const char *accept)
+{
+	enum answer a = answer_named(accept, m->set.default_answer);
+	/* recordio-protobuf: only batch's str() lines (as the container writes them) */
+	if (a == ANS_RECORDIO && (!m->set.batch || m->set.n_keys > 0))
+		return N_ANSWERS;
+	return a;
+}
+
+/* Predicts every row and writes the answer in format a. */
+static void answer_rows(struct model *m, enum answer a, model_response *out)
+{
+	struct smlib_writer w;
+	size_t r, e, room = m->lib.record_room;
+	int json_doc = a == ANS_JSON && (m->set.n_keys > 0 || !m->set.batch);
+
+	w.out = out, w.buf = m->lib.buf, w.len = 0, w.cap = m->lib.buf_cap, w.refused = 0;
+	model_response_type(out, a == ANS_CSV ? "text/csv; charset=utf-8" : ANSWER_TYPES[a]);
+	if (json_doc)
+		SMLIB_PUT_LIT(&w, "{\"predictions\": [");
+	for (r = 0; r < m->rows.n && !w.refused; r++) {
+		size_t s = m->rows.start[r], end = m->rows.start[r + 1];
+		for (e = s; e < end; e++) { /* a libsvm index given twice: summed, as scipy sums it */
+			float *x = &m->x[m->rows.col[e]];
+			*x = isnan(*x) ? m->rows.val[e] : *x + m->rows.val[e];
+		}
+		predict_all(m, m->x);
+		for (e = s; e < end; e++)
+			m->x[m->rows.col[e]] = NAN;
+		smlib_room(&w, room);
+		if (m->set.n_keys > 0)
+			w_selected(m, &w, a, r);
+		else
+			w_record(m, &w, a, r);
+	}
+	smlib_room(&w, 4);
+	if (json_doc)
+		SMLIB_PUT_LIT(&w, "]}");
+	else if (m->set.n_keys > 0 && a == ANS_CSV && m->set.batch)
+		SMLIB_PUT_LIT(&w, "\n");
+	smlib_flush(&w);
+}
+
+/*
+ * A request in the container's order: a body over MAX_CONTENT_LENGTH 413;
+ * an empty one 204; Content-Type 415; the body read whole (415, or 400 for
+ * more features than the model); only then Accept (406); then the answer.
+ */
 void model_invoke(model *m, const model_request *req, model_response *out)
 {
-	struct smlib_job j;
-	struct smlib_instance in;
+	char msg[512];
+	enum answer a;
 	int rc;
 
-	if (!smlib_job_start(&j, &m->lib, req, out))
+	if (req->body_len > m->set.max_body) {
+		smlib_format(msg, sizeof msg, "expected a body of at most %lu bytes "
+			     "(MAX_CONTENT_LENGTH), got %zu", m->set.max_body, req->body_len);
+		model_response_error(out, 413, msg);
 		return;
-	while ((rc = smlib_next(&j.in, &in)) == 1)
-		if ((rc = answer_record(m, &j, &in)) != 0)
-			break;
-	smlib_job_finish(&j, rc);
+	}
+	if (req->body_len == 0) {
+		model_response_status(out, 204);
+		return;
+	}
+	if ((rc = read_body(m, req, msg, sizeof msg)) != 0) {
+		model_response_error(out, rc, msg);
+		return;
+	}
+	if ((a = choose_answer(m, req->accept)) == N_ANSWERS) {
+		smlib_format(msg, sizeof msg, "cannot produce Accept '%.60s'; supported: text/csv, "
+			     "application/json, application/jsonlines%s", req->accept,
+			     m->set.batch && m->set.n_keys == 0 ? ", application/x-recordio-protobuf" : "");
+		model_response_error(out, 406, msg);
+		return;
+	}
+	answer_rows(m, a, out);
 }
 
 void model_unload(model *m)
 {
+	size_t i;
 	if (m == NULL)
 		return;
+	for (i = 0; i < m->n_members; i++)
+		model_unload(m->members[i]);
+	free(m->members);
 	free(m->nodes);
 	free(m->root);
 	free(m->group);
 	free(m->base);
 	free(m->x);
+	free(m->rows.start);
+	free(m->rows.col);
+	free(m->rows.val);
 	smlib_plugin_free(&m->lib);
 	free(m);
 }
