@@ -101,7 +101,8 @@ static void predict_some(model *m)
 	static const struct {
 		const char *type, *body;
 	} asks[] = {
-		{"text/csv", "1\n,\n-1e30,0.5,2,,3,7,1e30,-0,0.25,4,5,6,7,8,9,10,11,12,13,14,15,16\n"},
+		{"text/csv", "1,,3,7,1e30\n,,,,\n-1e30,0.5,2,-0,0.25\n"},
+		{"text/csv", "-1e30,0.5,2,,3,7,1e30,-0,0.25,4,5,6,7,8,9,10,11,12,13,14,15,16\n"},
 		{"text/libsvm", "0 0:1 1:-2.5 2:1e-7 5:3 7:1e38 29:-1\n1\n"},
 		{"application/json", "{\"instances\": [[1, null, 2], {\"features\": {\"keys\": [0, 2],"
 				     " \"values\": [-1, 1]}}]}"},

@@ -2735,7 +2735,7 @@ static int load_members(struct model *m, const char *dir, char **names, size_t n
 			size_t err_size)
 {
 	size_t i;
-	m->members = calloc(n, sizeof *m->members);
+	m->members = calloc(n, sizeof(struct model *));
 	if (m->members == NULL) {
 		smlib_format(err, err_size, "%s: out of memory", dir);
 		return -1;
