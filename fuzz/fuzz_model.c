@@ -70,9 +70,33 @@ static size_t newlines(const void *bytes, size_t len)
 
 /* Records in a CSV body as the plug-ins count them: lines, the last one
  * with or without its newline. */
+/* The XGBoost plug-in reads CSV as AWS's container does: the body stripped
+ * of surrounding whitespace (Python's, ASCII part) first. */
+static int xgboost_build(void)
+{
+	return strncmp(model_plugin_name, "xgboost", 7) == 0;
+}
+
+static int python_space(int c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
 static size_t csv_records(const unsigned char *body, size_t len)
 {
+	if (xgboost_build()) {
+		while (len > 0 && python_space(body[0]))
+			body++, len--;
+		while (len > 0 && python_space(body[len - 1]))
+			len--;
+	}
 	return newlines(body, len) + (len > 0 && body[len - 1] != '\n');
+}
+
+/* A CSV answer, whatever its parameters ("text/csv; charset=utf-8"). */
+static int is_csv(const char *type)
+{
+	return strncmp(type, "text/csv", 8) == 0 && (type[8] == '\0' || type[8] == ';');
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -101,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    out.status != 415)
 		fail("a status a request cannot cause", out.status);
 	if (out.status == 200 && (ct == CONTENT_TYPES[1] || ct == CONTENT_TYPES[2]) &&
-	    strcmp(out.type, "text/csv") == 0 &&
+	    is_csv(out.type) &&
 	    newlines(out.body, out.len) != csv_records(req.body, req.body_len))
 		fail("CSV records in and lines out differ", (long)newlines(out.body, out.len));
 	free(out.body);
