@@ -147,7 +147,7 @@ static SMLIB_UNUSED int smlib_npy_string(struct smlib_npy_scan *s, const unsigne
 	unsigned char quote;
 	const unsigned char *start;
 	smlib_npy_ws(s);
-	start = s->p;
+	start = *a = *b = s->p;
 	if (s->p == s->end || (*s->p != '\'' && *s->p != '"'))
 		return smlib_npy_fail(s, s->p, "expected a quoted string in the header");
 	quote = *s->p++;
@@ -235,7 +235,7 @@ static SMLIB_UNUSED int smlib_npy_dim(struct smlib_npy_scan *s, size_t *d)
 static SMLIB_UNUSED int smlib_npy_shape(struct smlib_npy_scan *s, struct smlib_npy *a)
 {
 	const unsigned char *open;
-	size_t rank = 0, d;
+	size_t rank = 0, d = 0;
 	int comma = 0;
 	smlib_npy_ws(s);
 	open = s->p;
@@ -350,6 +350,10 @@ static SMLIB_UNUSED int smlib_npy_read(struct smlib_npy *a, const void *body, si
 		return -1;
 	a->rows = a->rank == 1 ? 1 : a->shape[0];
 	a->cols = a->rank == 1 ? a->shape[0] : a->shape[1];
+	/* Rows of no values would be records without features, as many as the
+	 * header says, at no cost to the sender: refused. */
+	if (a->rank == 2 && a->cols == 0 && a->rows > 0)
+		return smlib_npy_fail(&s, b + prefix, "shape (%zu, 0) has rows without values", a->rows);
 	a->data_offset = prefix + header_len;
 	a->data = b + a->data_offset;
 	if (a->cols != 0 && a->rows > SIZE_MAX / a->cols / a->item_size)
@@ -457,7 +461,7 @@ static SMLIB_UNUSED size_t smlib_npy_write(unsigned char *out, size_t cap, enum 
 	}
 	if (count > (SIZE_MAX - head_len) / item)
 		return 0;
-	if (head_len + count * item > cap)
+	if (out == NULL || head_len + count * item > cap)
 		return head_len + count * item;
 	memcpy(out, head, head_len);
 	out += head_len;

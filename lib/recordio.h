@@ -171,6 +171,7 @@ static SMLIB_UNUSED int smlib_pb_varint_at(const unsigned char **pp, const unsig
 	const unsigned char *p = *pp;
 	uint64_t value = 0;
 	unsigned shift;
+	*v = 0;
 	for (shift = 0; shift < 7 * SMLIB_RIO_VARINT_MAX; shift += 7) {
 		if (p == end)
 			return -1;
@@ -200,7 +201,9 @@ static SMLIB_UNUSED int smlib_pb_varint(struct smlib_pb *pb, uint64_t *v)
 static SMLIB_UNUSED int smlib_pb_tag(struct smlib_pb *pb, uint32_t *field, int *wire)
 {
 	const unsigned char *start = pb->p;
-	uint64_t tag;
+	uint64_t tag = 0;
+	*field = 0;
+	*wire = 0;
 	if (smlib_pb_varint(pb, &tag) != 0)
 		return -1;
 	*wire = (int)(tag & 7);
@@ -221,7 +224,8 @@ static SMLIB_UNUSED int smlib_pb_bytes(struct smlib_pb *pb, const unsigned char 
 				       const unsigned char **stop)
 {
 	const unsigned char *at = pb->p;
-	uint64_t n;
+	uint64_t n = 0;
+	*start = *stop = pb->p;
 	if (smlib_pb_varint(pb, &n) != 0)
 		return -1;
 	if (n > (uint64_t)(pb->end - pb->p))
@@ -284,7 +288,7 @@ static SMLIB_UNUSED int smlib_rio_count_varints(struct smlib_pb *pb, const unsig
 		const unsigned char *at = p;
 		if (smlib_pb_varint_at(&p, end, &v) != 0)
 			return smlib_pb_fail(pb, at, "malformed varint");
-		if (int32s && v > 0x7fffffffU && v < 0xffffffff80000000U)
+		if (int32s && v > UINT64_C(0x7fffffff) && v < UINT64_C(0xffffffff80000000))
 			return smlib_pb_fail(pb, at, "int32 value out of range");
 		n++;
 	}
@@ -319,7 +323,7 @@ static SMLIB_UNUSED int smlib_rio_tensor_check(struct smlib_pb *pb, struct smlib
 {
 	size_t n_keys = 0;
 	const unsigned char *p;
-	uint64_t k;
+	uint64_t k = 0;
 	if (t->type == SMLIB_RIO_INT32) {
 		if (smlib_rio_count_varints(pb, t->values, t->values_end, 1, &t->n_values) != 0)
 			return -1;
@@ -540,6 +544,7 @@ static SMLIB_UNUSED int smlib_rio_next(struct smlib_rio_reader *r, struct smlib_
 	size_t left = r->len - r->at, length, pad;
 	uint32_t magic, word;
 	struct smlib_pb pb = {head, head, r->body, r->index + 1, err, err_size};
+	memset(rec, 0, sizeof *rec);
 	if (left == 0)
 		return 0;
 	if (left < SMLIB_RIO_HEAD)
@@ -557,7 +562,6 @@ static SMLIB_UNUSED int smlib_rio_next(struct smlib_rio_reader *r, struct smlib_
 	if (length > left - SMLIB_RIO_HEAD)
 		return smlib_pb_fail(&pb, head + 4, "truncated record: length %zu, %zu bytes follow", length,
 				     left - SMLIB_RIO_HEAD);
-	memset(rec, 0, sizeof *rec);
 	rec->index = r->index + 1;
 	rec->offset = r->at;
 	rec->payload = head + SMLIB_RIO_HEAD;
@@ -680,7 +684,7 @@ static SMLIB_UNUSED uint64_t smlib_rio_u64(const unsigned char *p)
  * int32 values are converted to double exactly; float32 too. */
 static SMLIB_UNUSED int smlib_rio_iter_next(struct smlib_rio_iter *it, uint64_t *key, double *value)
 {
-	uint64_t bits;
+	uint64_t bits = 0;
 	if (it->v == NULL || it->v >= it->v_end)
 		return 0;
 	if (it->type == SMLIB_RIO_FLOAT32) {
@@ -713,7 +717,7 @@ static SMLIB_UNUSED int smlib_rio_iter_next(struct smlib_rio_iter *it, uint64_t 
 
 /* One named float32 tensor to write, as a features or label map entry. */
 struct smlib_rio_out {
-	const char *name;           /* the map key, NUL-terminated */
+	const char *name;           /* the map key, NUL-terminated (NULL: "") */
 	const float *values;        /* n_values values */
 	size_t n_values;
 	const uint64_t *keys;       /* NULL: dense; else n_values keys (sparse) */
@@ -765,10 +769,15 @@ static SMLIB_UNUSED size_t smlib_rio_tensor_size(const struct smlib_rio_out *o)
 	return size;
 }
 
+static SMLIB_UNUSED size_t smlib_rio_name_len(const struct smlib_rio_out *o)
+{
+	return o->name ? strlen(o->name) : 0;
+}
+
 static SMLIB_UNUSED size_t smlib_rio_entry_size(const struct smlib_rio_out *o)
 {
 	size_t value = smlib_pb_field_size(smlib_rio_tensor_size(o));
-	return smlib_pb_field_size(strlen(o->name)) + smlib_pb_field_size(value);
+	return smlib_pb_field_size(smlib_rio_name_len(o)) + smlib_pb_field_size(value);
 }
 
 /* The size of the Record message holding these entries (not framed). */
@@ -812,10 +821,11 @@ static SMLIB_UNUSED unsigned char *smlib_pb_put_varints(unsigned char *p, unsign
 static SMLIB_UNUSED unsigned char *smlib_rio_put_entry(unsigned char *p, unsigned field,
 						      const struct smlib_rio_out *o)
 {
-	size_t i, key_len = strlen(o->name), tensor = smlib_rio_tensor_size(o);
+	size_t i, key_len = smlib_rio_name_len(o), tensor = smlib_rio_tensor_size(o);
 	p = smlib_pb_put_head(p, field, smlib_rio_entry_size(o));
 	p = smlib_pb_put_head(p, 1, key_len);
-	memcpy(p, o->name, key_len);
+	if (key_len > 0)
+		memcpy(p, o->name, key_len);
 	p += key_len;
 	p = smlib_pb_put_head(p, 2, smlib_pb_field_size(tensor));
 	p = smlib_pb_put_head(p, 2, tensor);           /* Value.float32_tensor */
@@ -882,7 +892,7 @@ static SMLIB_UNUSED size_t smlib_rio_write(unsigned char *out, size_t cap,
 	size_t size = smlib_rio_frame_size(payload);
 	if (payload > SMLIB_RIO_MAX_LENGTH)
 		return 0;
-	if (size <= cap) {
+	if (out != NULL && size <= cap) {
 		unsigned char *p = smlib_rio_put_frame_head(out, payload);
 		p = smlib_rio_put_record(p, features, n_features, labels, n_labels);
 		(void)smlib_rio_put_padding(p, payload);

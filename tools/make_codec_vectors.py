@@ -276,6 +276,8 @@ def npy_vectors():
           % (10 + len(good)))
     data = npy_header(good, body=body + b"\0")
     error("bad_trailing.npy", data, "npy: 1 bytes after the data at byte %d" % (10 + len(good) + 16))
+    error("bad_zero_width.npy", npy_header(good.replace("(1, 2)", "(1000000000000, 0)")),
+          "npy: shape (1000000000000, 0) has rows without values at byte 10")
     huge = good.replace("(1, 2)", "(4294967296, 4294967296)")
     error("bad_too_large.npy", npy_header(huge, body=body),
           "npy: shape (4294967296, 4294967296) too large at byte 10")
