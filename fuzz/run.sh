@@ -7,9 +7,11 @@
 #   fuzz_model, fuzz_xgboost               the request readers of model.c and
 #                                          the XGBoost plug-in (fuzz_model.c)
 #   fuzz_xgboost_load                      the XGBoost model file readers
+#   fuzz_recordio, fuzz_npy                lib/recordio.h and lib/npy.h: read,
+#                                          write again, read back
 #
 # Seeds come from fuzz/corpus/ (HTTP requests, chunked bodies, request
-# bodies) and tests/xgboost/ (models); the HTTP targets read a few control
+# bodies, recordio-protobuf and NPY bodies) and tests/xgboost/ (models); the HTTP targets read a few control
 # bytes first (see the comment at the top of each .c file), so the seeds are
 # copied into build/fuzz/corpus-<target> with a control prefix put in front,
 # and the source tree stays clean. The corpus directories are kept between
@@ -29,7 +31,7 @@ SECONDS_PER_TARGET=${1:-60}
 OUT=build/fuzz
 CFLAGS="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror -g -O1 -fno-omit-frame-pointer
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Dmain=smserve_main"
-TARGETS=(fuzz_parser fuzz_chunked fuzz_conn fuzz_model fuzz_xgboost fuzz_xgboost_load)
+TARGETS=(fuzz_parser fuzz_chunked fuzz_conn fuzz_model fuzz_xgboost fuzz_xgboost_load fuzz_recordio fuzz_npy)
 failed=0
 declare -A verdict             # target -> what failed, empty when nothing
 
@@ -45,6 +47,8 @@ seed_files() {
 	case $1 in
 	fuzz_chunked) echo fuzz/corpus/chunked/* ;;
 	fuzz_model | fuzz_xgboost) echo fuzz/corpus/model/* ;;     # control byte included
+	fuzz_recordio) echo fuzz/corpus/recordio/* ;;              # flags byte included
+	fuzz_npy) echo fuzz/corpus/npy/* ;;
 	fuzz_xgboost_load) find tests/xgboost -name '*.json' -size -16k -o -name '*.ubj' -size -16k \
 		-o -name '*.bin' -size -16k | sort ;;
 	*) echo fuzz/corpus/requests/* ;;
@@ -71,6 +75,7 @@ dict() {
 	case $1 in
 	fuzz_model | fuzz_xgboost) echo fuzz/body.dict ;;
 	fuzz_xgboost_load) echo fuzz/xgboost.dict ;;
+	fuzz_recordio | fuzz_npy) ;;            # binary formats: libFuzzer's compare tracing finds the words
 	*) echo fuzz/http.dict ;;
 	esac
 }
@@ -149,9 +154,10 @@ for t in "${TARGETS[@]}"; do
 		verdict[$t]="FAILED (a regression input)"
 	fi
 	echo "fuzzing $t for ${SECONDS_PER_TARGET}s (log: $OUT/$t.log)"
+	dict_file=$(dict "$t")
 	# shellcheck disable=SC2046
 	env $(target_env "$t") "$OUT/$t" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -max_len="$(max_len "$t")" \
-		-timeout=10 -rss_limit_mb=2048 -dict="$(dict "$t")" \
+		-timeout=10 -rss_limit_mb=2048 ${dict_file:+-dict="$dict_file"} \
 		-artifact_prefix="$OUT/artifacts-$t/" "$OUT/corpus-$t" >"$OUT/$t.log" 2>&1
 	status=$?
 	if [[ $status -ne 0 ]]; then
