@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # test-binary: none
+# test-group: check
 # tests/codecs.sh - builds tests/codecs_test.c (lib/recordio.h and
 # lib/npy.h against the vectors in tests/codecs/, made by
 # tools/make_codec_vectors.py) with AddressSanitizer and UBSan, and runs it.
