@@ -204,6 +204,7 @@ run_script() {
 	[[ $b != none ]] && env+=("SMSERVE=./build/smserve-$b")
 	rm -rf "$WORK/tmp"
 	mkdir -p "$WORK/tmp"
+	: >"$log"                         # (before the poll below looks at it)
 	(cd "$TREE" && exec setsid env "${env[@]}" TEST_TMP="$WORK/tmp" bash "tests/$t.sh") >"$log" 2>&1 &
 	pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
