@@ -441,6 +441,7 @@ def ask(attrs):
 print(ask(b"big 3000000"))
 r = ask(b"big 1048576")
 print(r[:16], len(r) - 16)
+print(ask(b"big 1048577"))
 print(ask(b"status 99"))
 print(ask(b"tagged big 3000000"))
 print(ask(b"tagged status 99"))
@@ -453,9 +454,10 @@ PY
 )
 	# The last two set custom attributes first: the error replaces them too
 	# (they once made the reply look malformed, and cost the worker its life).
-	expect "a response over --max-response-mb: 500 with a clear message, on a kept connection; the next answer follows; no custom attributes on a 500" \
+	expect "a response over --max-response-mb (one byte over too): 500 with a clear message, on a kept connection; exactly the limit is sent; no custom attributes on a 500" \
 		"HTTP/1.1 500 Internal Server Error {\"error\": \"the model's response is larger than the limit of 1048576 bytes\"}
 HTTP/1.1 200 OK  1048576
+HTTP/1.1 500 Internal Server Error {\"error\": \"the model's response is larger than the limit of 1048576 bytes\"}
 HTTP/1.1 500 Internal Server Error {\"error\": \"the model returned an invalid HTTP status (99)\"}
 HTTP/1.1 500 Internal Server Error {\"error\": \"the model's response is larger than the limit of 1048576 bytes\"}
 HTTP/1.1 500 Internal Server Error {\"error\": \"the model returned an invalid HTTP status (99)\"}
@@ -559,6 +561,53 @@ PY
 	expect "then the server exits 0" 0 "$rc"
 	((SECONDS - start < 20)) && ok "the drain took $((SECONDS - start)) s (under 20 s)" || not_ok "the drain took under 20 s" "$((SECONDS - start)) s"
 	check_sanitizer_log drain50 "$SERVER_LOG"
+}
+
+# ---- a plug-in cannot put control bytes in a header ----
+# model_response_type and model_response_custom_attributes refuse a value
+# with a control byte (a request can carry a tab to the faulty plug-in, as
+# HTTP allows it in a field value): the answer goes out without that header,
+# and the worker lives on (a refused value must not make its reply malformed).
+test_header_values() {
+	local before out
+	start_server headers --workers 1 --no-access-log || return
+	before=$(workers)
+	out=$(curl -s -D - -o /dev/null -H "$(attr $'type text/plain\tx')" -d hi "$(url /invocations)" | tr -d '\r')
+	expect_match "a Content-Type with a tab from the plug-in: 200" '^HTTP/1.1 200 ' "$out"
+	expect_match "  and the default Content-Type, not the tab" $'\nContent-Type: application/octet-stream\n' "$out"
+	out=$(curl -s -D - -o /dev/null -H "$(attr $'attrs a\tb')" -d hi "$(url /invocations)" | tr -d '\r')
+	expect_match "custom attributes with a tab from the plug-in: 200" '^HTTP/1.1 200 ' "$out"
+	expect "  and no custom attributes header" 0 "$(grep -ci '^x-amzn-sagemaker-custom-attributes' <<<"$out")"
+	expect "the worker lived through both" "$before" "$(workers)"
+	stop_server headers
+}
+
+# ---- SIGTERM closes idle keep-alive connections at once ----
+# An idle client must not hold the drain up to its 25 s limit.
+test_sigterm_idle() {
+	local out rc start
+	start_server termidle --workers 1 --no-access-log || return
+	start=$SECONDS
+	out=$("$PY" - "$PORT" "$SERVER_PID" <<'PY'
+import os, signal, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+first = s.recv(4096).split(b"\r\n")[0].decode()
+time.sleep(0.2)                       # idle, kept open
+t = time.monotonic()
+os.kill(pid, signal.SIGTERM)
+rest = s.recv(4096)                   # the server's end of stream
+print(first, "|", rest == b"", "|", "%.0f" % (time.monotonic() - t))
+PY
+)
+	wait "$SERVER_PID"
+	rc=$?
+	expect "SIGTERM with an idle kept connection: closed at once (end of stream within 1 s)" \
+		"HTTP/1.1 200 OK | True | 0" "$out"
+	expect "  and the server exits 0" 0 "$rc"
+	((SECONDS - start < 10)) && ok "  in under 10 s" || not_ok "  in under 10 s" "$((SECONDS - start)) s"
+	check_sanitizer_log termidle "$SERVER_LOG"
 }
 
 # ---- SIGTERM and a request in the same instant ----
@@ -706,6 +755,8 @@ test_out_of_memory
 test_sigterm_drain
 test_drain_respawn
 test_sigterm_with_request
+test_sigterm_idle
+test_header_values
 test_second_sigterm
 test_loop_killed
 finish

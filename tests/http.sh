@@ -209,6 +209,19 @@ test_connections() {
 		IFS= read -r -t 1 line <&3 && echo -n "${line%$'\r'}"
 	)
 	expect "no 100 Continue to an HTTP/1.0 client" "" "$out"
+	# RFC 9112 9.3: an HTTP/1.0 connection persists only if both sides say so.
+	out=$(
+		exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+		printf 'GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' >&3
+		IFS= read -r -t 2 line <&3 && echo -n "${line%$'\r'} / "
+		while IFS= read -r -t 2 line <&3 && [[ -n ${line%$'\r'} ]]; do
+			[[ ${line%$'\r'} == Connection:* ]] && echo -n "${line%$'\r'} / "
+		done
+		printf 'GET /ping HTTP/1.0\r\n\r\n' >&3
+		IFS= read -r -t 2 line <&3 && echo -n "${line%$'\r'}"
+	)
+	expect "HTTP/1.0 keep-alive: answered with Connection: keep-alive, and the connection kept" \
+		"HTTP/1.1 200 OK / Connection: keep-alive / HTTP/1.1 200 OK" "$out"
 	head -c 2000000 /dev/zero >"$TEST_TMP/2mb"
 	out=$(curl -s -v --data-binary @"$TEST_TMP/2mb" -o /dev/null "$(url /invocations)" 2>&1 | tr -d '\r' | grep -c '^< HTTP/1.1 100 Continue')
 	expect "curl's 2 MB upload gets 100 Continue" 1 "$out"
