@@ -2295,10 +2295,10 @@ static int read_json(struct model *m, enum smlib_format f, const char *s, size_t
  *     one's width is shape[0], or its largest key + 1 when it has no shape;
  *   - every row must have the same width (the rows are stacked into one
  *     matrix): 415 otherwise; a width past the model's features is 400;
- *   - when any record is sparse the matrix is a scipy sparse one: a dense
- *     row's zeros become missing and a key repeated in a row is summed;
- *     when all are sparse, the last of a repeated key counts (XGBoost fills
- *     the row in order), NaN entries dropped first;
+ *   - when records are sparse and dense mixed, scipy converts them to one
+ *     sparse matrix: a dense row's zeros become missing and a key repeated
+ *     in a row is summed; when all are sparse, the last of a repeated key
+ *     counts (XGBoost fills the row in order), NaN entries dropped first;
  *   - NaN is missing; a value float32 rounds to infinity is 415, as XGBoost
  *     refuses it; fewer than 8 bytes after the last record are ignored.
  *
@@ -2351,9 +2351,9 @@ static int rio_width(const struct smlib_rio_record *rec, const void *body, uint6
 	return 0;
 }
 
-/* Appends the record's row to m->rows; sparse_matrix: some record of the
- * body is sparse (see above). Room for t->n_values entries was made. */
-static void rio_row(struct model *m, const struct smlib_rio_tensor *t, int sparse_matrix)
+/* Appends the record's row to m->rows; mixed: the body has sparse and dense
+ * records (see above). Room for t->n_values entries was made. */
+static void rio_row(struct model *m, const struct smlib_rio_tensor *t, int mixed)
 {
 	struct rows *r = &m->rows;
 	size_t first = r->n_entries, e;
@@ -2367,15 +2367,15 @@ static void rio_row(struct model *m, const struct smlib_rio_tensor *t, int spars
 		if (key >= m->n_features)
 			continue; /* a key past shape[0] but inside a 2-D shape: XGBoost skips it */
 		if (t->keys == NULL) {
-			if (!isnan(f) && !(sparse_matrix && f == 0))
+			if (!isnan(f) && !(mixed && f == 0))
 				rows_add(r, (size_t)key, f);
 			continue;
 		}
 		slot = &m->slot[key];
-		if (*slot == 0 && (sparse_matrix || !isnan(f))) {
+		if (*slot == 0 && (mixed || !isnan(f))) {
 			*slot = (uint32_t)(r->n_entries - first + 1);
 			rows_add(r, (size_t)key, f);
-		} else if (*slot != 0 && sparse_matrix) {
+		} else if (*slot != 0 && mixed) {
 			r->val[first + *slot - 1] += f;
 		} else if (*slot != 0 && !isnan(f)) {
 			r->val[first + *slot - 1] = f;
@@ -2394,7 +2394,7 @@ static int read_recordio(struct model *m, const void *body, size_t len, char *ms
 	struct smlib_rio_reader r;
 	struct smlib_rio_record rec;
 	uint64_t width = 0, w = 0;
-	int rc, sparse_matrix = 0;
+	int rc, sparse = 0, dense = 0;
 
 	smlib_rio_reader_init(&r, body, len, SMLIB_RIO_NEED_VALUES);
 	while ((rc = smlib_rio_next(&r, &rec, msg, size)) > 0) {
@@ -2407,7 +2407,8 @@ static int read_recordio(struct model *m, const void *body, size_t len, char *ms
 					"a row of %llu features after rows of %llu (the records are "
 					"stacked into one matrix)", (unsigned long long)w,
 					(unsigned long long)width);
-		sparse_matrix |= rec.values.keys != NULL;
+		sparse |= rec.values.keys != NULL;
+		dense |= rec.values.keys == NULL;
 	}
 	/* The container stops reading where fewer than 8 bytes are left. */
 	if (rc < 0 && (r.index == 0 || len - r.at >= SMLIB_RIO_HEAD))
@@ -2424,7 +2425,7 @@ static int read_recordio(struct model *m, const void *body, size_t len, char *ms
 			return 413;
 		}
 		rows_begin(&m->rows);
-		rio_row(m, &rec.values, sparse_matrix);
+		rio_row(m, &rec.values, sparse && dense);
 		rows_end(&m->rows);
 	}
 	return 0;
