@@ -51,6 +51,8 @@
  *
  *   in   text/csv (also when Content-Type is missing; no label column),
  *        text/libsvm (text/x-libsvm; "label idx:value ...", label optional),
+ *        application/x-recordio-protobuf (lib/recordio.h; a Record's
+ *        'values' tensor, dense or sparse, per record),
  *        application/json and application/jsonlines in SageMaker's common
  *        data formats ({"instances": [...]}, "features", sparse "keys")
  *   out  text/csv (the default, as in SageMaker's container)  one prediction
@@ -58,6 +60,9 @@
  *                 multi:softprob
  *        application/json       {"predictions":[{"score":0.25},...]}
  *        application/jsonlines  {"score":0.25} per line
+ *        application/x-recordio-protobuf  a RecordIO frame per record, its
+ *                 Record's label map holding "score" (or the keys of
+ *                 SAGEMAKER_INFERENCE_OUTPUT) as float32 tensors
  *
  * Numbers go out as the shortest decimal that reads back as the same float32,
  * so a client that parses them gets XGBoost's exact value.
