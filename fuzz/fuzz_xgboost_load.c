@@ -98,14 +98,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void predict_some(model *m)
 {
+	/* One RecordIO frame: a Record whose 'values' is a sparse float32
+	 * tensor, keys 0 and 2 of shape [3]: 8 bytes of head, 31 of Record,
+	 * and the literal's '\0' as the padding to a multiple of 4. */
+	static const char rio[] = "\x0a\x23\xd7\xce" "\x1f\0\0\0"
+		"\x0a\x1d" "\x0a\x06" "values" "\x12\x13" "\x12\x11"
+		"\x0a\x08" "\0\0\x80\x3f" "\0\0\x20\xc0" "\x12\x02\0\x02" "\x1a\x01\x03";
 	static const struct {
 		const char *type, *body;
+		size_t len; /* 0: strlen(body) */
+		const char *accept;
 	} asks[] = {
-		{"text/csv", "1,,3,7,1e30\n,,,,\n-1e30,0.5,2,-0,0.25\n"},
-		{"text/csv", "-1e30,0.5,2,,3,7,1e30,-0,0.25,4,5,6,7,8,9,10,11,12,13,14,15,16\n"},
-		{"text/libsvm", "0 0:1 1:-2.5 2:1e-7 5:3 7:1e38 29:-1\n1\n"},
+		{"text/csv", "1,,3,7,1e30\n,,,,\n-1e30,0.5,2,-0,0.25\n", 0, "text/csv"},
+		{"text/csv", "-1e30,0.5,2,,3,7,1e30,-0,0.25,4,5,6,7,8,9,10,11,12,13,14,15,16\n", 0,
+		 "application/x-recordio-protobuf"},
+		{"text/libsvm", "0 0:1 1:-2.5 2:1e-7 5:3 7:1e38 29:-1\n1\n", 0, "text/csv"},
 		{"application/json", "{\"instances\": [[1, null, 2], {\"features\": {\"keys\": [0, 2],"
-				     " \"values\": [-1, 1]}}]}"},
+				     " \"values\": [-1, 1]}}]}", 0, "text/csv"},
+		{"application/x-recordio-protobuf", rio, sizeof rio, "application/x-recordio-protobuf"},
 	};
 	size_t i;
 	for (i = 0; i < sizeof asks / sizeof asks[0]; i++) {
@@ -113,10 +123,10 @@ static void predict_some(model *m)
 		model_response out = {200, 0};
 		memset(&req, 0, sizeof req);
 		req.content_type = asks[i].type;
-		req.accept = "text/csv";
+		req.accept = asks[i].accept;
 		req.custom_attributes = "";
 		req.body = (const unsigned char *)asks[i].body;
-		req.body_len = strlen(asks[i].body);
+		req.body_len = asks[i].len ? asks[i].len : strlen(asks[i].body);
 		model_invoke(m, &req, &out);
 		if (out.status != 200 && out.status != 400)
 			broken("a prediction on an accepted model failed with neither 200 nor 400");

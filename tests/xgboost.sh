@@ -13,14 +13,18 @@
 # 1. Every model (each objective, gbtree and dart, a random forest, early
 #    stopping, margins past the sigmoid's range) in every format (JSON, UBJSON, legacy binary; and the binary
 #    without "binf" as XGBoost 0.x wrote it, JSON as XGBoost 3.1 writes it,
-#    pickled Boosters), each request format (CSV, libsvm, JSON, JSON Lines, with
-#    missing values) and each answer format: every prediction within 1e-6
+#    pickled Boosters), each request format (CSV, libsvm, JSON, JSON Lines,
+#    recordio-protobuf dense and sparse, with missing values) and each answer
+#    format (recordio-protobuf included): every prediction within 1e-6
 #    relative of XGBoost's, and the count of exact float32 matches.
 # 2. A SageMaker model.tar.gz; a 1 MB CSV batch.
 # 3. Loading: truncated and corrupted files of each format, empty, pickled,
 #    linear, no file, two files: exit status 1 and a message naming the file.
 # 4. Requests: 400 naming the record and field, 406, 415, Accept with
-#    q-values, the default answer type and SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT.
+#    q-values, the default answer type and SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT;
+#    recordio-protobuf read as SageMaker's XGBoost container reads it.
+# 5. The other layouts: batch, one-line CSV, SAGEMAKER_INFERENCE_OUTPUT (its
+#    recordio-protobuf answer against the golden files of tests/xgboost/golden/).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export LC_ALL=C
@@ -33,6 +37,7 @@ T=$TEST_TMP
 unset SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_MAX_PAYLOAD_IN_MB
 # Real time (section 5 checks batch's layout and the older one-line CSV).
 unset SAGEMAKER_BATCH SAGEMAKER_INFERENCE_OUTPUT MAX_CONTENT_LENGTH SMSERVE_XGBOOST_CSV SAGEMAKER_INFERENCE_ENSEMBLE
+unset SMSERVE_XGBOOST_RECORDIO
 TOTAL_VALUES=0
 TOTAL_EXACT=0
 
@@ -40,18 +45,133 @@ TOTAL_EXACT=0
 
 BODY_KEEP=2000   # post, send, expect_error: tests/lib.sh
 
-# compare NAME EXPECTED ACTUAL FORMAT REPEAT: ACTUAL (csv, json or jsonl, as
+# recordio-protobuf, written and read here by hand (SageMaker's Record: field
+# 1 features, 2 label, maps of string to Value; Value 2 Float32Tensor, 3
+# Float64Tensor, 7 Int32Tensor; a tensor 1 values, 2 keys, 3 shape), so that
+# the test needs no protobuf package.
+#   rio.py body OUT SPEC       SPEC: a JSON list of records {"v": values,
+#                              "k": keys, "s": shape, "t": f32|f64|i32, "f":
+#                              the feature's name}; a string is raw bytes (hex)
+#   rio.py csv OUT CSV MODE    the CSV's rows: MODE dense (float64, NaN for an
+#                              empty field) or sparse (float32, shape given)
+#   rio.py frames FILE         prints each frame's label map as JSON per line
+cat >"$T/rio.py" <<'PY'
+import json, struct, sys
+def varint(n):
+    n &= (1 << 64) - 1
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7f | 0x80])
+        n >>= 7
+    return out + bytes([n])
+def field(num, data):
+    return varint(num << 3 | 2) + varint(len(data)) + data
+def tensor(r):
+    t, v = r.get("t", "f32"), r.get("v", [])
+    vals = b"".join(varint(x) for x in v) if t == "i32" else \
+        struct.pack("<%d%s" % (len(v), "f" if t == "f32" else "d"), *v)
+    body = (field(1, vals) if v else b"") + \
+        (field(2, b"".join(varint(k) for k in r["k"])) if r.get("k") else b"") + \
+        (field(3, b"".join(varint(d) for d in r["s"])) if r.get("s") else b"")
+    return field({"f32": 2, "f64": 3, "i32": 7}[t], body)
+def frame(payload):
+    return struct.pack("<II", 0xced7230a, len(payload)) + payload + b"\0" * (-len(payload) % 4)
+def body(spec):
+    out = b""
+    for r in spec:
+        if isinstance(r, str):
+            out += bytes.fromhex(r)
+        else:
+            out += frame(field(1, field(1, r.get("f", "values").encode()) + field(2, tensor(r))))
+    return out
+def from_csv(path, mode):
+    spec = []
+    for line in open(path).read().splitlines():
+        fields = line.split(",")
+        if mode == "dense":
+            spec.append({"t": "f64", "v": [float(f) if f else float("nan") for f in fields]})
+        else:
+            keys = [i for i, f in enumerate(fields) if f] or [0]
+            vals = [float(fields[i]) if fields[i] else float("nan") for i in keys]
+            spec.append({"k": keys, "v": vals, "s": [len(fields)]})
+    return spec
+def fields(b):
+    i, out = 0, []
+    while i < len(b):
+        tag, i = read_varint(b, i)
+        if tag & 7 == 2:
+            n, i = read_varint(b, i)
+            out.append((tag >> 3, b[i:i + n]))
+            i += n
+        elif tag & 7 == 0:
+            v, i = read_varint(b, i)
+            out.append((tag >> 3, v))
+        else:
+            sys.exit("wire type %d" % (tag & 7))
+    return out
+def read_varint(b, i):
+    v = shift = 0
+    while True:
+        v |= (b[i] & 0x7f) << shift
+        shift += 7
+        i += 1
+        if not b[i - 1] & 0x80:
+            return v, i
+def frames(data):
+    i, out = 0, []
+    while i < len(data):
+        magic, n = struct.unpack_from("<II", data, i)
+        if magic != 0xced7230a:
+            sys.exit("bad magic at byte %d" % i)
+        out.append(data[i + 8:i + 8 + n])
+        i += 8 + n + (-n % 4)
+    return out
+def labels(payload):
+    got = {}
+    for f, entry in fields(payload):
+        if f == 2:
+            e = dict(fields(entry))
+            t = dict(fields(dict(fields(e[2]))[2]))
+            v = t.get(1, b"")
+            got[e[1].decode()] = list(struct.unpack("<%df" % (len(v) // 4), v))
+    return got
+if __name__ == "__main__":
+    if sys.argv[1] == "body":
+        open(sys.argv[2], "wb").write(body(json.loads(sys.argv[3])))
+    elif sys.argv[1] == "csv":
+        open(sys.argv[2], "wb").write(body(from_csv(sys.argv[3], sys.argv[4])))
+    else:
+        for p in frames(open(sys.argv[2], "rb").read()):
+            print(json.dumps(labels(p)))
+PY
+rio() { "$PY" "$T/rio.py" "$@"; }
+# post_binary: post, for a binary answer (bash warns of the NUL bytes it drops from $BODY).
+post_binary() { post "$@" 2>/dev/null; }
+for data in cancer diabetes iris; do
+	rio csv "$T/$data.dense.rio" "$FIX/$data.csv" dense
+	rio csv "$T/$data.sparse.rio" "$FIX/$data.csv" sparse
+done
+
+# compare NAME EXPECTED ACTUAL FORMAT REPEAT: ACTUAL (csv, json, jsonl or rio, as
 # answered) holds EXPECTED's rows REPEAT times, every value within 1e-6
 # relative. Prints "<values> <exact>" on success, else the first difference.
 compare() {
-	"$PY" - "$2" "$3" "$4" "$5" <<'EOF'
+	"$PY" - "$2" "$3" "$4" "$5" "$T" <<'EOF'
 import json, math, struct, sys
 exp_path, act_path, fmt, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 expected = [[float(v) for v in line.split(",")] for line in open(exp_path).read().splitlines()] * repeat
-text = open(act_path).read()
+if fmt == "rio":
+    sys.path.insert(0, sys.argv[5])
+    import rio
+    text = ""
+    actual = [rio.labels(p)["score"] for p in rio.frames(open(act_path, "rb").read())]
+else:
+    text = open(act_path).read()
 def score(v):
     return v if isinstance(v, list) else [v]
-if fmt == "csv":
+if fmt == "rio":
+    pass
+elif fmt == "csv":
     if not text.endswith("\n"):
         sys.exit("the answer does not end in a newline")
     actual = [[float(v) for v in line.split(",")] for line in text.splitlines()]
@@ -134,8 +254,8 @@ MODELS=(binary_logistic reg_logistic binary_logitraw reg_squarederror count_pois
 	forest_softprob early_stopping binary_logistic_saturated reg_squaredlogerror reg_pseudohubererror
 	reg_absoluteerror binary_hinge rank_ndcg rank_map survival_cox survival_aft)
 
-# serve_and_check LABEL MODEL-FILE EXPECTED DATA: all four request formats,
-# each answered in a different one of the three answer formats.
+# serve_and_check LABEL MODEL-FILE EXPECTED DATA: all six request formats,
+# answered in each of the four answer formats.
 serve_and_check() {
 	local label=$1 file=$2 exp=$3 data=$4
 	if ! start_server "$label" --model-dir "$(model_dir "$file")" --workers 1 --no-access-log; then
@@ -150,6 +270,10 @@ serve_and_check() {
 	check_answer "$label: application/json -> application/jsonlines" "$exp" jsonl
 	post "$FIX/$data.jsonl" application/jsonlines -
 	check_answer "$label: application/jsonlines -> text/csv (default)" "$exp" csv
+	post_binary "$T/$data.dense.rio" application/x-recordio-protobuf application/x-recordio-protobuf
+	check_answer "$label: recordio-protobuf, dense float64 -> recordio-protobuf" "$exp" rio
+	post "$T/$data.sparse.rio" recordio-protobuf text/csv
+	check_answer "$label: recordio-protobuf, sparse float32 -> text/csv" "$exp" csv
 	stop_server "$label"
 }
 
@@ -402,13 +526,60 @@ expect_error "JSON: malformed" 400 "malformed JSON at line 1, column 22"
 send '[1, null, 3]\n{"features": {"keys": [29], "values": [1.5]}}\n' application/jsonlines application/json
 expect "JSON Lines: null and sparse keys are missing values" 200 "$STATUS"
 send "$row" text/plain
-expect_error "unsupported Content-Type: 415 with the list" 415 "supported: text/csv, text/libsvm, text/x-libsvm, application/json, application/jsonlines"
-send "$row" application/x-recordio-protobuf
-expect_error "recordio-protobuf: 415, not read yet" 415 "not read by smserve yet"
+expect_error "unsupported Content-Type: 415 with the list" 415 "supported: text/csv, text/libsvm, text/x-libsvm, application/x-recordio-protobuf, application/json, application/jsonlines"
 send "$row" text/csv text/html
-expect_error "unsupported Accept: 406 with the list" 406 "supported: text/csv, application/json, application/jsonlines"
-send "$row" text/csv application/x-recordio-protobuf
-expect_error "recordio-protobuf answers in real time: 406" 406 "cannot produce"
+expect_error "unsupported Accept: 406 with the list" 406 "supported: text/csv, application/json, application/jsonlines, application/x-recordio-protobuf"
+printf '%s\n%s' "$row" "$row" >"$T/req"
+post_binary "$T/req" text/csv application/x-recordio-protobuf
+expect "recordio-protobuf answers in real time: a frame per record, label 'score' (the container: 500)" \
+	"200 application/x-recordio-protobuf 2" "$STATUS $CTYPE $(rio frames "$T/body" | grep -c '^{"score": \[0\.')"
+
+# recordio-protobuf, as the container reads it (docs/xgboost.md).
+# rio_send NAME SPEC [ACCEPT]: posts the body rio.py writes for SPEC.
+rio_send() {
+	rio body "$T/req.rio" "$1"
+	post "$T/req.rio" application/x-recordio-protobuf "${2:-text/csv}"
+}
+zeros='[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]'
+send "${zeros:1:59}" text/csv text/csv
+csv_zeros=$BODY
+send "1 0:1" text/libsvm text/csv
+csv_missing=$BODY
+rio_send "[{\"v\": $zeros}]"
+expect "recordio: a dense row's zeros are values" "200 $csv_zeros" "$STATUS $BODY"
+rio_send "[{\"v\": $zeros, \"t\": \"i32\"}, {\"v\": [1], \"k\": [0], \"s\": [30]}]"
+expect "recordio: dense and sparse rows mixed: the dense row's zeros are missing, as scipy makes them" \
+	"200 $csv_missing" "$STATUS $(head -n 1 <<<"$BODY")"
+rio_send '[{"v": [5, 1], "k": [0, 0], "s": [30]}]'
+expect "recordio: a key repeated in a sparse row: the last counts (XGBoost fills the row in order)" \
+	"200 $csv_missing" "$STATUS $BODY"
+rio_send '[{"v": [1, 2], "k": [0, 3]}, {"v": [1], "k": [3]}]'
+expect "recordio: sparse rows without a shape are as wide as their largest key + 1" 200 "$STATUS"
+rio_send '[{"v": [1, 2], "k": [0, 3]}, {"v": [1], "k": [2]}]'
+expect_error "recordio: rows of different widths are 415 naming the record, as the container stacks them" \
+	415 "a row of 3 features after rows of 4 \\(the records are stacked into one matrix\\) at byte 36 \\(record 2\\)"
+rio_send '[{"v": [1, 2, 3]}, {"v": [1, 2]}]'
+expect_error "recordio: dense rows of different lengths are 415" 415 "a row of 2 features after rows of 3"
+rio_send '[{"v": [1, 2, 3], "t": "f64"}]'
+expect "recordio: fewer features than the model: the rest missing" 200 "$STATUS"
+rio_send '[{"v": [1], "k": [0], "s": [31]}]'
+expect_error "recordio: a width past the model's features is 400" 400 "Feature shape mismatch, expected: 30, got 31"
+rio_send '[{"v": [1], "k": [31], "s": [30]}]'
+expect_error "recordio: a key outside the shape is 415 naming the byte" 415 "key 31 outside the shape's 30 values at byte 30 \\(record 1\\)"
+rio_send '[{"v": [1], "k": [0], "s": [30]}, {"s": [30]}]'
+expect_error "recordio: an empty sparse row is 415, as the container answers it" 415 "dense tensor has 0 values, its shape 30"
+rio_send '[{"v": [1, 1e39], "t": "f64"}]'
+expect_error "recordio: a value float32 rounds to infinity is 415" 415 "value 1e\\+39 is infinite as float32"
+rio_send '[{"v": [1, 2]}, {"v": [1, 2], "f": "other"}]'
+expect_error "recordio: a record with no 'values' feature is 415 (the container skips it)" 415 "no 'values' feature at byte 32 \\(record 2\\)"
+rio_send '[{"v": [1, 2]}, "0a0b0c"]'
+expect "recordio: fewer than 8 bytes after the last record are ignored, as the container ignores them" "200 1" \
+	"$STATUS $(grep -c . "$T/body")"
+rio_send '[{"v": [1, 2]}, "0a0b0c0d0e0f1011"]'
+expect_error "recordio: a bad magic is 415 naming the byte" 415 "bad RecordIO magic 0x0d0c0b0a \\(expected 0xced7230a\\) at byte 32 \\(record 2\\)"
+head -c 30 "$FIX/golden/requests/rio_dense_f32" >"$T/req.rio"
+post "$T/req.rio" application/x-recordio-protobuf text/html
+expect_error "recordio: a truncated body is 415 (before Accept is looked at)" 415 "truncated record: length [0-9]+, 22 bytes follow at byte 4 \\(record 1\\)"
 send "$row" 'text/csv; label_size=1' text/csv
 expect "label_size=1 is accepted, as the container accepts it" 200 "$STATUS"
 send "$row" 'text/csv; label_size=2'
@@ -497,6 +668,52 @@ PY
 send "$row" text/csv text/csv
 expect_match "SAGEMAKER_INFERENCE_OUTPUT: CSV, the list quoted, no newline" '^[01],"\[0\.[0-9]+, 0\.[0-9]+\]"$' "$BODY"
 stop_server selected
+# recordio-protobuf with SAGEMAKER_INFERENCE_OUTPUT: one frame per record,
+# each the Record the container writes last in its frame (its frame i holds
+# records 0 to i, and a protobuf reader keeps the last value of a map key):
+# checked byte for byte against the golden answers; with
+# SMSERVE_XGBOOST_RECORDIO=cumulative, the container's own bytes.
+G=tests/xgboost/golden
+for model in binary_logistic multi_softprob; do
+	id=$model.out-predicted_label_labels_probability_probabilities_raw_score_raw_scores.csv_many.csv.acc-rio
+	SAGEMAKER_INFERENCE_OUTPUT=predicted_label,labels,probability,probabilities,raw_score,raw_scores \
+		start_server "rio-$model" --model-dir "$G/models/$model" --no-access-log || exit 1
+	post_binary "$G/requests/csv_many" text/csv application/x-recordio-protobuf
+	expect "recordio answer, $model: each record once, the container's last Record of each frame" ok \
+		"$("$PY" - "$G/answers/$id" "$T/body" "$T" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[3])
+import rio
+golden = rio.frames(open(sys.argv[1], "rb").read())
+ours = rio.frames(open(sys.argv[2], "rb").read())
+if len(ours) != len(golden):
+    sys.exit("%d frames, the container %d" % (len(ours), len(golden)))
+for i, g in enumerate(golden):
+    start = len(golden[i - 1]) if i else 0
+    if ours[i] != g[start:]:
+        sys.exit("frame %d: %r, expected %r" % (i + 1, ours[i], g[start:]))
+    if rio.labels(ours[i]) != rio.labels(g):
+        sys.exit("frame %d reads otherwise than the container's" % (i + 1))
+print("ok")
+PY
+)"
+	stop_server "rio-$model"
+done
+SMSERVE_XGBOOST_RECORDIO=cumulative SAGEMAKER_INFERENCE_OUTPUT=predicted_label \
+	start_server rio-cumulative --model-dir "$G/models/binary_logistic" --no-access-log || exit 1
+post_binary "$G/requests/csv_many" text/csv application/x-recordio-protobuf
+expect "SMSERVE_XGBOOST_RECORDIO=cumulative: the container's bytes" 0 \
+	"$(cmp -s "$T/body" "$G/answers/binary_logistic.out-predicted_label.csv_many.csv.acc-rio"; echo $?)"
+for i in $(seq 1001); do echo "0.1,0.2,0.3,0.4,0.5"; done >"$T/many.csv"
+post "$T/many.csv" text/csv application/x-recordio-protobuf
+expect_error "SMSERVE_XGBOOST_RECORDIO=cumulative: at most 1000 records (the answer grows as their square)" \
+	413 "answers at most 1000 records"
+post_binary "$T/many.csv" text/csv application/json
+expect "SMSERVE_XGBOOST_RECORDIO=cumulative: other answers are not bounded" 200 "$STATUS"
+stop_server rio-cumulative
+SMSERVE_XGBOOST_RECORDIO=all load_fails "SMSERVE_XGBOOST_RECORDIO: a value it does not know" \
+	"$(model_dir "$FIX/reg_gamma.json")" "SMSERVE_XGBOOST_RECORDIO: expected records or cumulative"
+
 SAGEMAKER_INFERENCE_OUTPUT=score load_fails "SAGEMAKER_INFERENCE_OUTPUT: a key it does not know" \
 	"$(model_dir "$FIX/reg_gamma.json")" "SAGEMAKER_INFERENCE_OUTPUT: expected"
 

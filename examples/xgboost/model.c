@@ -51,6 +51,8 @@
  *
  *   in   text/csv (also when Content-Type is missing; no label column),
  *        text/libsvm (text/x-libsvm; "label idx:value ...", label optional),
+ *        application/x-recordio-protobuf (lib/recordio.h; a Record's
+ *        'values' tensor, dense or sparse, per record),
  *        application/json and application/jsonlines in SageMaker's common
  *        data formats ({"instances": [...]}, "features", sparse "keys")
  *   out  text/csv (the default, as in SageMaker's container)  one prediction
@@ -58,6 +60,9 @@
  *                 multi:softprob
  *        application/json       {"predictions":[{"score":0.25},...]}
  *        application/jsonlines  {"score":0.25} per line
+ *        application/x-recordio-protobuf  a RecordIO frame per record, its
+ *                 Record's label map holding "score" (or the keys of
+ *                 SAGEMAKER_INFERENCE_OUTPUT) as float32 tensors
  *
  * Numbers go out as the shortest decimal that reads back as the same float32,
  * so a client that parses them gets XGBoost's exact value.
@@ -80,6 +85,7 @@
 #include "../../model.h"
 #include "../../lib/invoke.h"  /* JSON requests: the instance reader, the answer buffer */
 #include "../../lib/numtext.h" /* numbers as Python writes them */
+#include "../../lib/recordio.h" /* application/x-recordio-protobuf in and out */
 
 #include <dirent.h>
 #include <errno.h>
@@ -107,6 +113,8 @@
 #define NAME_CAP 64                       /* longest name or value read as text */
 #define MAX_MEMBERS 64                    /* models in an ensemble directory */
 #define MAX_OUTPUT_KEYS 16                /* keys in SAGEMAKER_INFERENCE_OUTPUT */
+#define MAX_CUMULATIVE_RECORDS 1000       /* SMSERVE_XGBOOST_RECORDIO=cumulative: its
+                                             answer grows as the square of this */
 
 /* ======================================================================== */
 /* The model                                                                 */
@@ -190,6 +198,7 @@ enum out_key {
 struct settings {
 	int batch;               /* SAGEMAKER_BATCH true or 1: str() of each prediction */
 	int csv_one_line;        /* SMSERVE_XGBOOST_CSV=one-line: images before 1.2-2 */
+	int rio_cumulative;      /* SMSERVE_XGBOOST_RECORDIO=cumulative: AWS's frames */
 	unsigned long max_body;  /* MAX_CONTENT_LENGTH: a larger body gets 413 */
 	enum answer default_answer; /* Accept missing or * / * */
 	size_t n_keys;           /* SAGEMAKER_INFERENCE_OUTPUT: 0 unset, else its keys */
@@ -225,6 +234,11 @@ struct model {
 	float *sum;              /* n_outputs: an ensemble's running sum, or its votes */
 	float *x;              /* n_features: a record's features, NaN between records */
 	float *margin, *out;   /* n_groups, n_outputs: its margins and answer */
+	uint32_t *slot;        /* n_features, 0 between records: where a recordio
+	                          row holds a feature (position + 1), for repeated keys */
+	float *key_values;     /* the float32 tensors of SAGEMAKER_INFERENCE_OUTPUT's keys */
+	unsigned char *sent;   /* SMSERVE_XGBOOST_RECORDIO=cumulative: the Records so far */
+	size_t sent_len, sent_cap;
 	struct smlib_plugin lib; /* the request side: lib/invoke.h */
 };
 
@@ -1951,6 +1965,9 @@ static void predict_all(struct model *m, const float *x)
  *              pair is a record of missing values, except after the last
  *              record with one (the container builds a sparse matrix, whose
  *              rows end at the last entry).
+ *   recordio   application/x-recordio-protobuf (lib/recordio.h): each
+ *              Record's 'values' feature is a row (float32, float64 or
+ *              int32; dense, or sparse with keys); see read_recordio.
  *   JSON       application/json and application/jsonlines, in SageMaker's
  *              common data formats (lib/instances.h): smserve's own
  *              addition (the container answers 415), with its 400s.
@@ -2274,6 +2291,151 @@ static int read_json(struct model *m, enum smlib_format f, const char *s, size_t
 	return 400;
 }
 
+/* ---- recordio-protobuf ------------------------------------------------------ */
+/*
+ * As the container reads it (its recordio_protobuf.py stacks the rows with
+ * numpy or scipy, then XGBoost 1.7 reads the matrix):
+ *
+ *   - a dense tensor's row is its values (its shape is not used); a sparse
+ *     one's width is shape[0], or its largest key + 1 when it has no shape;
+ *   - every row must have the same width (the rows are stacked into one
+ *     matrix): 415 otherwise; a width past the model's features is 400;
+ *   - when records are sparse and dense mixed, scipy converts them to one
+ *     sparse matrix: a dense row's zeros become missing and a key repeated
+ *     in a row is summed; when all are sparse, the last of a repeated key
+ *     counts (XGBoost fills the row in order), NaN entries dropped first;
+ *   - NaN is missing; a value float32 rounds to infinity is 415, as XGBoost
+ *     refuses it; fewer than 8 bytes after the last record are ignored.
+ *
+ * lib/recordio.h is stricter than the container in a few places, each a 415
+ * naming the byte offset: a record with no 'values' tensor (the container
+ * skips the record, so its answer has fewer records than the request), a
+ * dense tensor whose shape disagrees with its values, a key outside the
+ * shape, a sparse row with no values (the container: 415 too, unless every
+ * row is empty). It accepts a last record without its padding.
+ */
+
+static int rio_fail(char *msg, size_t size, const void *body, const unsigned char *at, size_t record,
+		    const char *fmt, ...) SMLIB_PRINTF_LIKE(6, 7);
+/* "recordio-protobuf: WHAT at byte N (record R)", as lib/recordio.h words
+ * its errors; returns 415. */
+static int rio_fail(char *msg, size_t size, const void *body, const unsigned char *at, size_t record,
+		    const char *fmt, ...)
+{
+	char what[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	smlib_format(msg, size, "recordio-protobuf: %s at byte %zu (record %zu)", what,
+		     (size_t)(at - (const unsigned char *)body), record);
+	return 415;
+}
+
+/* A record's row width as the container's matrix has it, after checking
+ * that no value is infinite as float32. 0, or 415 with msg set. */
+static int rio_width(const struct smlib_rio_record *rec, const void *body, uint64_t *width,
+		     char *msg, size_t size)
+{
+	const struct smlib_rio_tensor *t = &rec->values;
+	struct smlib_rio_iter it;
+	uint64_t key, max_key = 0;
+	double v;
+	smlib_rio_iter_init(&it, t);
+	for (;;) {
+		const unsigned char *at = it.v;
+		if (!smlib_rio_iter_next(&it, &key, &v))
+			break;
+		if (fabs(v) >= SMLIB_FLOAT32_INFINITE)
+			return rio_fail(msg, size, body, at, rec->index, "value %g is infinite as float32 "
+					"(XGBoost refuses infinity)", v);
+		if (key > max_key)
+			max_key = key;
+	}
+	*width = t->keys == NULL ? t->n_values : t->rank > 0 ? t->shape[0] : max_key + 1;
+	return 0;
+}
+
+/* Appends the record's row to m->rows; mixed: the body has sparse and dense
+ * records (see above). Room for t->n_values entries was made. */
+static void rio_row(struct model *m, const struct smlib_rio_tensor *t, int mixed)
+{
+	struct rows *r = &m->rows;
+	size_t first = r->n_entries, e;
+	struct smlib_rio_iter it;
+	uint64_t key;
+	double v;
+	smlib_rio_iter_init(&it, t);
+	while (smlib_rio_iter_next(&it, &key, &v)) {
+		float f = to_float(v);
+		uint32_t *slot;
+		if (key >= m->n_features)
+			continue; /* a key past shape[0] but inside a 2-D shape: XGBoost skips it */
+		if (t->keys == NULL) {
+			if (!isnan(f) && !(mixed && f == 0))
+				rows_add(r, (size_t)key, f);
+			continue;
+		}
+		slot = &m->slot[key];
+		if (*slot == 0 && (mixed || !isnan(f))) {
+			*slot = (uint32_t)(r->n_entries - first + 1);
+			rows_add(r, (size_t)key, f);
+		} else if (*slot != 0 && mixed) {
+			r->val[first + *slot - 1] += f;
+		} else if (*slot != 0 && !isnan(f)) {
+			r->val[first + *slot - 1] = f;
+		}
+	}
+	if (t->keys != NULL)
+		for (e = first; e < r->n_entries; e++)
+			m->slot[r->col[e]] = 0;
+}
+
+/* Reads a recordio-protobuf body into m->rows: 0, or the status (415, 400,
+ * 413) with msg set. Two passes: the first checks every record and learns
+ * the matrix's width and kind, the second fills the rows. */
+static int read_recordio(struct model *m, const void *body, size_t len, char *msg, size_t size)
+{
+	struct smlib_rio_reader r;
+	struct smlib_rio_record rec;
+	uint64_t width = 0, w = 0;
+	int rc, sparse = 0, dense = 0;
+
+	smlib_rio_reader_init(&r, body, len, SMLIB_RIO_NEED_VALUES);
+	while ((rc = smlib_rio_next(&r, &rec, msg, size)) > 0) {
+		if (rio_width(&rec, body, &w, msg, size) != 0)
+			return 415;
+		if (rec.index == 1)
+			width = w;
+		else if (w != width)
+			return rio_fail(msg, size, body, rec.payload - SMLIB_RIO_HEAD, rec.index,
+					"a row of %llu features after rows of %llu (the records are "
+					"stacked into one matrix)", (unsigned long long)w,
+					(unsigned long long)width);
+		sparse |= rec.values.keys != NULL;
+		dense |= rec.values.keys == NULL;
+	}
+	/* The container stops reading where fewer than 8 bytes are left. */
+	if (rc < 0 && (r.index == 0 || len - r.at >= SMLIB_RIO_HEAD))
+		return 415;
+	if (width > m->n_features) {
+		smlib_format(msg, size, "Feature shape mismatch, expected: %zu, got %llu",
+			     m->n_features, (unsigned long long)width);
+		return 400;
+	}
+	smlib_rio_reader_init(&r, body, r.at, SMLIB_RIO_NEED_VALUES);
+	while (smlib_rio_next(&r, &rec, NULL, 0) > 0) {
+		if (rows_room(&m->rows, rec.values.n_values)) {
+			smlib_format(msg, size, "out of memory for the records");
+			return 413;
+		}
+		rows_begin(&m->rows);
+		rio_row(m, &rec.values, sparse && dense);
+		rows_end(&m->rows);
+	}
+	return 0;
+}
+
 /* Content-Type as the container reads it: lower-cased, parameters dropped
  * but label_size, which must be 1 if given; a missing one means libsvm. */
 static enum body_format body_format(const char *ct, char *msg, size_t size)
@@ -2311,7 +2473,8 @@ static enum body_format body_format(const char *ct, char *msg, size_t size)
 		if (smlib_equal_ci(s, (size_t)(e - s), types[i].name))
 			return types[i].f;
 	smlib_format(msg, size, "Content-Type '%s' is not supported; supported: text/csv, "
-		     "text/libsvm, text/x-libsvm, application/json, application/jsonlines",
+		     "text/libsvm, text/x-libsvm, application/x-recordio-protobuf, application/json, "
+		     "application/jsonlines",
 		     smlib_shown(got, s, e));
 	return BODY_NONE;
 }
@@ -2578,6 +2741,148 @@ static void w_selected(const struct model *m, struct smlib_writer *w, enum answe
 	}
 }
 
+/* ---- recordio-protobuf answers -------------------------------------------- */
+/*
+ * One RecordIO frame per record, holding one Record whose label map has a
+ * float32 tensor per key: "score" (the prediction, or a softprob record's
+ * probabilities; the container answers 500 here, and SageMaker's built-in
+ * algorithms answer so), or each SAGEMAKER_INFERENCE_OUTPUT key, as the
+ * container writes them. Entries come in key order (the container's protobuf
+ * runtime writes a map in no fixed order; sorted is Python's order for a
+ * sorted dict and the golden files'). The container's encoder never empties
+ * its buffer, so its frame i holds the Records of records 0 to i, which a
+ * protobuf reader merges into record i (a repeated map key keeps its last
+ * value): the same records, in an answer that grows as the square of their
+ * count. SMSERVE_XGBOOST_RECORDIO=cumulative writes those bytes, for
+ * comparisons with the container (at most MAX_CUMULATIVE_RECORDS records).
+ */
+
+/* The map keys in byte order, as the answer writes them. */
+static const enum out_key SORTED_KEYS[N_KEYS] = {
+	K_LABELS, K_PREDICTED_LABEL, K_PREDICTED_SCORE, K_PROBABILITIES, K_PROBABILITY, K_RAW_SCORE,
+	K_RAW_SCORES};
+
+/* The most probable class of the record in m->out (the first on a tie). */
+static size_t best_class(const struct model *m)
+{
+	size_t c, best = 0;
+	for (c = 1; c < m->n_outputs; c++)
+		if (m->out[c] > m->out[best])
+			best = c;
+	return best;
+}
+
+/* Key k of the record in m->out as float32 values (what w_key writes as
+ * text) into v; returns how many. */
+static size_t key_floats(const struct model *m, enum out_key k, float *v)
+{
+	enum kind kind = model_kind(m);
+	size_t best = best_class(m), c, n;
+	float p = m->out[0];
+	if (!key_fits(kind, k)) {
+		v[0] = NAN;
+		return 1;
+	}
+	switch (k) {
+	case K_PREDICTED_LABEL:
+		v[0] = kind == KIND_CLASS ? p : kind == KIND_SOFTPROB ? (float)best
+		       : (float)(kind == KIND_LOGISTIC ? p > 0.5f : p > 0);
+		return 1;
+	case K_LABELS:
+		n = (kind == KIND_SOFTPROB || kind == KIND_CLASS) && m->n_groups > 1 ? m->n_groups : 2;
+		for (c = 0; c < n; c++)
+			v[c] = (float)c;
+		return n;
+	case K_PROBABILITY: case K_RAW_SCORE:
+		v[0] = kind == KIND_SOFTPROB ? m->out[best] : p;
+		return 1;
+	case K_PROBABILITIES: case K_RAW_SCORES:
+		if (kind == KIND_SOFTPROB) {
+			memcpy(v, m->out, m->n_outputs * sizeof *v);
+			return m->n_outputs;
+		}
+		v[0] = to_float(1 - (double)p); /* [1 - p, p], computed in float64 */
+		v[1] = p;
+		return 2;
+	default: /* K_PREDICTED_SCORE */
+		v[0] = p;
+		return 1;
+	}
+}
+
+/* Whether SAGEMAKER_INFERENCE_OUTPUT lists key k. */
+static int key_selected(const struct model *m, enum out_key k)
+{
+	size_t i;
+	for (i = 0; i < m->set.n_keys; i++)
+		if (m->set.keys[i] == k)
+			return 1;
+	return 0;
+}
+
+/* Copies n bytes to the answer, through the buffer. */
+static void w_bytes(struct smlib_writer *w, const unsigned char *p, size_t n)
+{
+	while (n > 0 && !w->refused) {
+		size_t k;
+		smlib_room(w, 1);
+		k = w->cap - w->len < n ? w->cap - w->len : n;
+		memcpy(w->buf + w->len, p, k);
+		w->len += k, p += k, n -= k;
+	}
+}
+
+/* One record's answer as a RecordIO frame (the room for it was made; the
+ * cumulative frames are copied through the buffer). */
+static void w_rio_record(struct model *m, struct smlib_writer *w)
+{
+	struct smlib_rio_out o[N_KEYS];
+	size_t n = 0, k, payload;
+	float *v = m->key_values;
+	unsigned char *p;
+
+	memset(o, 0, sizeof o);
+	if (m->set.n_keys == 0) {
+		o[0].name = "score", o[0].values = m->out, o[0].n_values = m->n_outputs;
+		n = 1;
+	}
+	for (k = 0; k < N_KEYS && m->set.n_keys > 0; k++) {
+		if (!key_selected(m, SORTED_KEYS[k]))
+			continue;
+		o[n].name = KEY_NAMES[SORTED_KEYS[k]];
+		o[n].values = v;
+		o[n].n_values = key_floats(m, SORTED_KEYS[k], v);
+		v += o[n++].n_values;
+	}
+	payload = smlib_rio_record_size(NULL, 0, o, n);
+	if (!m->set.rio_cumulative) {
+		p = (unsigned char *)w->buf + w->len;
+		p = smlib_rio_put_frame_head(p, payload);
+		p = smlib_rio_put_record(p, NULL, 0, o, n);
+		w->len += (size_t)(smlib_rio_put_padding(p, payload) - (unsigned char *)(w->buf + w->len));
+		return;
+	}
+	if (grow((void **)&m->sent, &m->sent_cap, m->sent_len + payload, 1, SMLIB_RIO_MAX_LENGTH)) {
+		w->refused = 1; /* past RecordIO's length, or out of memory: cut short */
+		return;
+	}
+	(void)smlib_rio_put_record(m->sent + m->sent_len, NULL, 0, o, n);
+	m->sent_len += payload;
+	(void)smlib_rio_put_frame_head((unsigned char *)w->buf + w->len, m->sent_len);
+	w->len += SMLIB_RIO_HEAD;
+	w_bytes(w, m->sent, m->sent_len);
+	smlib_room(w, 4);
+	p = (unsigned char *)w->buf + w->len;
+	w->len += (size_t)(smlib_rio_put_padding(p, m->sent_len) - p);
+}
+
+/* The most float32 values one key can have. */
+static size_t key_room(const struct model *m)
+{
+	size_t n = m->n_outputs > m->n_groups ? m->n_outputs : m->n_groups;
+	return n > 2 ? n : 2;
+}
+
 /* The largest answer one record can produce, so that the writer checks room
  * once per record: every key, each a list of n_outputs numbers at most. */
 static size_t record_room(const struct model *m)
@@ -2624,6 +2929,7 @@ static int read_settings(struct settings *set, char *err, size_t err_size)
 	const char *batch = getenv("SAGEMAKER_BATCH"), *csv = getenv("SMSERVE_XGBOOST_CSV");
 	const char *max = getenv("MAX_CONTENT_LENGTH"), *keys = getenv("SAGEMAKER_INFERENCE_OUTPUT");
 	const char *dflt = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
+	const char *rio = getenv("SMSERVE_XGBOOST_RECORDIO");
 	char *end;
 
 	memset(set, 0, sizeof *set);
@@ -2634,6 +2940,12 @@ static int read_settings(struct settings *set, char *err, size_t err_size)
 		return -1;
 	}
 	set->csv_one_line = csv != NULL && strcmp(csv, "one-line") == 0;
+	if (rio != NULL && *rio != '\0' && strcmp(rio, "records") != 0 && strcmp(rio, "cumulative") != 0) {
+		smlib_format(err, err_size, "SMSERVE_XGBOOST_RECORDIO: expected records or cumulative, "
+			     "got '%.40s'", rio);
+		return -1;
+	}
+	set->rio_cumulative = rio != NULL && strcmp(rio, "cumulative") == 0;
 	set->max_body = 6291456;
 	if (max != NULL && *max != '\0') {
 		errno = 0;
@@ -2829,7 +3141,9 @@ model *model_load(const char *dir, char *err, size_t err_size)
 		if (n > 1 && load_members(m, dir, names, n, err, err_size) != 0) {
 			model_unload(m);
 			m = NULL;
-		} else if (smlib_plugin_alloc(&m->lib, m->n_features, record_room(m)) != 0) {
+		} else if (smlib_plugin_alloc(&m->lib, m->n_features, record_room(m)) != 0 ||
+			   (m->slot = calloc(m->n_features ? m->n_features : 1, sizeof *m->slot)) == NULL ||
+			   (m->key_values = malloc(N_KEYS * key_room(m) * sizeof(float))) == NULL) {
 			smlib_format(err, err_size, "%s: out of memory for the work arrays", path);
 			model_unload(m);
 			m = NULL;
@@ -2849,11 +3163,6 @@ static int read_body(struct model *m, const model_request *req, char *msg, size_
 	m->rows.n = m->rows.n_entries = 0;
 	if (bf == BODY_NONE)
 		return 415;
-	if (bf == BODY_RECORDIO) {
-		smlib_format(msg, size, "application/x-recordio-protobuf is not read by smserve yet; "
-			     "send text/csv or text/libsvm");
-		return 415;
-	}
 	if (rows_room(&m->rows, 0)) {
 		smlib_format(msg, size, "out of memory for the records");
 		return 413;
@@ -2862,6 +3171,8 @@ static int read_body(struct model *m, const model_request *req, char *msg, size_
 		return read_csv(m, body, end, msg, size);
 	if (bf == BODY_LIBSVM)
 		return read_libsvm(m, body, end, msg, size);
+	if (bf == BODY_RECORDIO)
+		return read_recordio(m, body, req->body_len, msg, size);
 	return read_json(m, bf == BODY_JSON ? SMLIB_JSON : SMLIB_JSONLINES, body, req->body_len, msg,
 			 size);
 }
@@ -2869,11 +3180,7 @@ static int read_body(struct model *m, const model_request *req, char *msg, size_
 /* The answer's format from Accept: N_ANSWERS (406) for one not served. */
 static enum answer choose_answer(const struct model *m, const char *accept)
 {
-	enum answer a = answer_named(accept, m->set.default_answer);
-	/* recordio-protobuf: only batch's str() lines (as the container writes them) */
-	if (a == ANS_RECORDIO && (!m->set.batch || m->set.n_keys > 0))
-		return N_ANSWERS;
-	return a;
+	return answer_named(accept, m->set.default_answer);
 }
 
 /* Predicts every row and writes the answer in format a. */
@@ -2884,6 +3191,7 @@ static void answer_rows(struct model *m, enum answer a, model_response *out)
 	int json_doc = a == ANS_JSON && (m->set.n_keys > 0 || !m->set.batch);
 
 	w.out = out, w.buf = m->lib.buf, w.len = 0, w.cap = m->lib.buf_cap, w.refused = 0;
+	m->sent_len = 0;
 	model_response_type(out, a == ANS_CSV ? "text/csv; charset=utf-8" : ANSWER_TYPES[a]);
 	if (json_doc)
 		SMLIB_PUT_LIT(&w, "{\"predictions\": [");
@@ -2897,7 +3205,9 @@ static void answer_rows(struct model *m, enum answer a, model_response *out)
 		for (e = s; e < end; e++)
 			m->x[m->rows.col[e]] = NAN;
 		smlib_room(&w, room);
-		if (m->set.n_keys > 0)
+		if (a == ANS_RECORDIO && (m->set.n_keys > 0 || !m->set.batch))
+			w_rio_record(m, &w);
+		else if (m->set.n_keys > 0)
 			w_selected(m, &w, a, r);
 		else
 			w_record(m, &w, a, r);
@@ -2937,9 +3247,17 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 	}
 	if ((a = choose_answer(m, req->accept)) == N_ANSWERS) {
 		smlib_format(msg, sizeof msg, "cannot produce Accept '%.60s'; supported: text/csv, "
-			     "application/json, application/jsonlines%s", req->accept,
-			     m->set.batch && m->set.n_keys == 0 ? ", application/x-recordio-protobuf" : "");
+			     "application/json, application/jsonlines, application/x-recordio-protobuf",
+			     req->accept);
 		model_response_error(out, 406, msg);
+		return;
+	}
+	if (a == ANS_RECORDIO && m->set.rio_cumulative && m->set.n_keys > 0 &&
+	    m->rows.n > MAX_CUMULATIVE_RECORDS) {
+		smlib_format(msg, sizeof msg, "SMSERVE_XGBOOST_RECORDIO=cumulative answers at most %d "
+			     "records (its answer grows as their square), got %zu; unset it for one "
+			     "frame per record", MAX_CUMULATIVE_RECORDS, m->rows.n);
+		model_response_error(out, 413, msg);
 		return;
 	}
 	answer_rows(m, a, out);
@@ -2958,6 +3276,9 @@ void model_unload(model *m)
 	free(m->group);
 	free(m->base);
 	free(m->x);
+	free(m->slot);
+	free(m->key_values);
+	free(m->sent);
 	free(m->rows.start);
 	free(m->rows.col);
 	free(m->rows.val);
