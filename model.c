@@ -95,7 +95,16 @@ struct label {
 	char json[MAX_LABEL_LEN + 3]; /* a number as is, anything else quoted */
 	char csv_line[MAX_LABEL_LEN + 2]; /* csv and "\n", zero-padded: a CSV answer */
 	size_t csv_len, json_len;
+	float value;  /* in a recordio answer: the number it spells, else its index */
 };
+
+/* What SAGEMAKER_INFERENCE_OUTPUT may ask a CSV answer for (the XGBoost
+ * container's key names, the ones that mean something for a linear model). */
+enum out_key { KEY_PREDICTED_LABEL, KEY_PROBABILITY, KEY_PROBABILITIES, KEY_LABELS,
+	       KEY_PREDICTED_SCORE, N_KEYS };
+static const char *const KEY_NAME[N_KEYS] = {"predicted_label", "probability", "probabilities",
+					     "labels", "predicted_score"};
+#define MAX_OUTPUT_KEYS 8
 
 struct model {
 	enum kind kind;
@@ -109,6 +118,11 @@ struct model {
 	struct label *labels;
 	size_t max_record_out;      /* bytes one record's answer can take */
 	double *x, *z;              /* a sparse record's features, the scores: see alloc_work */
+	float *zf;                  /* the scores as float32, for a recordio answer */
+	size_t n_keys;              /* SAGEMAKER_INFERENCE_OUTPUT: 0 unset, else the columns */
+	enum out_key keys[MAX_OUTPUT_KEYS]; /* of a CSV answer, as listed */
+	char *labels_field;         /* the labels key's CSV field: "[0, 1, 2]", made at load */
+	size_t labels_field_len;
 	struct smlib_plugin lib;    /* the request side: lib/invoke.h */
 };
 
@@ -517,9 +531,11 @@ static int reader_labels(struct reader *r, struct model *m)
 		memcpy(l->csv_line, w, n);
 		l->csv_line[n] = '\n';
 		l->csv_len = n;
+		l->value = (float)i;
 		if (is_json_number(w, n)) {
 			memcpy(l->json, w, n);
 			l->json_len = n;
+			l->value = (float)strtod(l->csv, NULL);
 		} else {
 			l->json[0] = '"';
 			memcpy(l->json + 1, w, n);
@@ -712,9 +728,111 @@ static size_t record_room(const struct model *m)
 			label = m->labels[i].json_len;
 	/* {"score":[ n x (number ,) ],"predicted_label": label }, \n; and at
 	 * least a whole csv_line, of which answer_record may copy more than
-	 * counts */
+	 * counts; a recordio answer is the scores' 4 bytes each and under 128
+	 * of framing, an NPY one their 8 bytes each; a CSV one of the keys of
+	 * SAGEMAKER_INFERENCE_OUTPUT each key's column at most */
 	size_t room = 64 + m->n_outputs * (NUMBER_TEXT + 1) + label;
+	size_t keys = 1, binary = 128 + 8 * m->n_outputs;
+	for (i = 0; i < m->n_keys; i++)
+		keys += 1 + (m->keys[i] == KEY_LABELS ? m->labels_field_len
+			     : m->keys[i] == KEY_PROBABILITIES ? 4 + (m->n_outputs + 1) * (NUMBER_TEXT + 2)
+			     : NUMBER_TEXT + MAX_LABEL_LEN);
+	room = room > binary ? room : binary;
+	room = room > keys ? room : keys;
 	return room > sizeof m->labels->csv_line ? room : sizeof m->labels->csv_line;
+}
+
+/* ======================================================================== */
+/* SAGEMAKER_INFERENCE_OUTPUT                                                */
+/* ======================================================================== */
+/*
+ * The XGBoost container's setting (Autopilot sets it), for CSV answers
+ * here: the columns it lists, so that batch users get probabilities beside
+ * the label without JSON. Read once at load; a key this model cannot answer
+ * stops the server with the keys it can, rather than a column of nan.
+ */
+
+/* Whether key k means something for this model. */
+static int key_fits(const struct model *m, enum out_key k)
+{
+	return m->kind == KIND_REGRESSION ? k == KEY_PREDICTED_SCORE : k != KEY_PREDICTED_SCORE;
+}
+
+/* One key of the list, [s, e) (spaces dropped already, any case). */
+static int output_key(struct model *m, const char *s, const char *e, char *err, size_t err_size)
+{
+	char got[SMLIB_SHOWN + 4];
+	int k;
+	const char *takes = m->kind == KIND_REGRESSION ? "predicted_score (a regression model)"
+		: "predicted_label, probability, probabilities, labels (a classifier)";
+	for (k = 0; k < N_KEYS; k++)
+		if (smlib_equal_ci(s, (size_t)(e - s), KEY_NAME[k]))
+			break;
+	if (k == N_KEYS || !key_fits(m, (enum out_key)k)) {
+		smlib_format(err, err_size, "SAGEMAKER_INFERENCE_OUTPUT: expected keys among %s, "
+			     "got '%s'", takes, smlib_shown(got, s, e));
+		return -1;
+	}
+	if (m->n_keys == MAX_OUTPUT_KEYS) {
+		smlib_format(err, err_size, "SAGEMAKER_INFERENCE_OUTPUT: expected at most %d keys",
+			     MAX_OUTPUT_KEYS);
+		return -1;
+	}
+	m->keys[m->n_keys++] = (enum out_key)k;
+	return 0;
+}
+
+/* The labels key's CSV field, the same for every record: the labels as a
+ * JSON array ("[0, 1, 2]", text labels in quotes), quoted as CSV quotes a
+ * field with commas (a '"' doubled). */
+static int make_labels_field(struct model *m)
+{
+	size_t i, size = 4;
+	char *p;
+	for (i = 0; i < m->n_labels; i++)
+		size += 2 * m->labels[i].json_len + 2;
+	m->labels_field = p = malloc(size);
+	if (p == NULL)
+		return -1;
+	*p++ = '"';
+	*p++ = '[';
+	for (i = 0; i < m->n_labels; i++) {
+		const struct label *l = &m->labels[i];
+		size_t c;
+		if (i > 0)
+			*p++ = ',', *p++ = ' ';
+		for (c = 0; c < l->json_len; c++)
+			if ((*p++ = l->json[c]) == '"')
+				*p++ = '"';
+	}
+	*p++ = ']';
+	*p++ = '"';
+	m->labels_field_len = (size_t)(p - m->labels_field);
+	return 0;
+}
+
+/* Reads SAGEMAKER_INFERENCE_OUTPUT (spaces dropped, case ignored, keys
+ * separated by commas; unset or blank: the plain CSV answer). 0, or -1 with
+ * err set. */
+static int read_output_setting(struct model *m, char *err, size_t err_size)
+{
+	const char *v = getenv("SAGEMAKER_INFERENCE_OUTPUT"), *p;
+	char word[32];
+	size_t n = 0;
+	if (v == NULL || strspn(v, " ") == strlen(v))
+		return 0;
+	for (p = v;; p++) {
+		if (*p == ',' || *p == '\0') {
+			if (output_key(m, word, word + n, err, err_size))
+				return -1;
+			n = 0;
+			if (*p == '\0')
+				break;
+		} else if (*p != ' ' && n < sizeof word) {
+			word[n++] = *p;
+		}
+	}
+	return make_labels_field(m) ? -1 : 0;
 }
 
 /* ======================================================================== */
@@ -819,6 +937,67 @@ static double *record_features(const struct model *m, const struct smlib_instanc
 	return m->x;
 }
 
+/* The columns SAGEMAKER_INFERENCE_OUTPUT lists, for the record just
+ * predicted (z holds its probabilities) and its label, and a newline. */
+static void answer_csv_keys(const struct model *m, struct smlib_writer *w, size_t label)
+{
+	size_t i, k;
+	for (i = 0; i < m->n_keys; i++) {
+		if (i > 0)
+			SMLIB_PUT_LIT(w, ",");
+		switch (m->keys[i]) {
+		case KEY_PREDICTED_LABEL:
+			smlib_put(w, m->labels[label].csv, m->labels[label].csv_len);
+			break;
+		case KEY_PROBABILITY: /* binary: P(the second label), as the score is */
+			w_double(w, m->kind == KIND_BINARY ? m->z[0] : m->z[label]);
+			break;
+		case KEY_PROBABILITIES: /* a field with commas, quoted */
+			SMLIB_PUT_LIT(w, "\"[");
+			if (m->kind == KIND_BINARY) {
+				w_double(w, 1 - m->z[0]); /* as predict_proba computes it */
+				SMLIB_PUT_LIT(w, ", ");
+				w_double(w, m->z[0]);
+			}
+			for (k = 0; m->kind != KIND_BINARY && k < m->n_outputs; k++) {
+				if (k > 0)
+					SMLIB_PUT_LIT(w, ", ");
+				w_double(w, m->z[k]);
+			}
+			SMLIB_PUT_LIT(w, "]\"");
+			break;
+		case KEY_LABELS:
+			smlib_put(w, m->labels_field, m->labels_field_len);
+			break;
+		default: /* KEY_PREDICTED_SCORE */
+			w_double(w, m->z[0]);
+			break;
+		}
+	}
+	SMLIB_PUT_LIT(w, "\n");
+}
+
+/* The Linear Learner's recordio-protobuf answer: a Record whose label map
+ * holds "score" (the value, P(the second label), or every class's
+ * probability) and, for a classifier, "predicted_label", float32 tensors. */
+static void answer_recordio(const struct model *m, struct smlib_job *j, size_t label)
+{
+	struct smlib_rio_out out[2];
+	size_t k, n = m->kind == KIND_MULTINOMIAL || m->kind == KIND_OVR ? m->n_outputs : 1;
+	memset(out, 0, sizeof out);
+	for (k = 0; k < n; k++)
+		m->zf[k] = (float)m->z[k];
+	out[0].name = "score";
+	out[0].values = m->zf;
+	out[0].n_values = n;
+	if (m->kind != KIND_REGRESSION) {
+		out[1].name = "predicted_label";
+		out[1].values = &m->labels[label].value;
+		out[1].n_values = 1;
+	}
+	smlib_rio_put_answer(j, out, m->kind == KIND_REGRESSION ? 1 : 2);
+}
+
 /* Predicts one record and appends its answer. Kept a function of its own:
  * inlined into model_invoke's loop (compilers do, as it is called once),
  * the image's build answered a CSV batch 8% slower (bench/model.sh). */
@@ -831,11 +1010,18 @@ static int answer_record(const struct model *m, struct smlib_job *j,
 	struct smlib_writer *w = &j->w;
 	size_t label = 0, k;
 
-	if (predict(m, record_features(m, in), m->z, &label, j->answer != SMLIB_CSV) != 0)
+	if (predict(m, record_features(m, in), m->z, &label,
+		    j->answer != SMLIB_CSV || m->n_keys > 0) != 0)
 		return smlib_fail(j, "record %zu: the model's score is not a finite number "
 				  "(features too large)", in->record);
 	smlib_record_begin(j);
-	if (j->answer == SMLIB_CSV && m->kind == KIND_REGRESSION) {
+	if (j->answer == SMLIB_NPY) {
+		smlib_npy_put_row(j, m->z, m->n_outputs);
+	} else if (j->answer == SMLIB_RECORDIO) {
+		answer_recordio(m, j, label);
+	} else if (j->answer == SMLIB_CSV && m->n_keys > 0) {
+		answer_csv_keys(m, w, label);
+	} else if (j->answer == SMLIB_CSV && m->kind == KIND_REGRESSION) {
 		w_double(w, m->z[0]);
 		SMLIB_PUT_LIT(w, "\n");
 	} else if (j->answer == SMLIB_CSV) {
@@ -884,9 +1070,11 @@ static int answer_record(const struct model *m, struct smlib_job *j,
  */
 
 static const struct smlib_service SERVICE = {
-	SMLIB_BIT(SMLIB_CSV) | SMLIB_BIT(SMLIB_JSON) | SMLIB_BIT(SMLIB_JSONLINES),
+	SMLIB_BIT(SMLIB_CSV) | SMLIB_BIT(SMLIB_JSON) | SMLIB_BIT(SMLIB_JSONLINES) |
+	SMLIB_BIT(SMLIB_NPY) | SMLIB_BIT(SMLIB_RECORDIO) | SMLIB_JSON_ARRAYS |
+	SMLIB_ANSWER_BIT(SMLIB_NPY) | SMLIB_ANSWER_BIT(SMLIB_RECORDIO),
 	SMLIB_JSON, /* the Linear Learner's default answer */
-	0,          /* an empty body is a 400 */
+	1,          /* an empty body: 204, as SageMaker's XGBoost container answers */
 	{0, NULL, "key"},
 };
 
@@ -902,9 +1090,11 @@ static int alloc_work(struct model *m)
 	if (n > SIZE_MAX / sizeof(double) - m->n_outputs)
 		return -1;
 	m->x = malloc((n + m->n_outputs) * sizeof *m->x);
-	if (m->x == NULL)
+	m->zf = malloc(m->n_outputs * sizeof *m->zf);
+	if (m->x == NULL || m->zf == NULL)
 		return -1;
 	m->z = m->x + n;
+	m->lib.answer_columns = m->n_outputs; /* an NPY answer: the scores of each record */
 	return smlib_plugin_alloc(&m->lib, n, m->max_record_out);
 }
 
@@ -956,6 +1146,12 @@ model *model_load(const char *dir, char *err, size_t err_size)
 		model_unload(m);
 		return NULL;
 	}
+	if (read_output_setting(m, err, err_size) != 0) {
+		if (m->n_keys > 0 && m->labels_field == NULL)
+			smlib_format(err, err_size, "%s: out of memory", path);
+		model_unload(m);
+		return NULL;
+	}
 	m->max_record_out = record_room(m);
 	if (alloc_work(m) != 0) {
 		smlib_format(err, err_size, "%s: out of memory for the work arrays of %zu features",
@@ -991,6 +1187,8 @@ void model_unload(model *m)
 	free(m->scale);
 	free(m->labels);
 	free(m->x);
+	free(m->zf);
+	free(m->labels_field);
 	smlib_plugin_free(&m->lib);
 	free(m);
 }

@@ -5,8 +5,18 @@
  *
  *   text/csv                one record per line, numbers separated by commas
  *   text/libsvm             one record per line: [label] index:value ...
- *   application/json        {"instances": [instance, ...]}, other members skipped
+ *   application/json        {"instances": [instance, ...]}, other members skipped;
+ *                           with r.bare_arrays set (lib/invoke.h sets it for a
+ *                           plug-in whose inputs have SMLIB_JSON_ARRAYS) also a
+ *                           bare array: [instance, ...] (rows, as the SDK's
+ *                           JSONSerializer sends a 2-D array), or [number, ...]
+ *                           (one record)
  *   application/jsonlines   one instance per line
+ *   application/x-npy       a 1-D array (one record) or 2-D (a record a row);
+ *                           float32, float64, integers, bool (lib/npy.h)
+ *   application/x-recordio-protobuf
+ *                           one record per Record: its "values" feature, a
+ *                           dense or sparse tensor (lib/recordio.h)
  *   instance                vector | {"features": vector} | {"data": {"features": vector}}
  *   vector                  [number, ...]                                  dense
  *                         | {"values": [number, ...]}                       dense
@@ -32,9 +42,14 @@
 #define SMSERVE_INSTANCES_H
 
 #include "formats.h"
+#include "npy.h"
+#include "recordio.h"
 
-/* The body formats (and answer formats: the first three, see lib/invoke.h). */
-enum smlib_format { SMLIB_JSON, SMLIB_JSONLINES, SMLIB_CSV, SMLIB_LIBSVM, SMLIB_FORMATS };
+/* The body formats (and answer formats: all but libsvm, see lib/invoke.h). */
+enum smlib_format {
+	SMLIB_JSON, SMLIB_JSONLINES, SMLIB_CSV, SMLIB_LIBSVM, SMLIB_NPY, SMLIB_RECORDIO,
+	SMLIB_FORMATS
+};
 
 /* A libsvm index is read digit by digit while it stays at most this large;
  * a longer one is quoted in the message rather than read. */
@@ -105,8 +120,8 @@ struct smlib_instance {
 	                       * indexes (0 .. n_features-1), the others not given */
 };
 
-/* Where a JSON document's reader is. */
-enum { SMLIB_DOC_START, SMLIB_DOC_MEMBERS, SMLIB_DOC_INSTANCES, SMLIB_DOC_END };
+/* Where a JSON document's reader is (and an NPY one: START, then ROWS). */
+enum { SMLIB_DOC_START, SMLIB_DOC_MEMBERS, SMLIB_DOC_INSTANCES, SMLIB_DOC_ROWS, SMLIB_DOC_END };
 
 struct smlib_reader {
 	enum smlib_format format;
@@ -117,6 +132,10 @@ struct smlib_reader {
 	struct smlib_json js;    /* JSON, JSON Lines */
 	int doc;                 /* JSON: SMLIB_DOC_* */
 	int member_first, element_first, have_instances;
+	int bare_arrays;         /* JSON: a bare array of rows (or one row) is read too */
+	struct smlib_npy npy;    /* NPY: the array, once its header is read */
+	size_t row;              /* NPY: the next row */
+	struct smlib_rio_reader rio; /* recordio-protobuf */
 	double *values, *key_numbers;
 	size_t *keys;
 	unsigned char *seen;
@@ -150,6 +169,7 @@ static SMLIB_UNUSED void smlib_reader_init(struct smlib_reader *r, enum smlib_fo
 	r->js.err_size = sizeof r->err;
 	r->js.record = &r->record;
 	r->member_first = 1;
+	smlib_rio_reader_init(&r->rio, body, len, SMLIB_RIO_NEED_VALUES);
 }
 
 /* Sets the 400 message; returns -1. */
@@ -760,7 +780,49 @@ static SMLIB_UNUSED int smlib_json_members(struct smlib_reader *r)
 	return 0;
 }
 
-/* application/json: {"instances": [...]}, other members skipped. */
+/* The end of a bare array's document: only whitespace may follow. */
+static SMLIB_UNUSED int smlib_json_bare_end(struct smlib_reader *r)
+{
+	struct smlib_json *s = &r->js;
+	r->doc = SMLIB_DOC_END;
+	smlib_js_ws(s);
+	if (s->p < s->end)
+		return smlib_js_syntax(s, "nothing after the JSON array");
+	return 0;
+}
+
+/* A bare array at the reader (a '['), as the SDK's JSONSerializer sends a
+ * numpy array or a list: [[...], [...]] (or [{...}, ...]) is a record per
+ * element, [1, 2, 3] one record, [] none. Returns as smlib_json_next. */
+static SMLIB_UNUSED int smlib_json_bare_start(struct smlib_reader *r)
+{
+	struct smlib_json *s = &r->js;
+	const char *open = s->p;
+	int c;
+	s->p++;
+	smlib_js_ws(s);
+	c = smlib_js_peek(s);
+	s->p = open;
+	if (c == '[' || c == '{') { /* rows: the elements are instances */
+		s->p++;
+		r->element_first = 1;
+		r->doc = SMLIB_DOC_ROWS;
+		return 1;
+	}
+	if (c == ']') {             /* no records */
+		s->p++;
+		smlib_js_ws(s);
+		s->p++;
+		return smlib_json_bare_end(r);
+	}
+	r->record = 1;              /* one record: the array is its features */
+	if (smlib_js_vector(r, 1))
+		return -1;
+	return smlib_json_bare_end(r) ? -1 : 2;
+}
+
+/* application/json: {"instances": [...]}, other members skipped (or, with
+ * bare_arrays, a bare array). */
 static SMLIB_UNUSED int smlib_json_next(struct smlib_reader *r)
 {
 	struct smlib_json *s = &r->js;
@@ -768,10 +830,26 @@ static SMLIB_UNUSED int smlib_json_next(struct smlib_reader *r)
 
 	if (r->doc == SMLIB_DOC_START) {
 		smlib_js_ws(s);
-		if (smlib_js_peek(s) != '{')
-			return smlib_js_syntax(s, "a JSON object with an \"instances\" array");
-		s->p++;
-		r->doc = SMLIB_DOC_MEMBERS;
+		if (r->bare_arrays && smlib_js_peek(s) == '[') {
+			rc = smlib_json_bare_start(r);
+			if (rc != 1)
+				return rc == 2 ? 1 : rc;
+		} else if (smlib_js_peek(s) != '{') {
+			return smlib_js_syntax(s, r->bare_arrays ? "a JSON object with an \"instances\" "
+					       "array, or an array of rows" :
+					       "a JSON object with an \"instances\" array");
+		} else {
+			s->p++;
+			r->doc = SMLIB_DOC_MEMBERS;
+		}
+	}
+	if (r->doc == SMLIB_DOC_ROWS) {
+		rc = smlib_js_element(s, &r->element_first);
+		if (rc == 1) {
+			r->record++;
+			return smlib_js_instance(r, 2) ? -1 : 1;
+		}
+		return rc < 0 ? -1 : smlib_json_bare_end(r);
 	}
 	for (;;) {
 		if (r->doc == SMLIB_DOC_INSTANCES) {
@@ -823,6 +901,118 @@ static SMLIB_UNUSED int smlib_jsonlines_next(struct smlib_reader *r)
 }
 
 /* ======================================================================== */
+/* NPY and recordio-protobuf                                                 */
+/* ======================================================================== */
+/*
+ * The binary formats: lib/npy.h and lib/recordio.h check the bytes (a
+ * malformed header, varint, length or tensor is a 400 naming its byte
+ * offset); here their numbers become instances under the same rules as
+ * the text formats' (how many, missing, in range).
+ */
+
+/* One value of a binary body, feature (or value) index of the record
+ * being read: a NaN is missing if the plug-in allows it, an infinity never
+ * a feature; a finite value in range (float32's, with range_msg). */
+static SMLIB_UNUSED int smlib_binary_value(struct smlib_reader *r, double v, const char *what,
+					   size_t index)
+{
+	if (isnan(v) && r->opt->missing)
+		return 0;
+	if (!isfinite(v))
+		return smlib_reader_fail(r, "record %zu, %s %zu: expected a finite number, got %s",
+					 r->record, what, index, isnan(v) ? "nan"
+					 : v > 0 ? "inf" : "-inf");
+	return r->opt->range_msg ? smlib_out_of_range(r, v, what, index) : 0;
+}
+
+/* application/x-npy: the header read at the first call, then a record a
+ * row (a 1-D array is one row). */
+static SMLIB_UNUSED int smlib_npy_next(struct smlib_reader *r)
+{
+	size_t i, cols;
+	if (r->doc == SMLIB_DOC_START) {
+		if (smlib_npy_read(&r->npy, r->p, (size_t)(r->end - r->p), r->err, sizeof r->err))
+			return -1;
+		r->doc = SMLIB_DOC_ROWS;
+	}
+	if (r->row >= r->npy.rows)
+		return 0;
+	r->record = ++r->row;
+	cols = r->npy.cols;
+	if (r->opt->missing ? cols > r->n : cols != r->n)
+		return smlib_reader_fail(r, "record %zu: expected %s%zu features, got %zu", r->record,
+					 r->opt->missing ? "at most " : "", r->n, cols);
+	for (i = 0; i < cols; i++) {
+		double v = smlib_npy_value(&r->npy, r->row - 1, i);
+		if (smlib_binary_value(r, v, "field", i + 1))
+			return -1;
+		r->values[i] = v;
+	}
+	r->count = cols;
+	r->sparse = 0;
+	return 1;
+}
+
+/* A sparse 'values' tensor: keys are feature indexes, each given once. */
+static SMLIB_UNUSED int smlib_rio_sparse(struct smlib_reader *r, struct smlib_rio_iter *it)
+{
+	uint64_t key;
+	double v;
+	size_t i = 0;
+	r->count = 0;
+	while (smlib_rio_iter_next(it, &key, &v)) {
+		i++;
+		if (key >= r->n) {
+			smlib_unsee(r, r->count);
+			return smlib_reader_fail(r, "record %zu, key %zu: expected a feature index "
+						 "from 0 to %zu, got %llu", r->record, i, r->n - 1,
+						 (unsigned long long)key);
+		}
+		if (smlib_binary_value(r, v, "value", i)) {
+			smlib_unsee(r, r->count);
+			return -1;
+		}
+		if (smlib_see(r, (size_t)key, r->count, "key", i)) /* it forgets them all */
+			return -1;
+		r->keys[r->count] = (size_t)key; /* at most n: the keys are distinct */
+		r->values[r->count++] = v;
+	}
+	smlib_unsee(r, r->count);
+	r->sparse = 1;
+	return 0;
+}
+
+/* application/x-recordio-protobuf: a record per Record, its features the
+ * 'values' tensor (dense: one value per feature; sparse: keys and values). */
+static SMLIB_UNUSED int smlib_recordio_next(struct smlib_reader *r)
+{
+	struct smlib_rio_record rec;
+	struct smlib_rio_iter it;
+	uint64_t key;
+	double v;
+	size_t i = 0;
+	int rc = smlib_rio_next(&r->rio, &rec, r->err, sizeof r->err);
+	if (rc <= 0)
+		return rc;
+	r->record = rec.index;
+	smlib_rio_iter_init(&it, &rec.values);
+	if (rec.values.keys != NULL)
+		return smlib_rio_sparse(r, &it) ? -1 : 1;
+	if (r->opt->missing ? rec.values.n_values > r->n : rec.values.n_values != r->n)
+		return smlib_reader_fail(r, "record %zu: expected %s%zu features, got %zu", r->record,
+					 r->opt->missing ? "at most " : "", r->n,
+					 rec.values.n_values);
+	while (smlib_rio_iter_next(&it, &key, &v)) {
+		if (smlib_binary_value(r, v, "field", i + 1))
+			return -1;
+		r->values[i++] = v;
+	}
+	r->count = i;
+	r->sparse = 0;
+	return 1;
+}
+
+/* ======================================================================== */
 /* The reader                                                                */
 /* ======================================================================== */
 
@@ -837,6 +1027,8 @@ static SMLIB_UNUSED int smlib_next(struct smlib_reader *r, struct smlib_instance
 	case SMLIB_CSV: rc = smlib_csv_next(r); break;
 	case SMLIB_LIBSVM: rc = smlib_libsvm_next(r); break;
 	case SMLIB_JSON: rc = smlib_json_next(r); break;
+	case SMLIB_NPY: rc = smlib_npy_next(r); break;
+	case SMLIB_RECORDIO: rc = smlib_recordio_next(r); break;
 	default: rc = smlib_jsonlines_next(r); break;
 	}
 	if (rc <= 0) {

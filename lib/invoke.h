@@ -32,17 +32,24 @@
 #include "instances.h"
 
 /* The media types of the formats, as requests name them and as answers are
- * labelled. Answers can be the first SMLIB_ANSWER_FORMATS. */
+ * labelled. Every plug-in answers in the first SMLIB_ANSWER_FORMATS; NPY
+ * and recordio-protobuf are answers a plug-in opts in to (SMLIB_ANSWER_BIT). */
 static SMLIB_UNUSED const char *const smlib_media_type[SMLIB_FORMATS] = {
-	"application/json", "application/jsonlines", "text/csv", "text/libsvm"};
+	"application/json", "application/jsonlines", "text/csv", "text/libsvm",
+	"application/x-npy", "application/x-recordio-protobuf"};
 #define SMLIB_ANSWER_FORMATS 3
 #define SMLIB_BIT(format) (1u << (format))
+/* Flags in a service's inputs, besides the formats' bits: */
+#define SMLIB_JSON_ARRAYS (1u << 16)  /* application/json may be a bare array of rows */
+#define SMLIB_ANSWER_BIT(format) (1u << (20 + (format))) /* answers in NPY, recordio too */
 #define SMLIB_ANSWER_CHUNK 65536   /* bytes per model_response_write, at least */
 
 /* What a plug-in speaks, fixed when it is built. */
 struct smlib_service {
-	unsigned inputs;                 /* SMLIB_BIT(SMLIB_CSV) | ...: the bodies read;
-	                                  * a missing Content-Type means CSV */
+	unsigned inputs;                 /* SMLIB_BIT(SMLIB_CSV) | ...: the bodies read
+	                                  * (a missing Content-Type means CSV), and
+	                                  * the flags SMLIB_JSON_ARRAYS and
+	                                  * SMLIB_ANSWER_BIT(SMLIB_NPY), ...(SMLIB_RECORDIO) */
 	enum smlib_format answer;        /* the answer for Accept missing or * / *,
 	                                  * unless SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT
 	                                  * names another */
@@ -56,8 +63,13 @@ struct smlib_service {
 struct smlib_plugin {
 	const struct smlib_service *svc;
 	enum smlib_format answer;        /* svc->answer, or the environment's */
-	char inputs_list[80];            /* "text/csv, ...", for the 415 */
-	char answers_list[80];           /* the default first, for the 406 */
+	char inputs_list[160];           /* "text/csv, ...", for the 415 */
+	char answers_list[160];          /* the default first, for the 406 */
+	const char *answer_types[SMLIB_FORMATS]; /* the media types answered, for Accept: */
+	enum smlib_format answer_formats[SMLIB_FORMATS]; /* their formats, */
+	int n_answers;                   /* how many */
+	size_t answer_columns;           /* numbers per record in an NPY answer (the plug-in's
+	                                  * to set at load, if it answers NPY) */
 	struct smlib_scratch scratch;    /* the reader's arrays */
 	char *buf;                       /* the answer buffer */
 	size_t buf_cap, record_room;
@@ -79,7 +91,7 @@ static SMLIB_UNUSED int smlib_plugin_init(struct smlib_plugin *p, const struct s
 					  char *err, size_t err_size)
 {
 	static const enum smlib_format input_order[] = {SMLIB_CSV, SMLIB_LIBSVM, SMLIB_JSON,
-							SMLIB_JSONLINES};
+							SMLIB_JSONLINES, SMLIB_NPY, SMLIB_RECORDIO};
 	const char *v = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
 	const char *s, *e;
 	char got[SMLIB_SHOWN + 4];
@@ -93,9 +105,15 @@ static SMLIB_UNUSED int smlib_plugin_init(struct smlib_plugin *p, const struct s
 		if (svc->inputs & SMLIB_BIT(input_order[i]))
 			smlib_list_add(p->inputs_list, sizeof p->inputs_list, input_order[i]);
 	smlib_list_add(p->answers_list, sizeof p->answers_list, svc->answer);
-	for (f = 0; f < SMLIB_ANSWER_FORMATS; f++)
+	for (f = 0; f < SMLIB_FORMATS; f++) {
+		if (f == SMLIB_LIBSVM || (f >= SMLIB_ANSWER_FORMATS &&
+					  !(svc->inputs & SMLIB_ANSWER_BIT(f))))
+			continue;
+		p->answer_formats[p->n_answers] = (enum smlib_format)f;
+		p->answer_types[p->n_answers++] = smlib_media_type[f];
 		if (f != (int)svc->answer)
 			smlib_list_add(p->answers_list, sizeof p->answers_list, (enum smlib_format)f);
+	}
 	if (v == NULL)
 		return 0;
 	s = v;
@@ -103,9 +121,9 @@ static SMLIB_UNUSED int smlib_plugin_init(struct smlib_plugin *p, const struct s
 	smlib_trim(&s, &e);
 	if (s == e || smlib_equal_ci(s, (size_t)(e - s), "*/*"))
 		return 0;
-	for (f = 0; f < SMLIB_ANSWER_FORMATS; f++)
-		if (smlib_equal_ci(s, (size_t)(e - s), smlib_media_type[f])) {
-			p->answer = (enum smlib_format)f;
+	for (i = 0; i < (size_t)p->n_answers; i++)
+		if (smlib_equal_ci(s, (size_t)(e - s), p->answer_types[i])) {
+			p->answer = p->answer_formats[i];
 			return 0;
 		}
 	smlib_format(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of %s, "
@@ -141,6 +159,7 @@ struct smlib_job {
 	enum smlib_format answer;        /* the answer's format */
 	size_t room;                     /* bytes one record's answer can take */
 	size_t answered;                 /* records answered so far */
+	size_t records;                  /* an NPY answer: the records it holds */
 };
 
 /* The body's format from Content-Type. Empty means text/csv (batch
@@ -172,6 +191,26 @@ static SMLIB_UNUSED int smlib_content_format(const struct smlib_plugin *p, const
 	return smlib_content_type_params(e, msg, size);
 }
 
+/* An NPY answer's header comes first and holds the number of records, so
+ * the body is read once to count them (a bad record is its 400 now), then
+ * the reader starts again. 0, or -1 when the request has been answered. */
+static SMLIB_UNUSED int smlib_count_records(struct smlib_job *j, const struct smlib_plugin *p,
+					    const char *body, size_t len, model_response *out)
+{
+	struct smlib_instance x;
+	int rc, bare = j->in.bare_arrays;
+	j->records = 0;
+	while ((rc = smlib_next(&j->in, &x)) == 1)
+		j->records++;
+	if (rc < 0) {
+		model_response_error(out, 400, j->in.err);
+		return -1;
+	}
+	smlib_reader_init(&j->in, j->in.format, body, len, &p->svc->read, &p->scratch);
+	j->in.bare_arrays = bare;
+	return 0;
+}
+
 /* Negotiates the request: 1 with the job ready (reader at the first
  * record, answer begun), or 0 when the request has been answered already:
  * 415 (Content-Type), 406 (Accept), an empty body (400, or 204 if the
@@ -193,13 +232,17 @@ static SMLIB_UNUSED int smlib_job_start(struct smlib_job *j, const struct smlib_
 		model_response_error(out, 415, msg);
 		return 0;
 	}
-	f = smlib_accept_choose(req->accept, smlib_media_type, SMLIB_ANSWER_FORMATS, (int)p->answer,
-				p->answers_list, msg, sizeof msg);
+	for (f = 0; p->answer_formats[f] != p->answer; f++)
+		;
+	f = smlib_accept_choose(req->accept, p->answer_types, p->n_answers, f, p->answers_list,
+				msg, sizeof msg);
 	if (f < 0) {
 		model_response_error(out, 406, msg);
 		return 0;
 	}
-	if (req->body_len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
+	f = (int)p->answer_formats[f];
+	if (in != SMLIB_NPY && in != SMLIB_RECORDIO && req->body_len >= 3 &&
+	    memcmp(body, "\xEF\xBB\xBF", 3) == 0)
 		body += 3; /* a UTF-8 byte order mark, as some editors save CSV */
 	if (body == end) {
 		if (p->svc->empty_body_204)
@@ -209,6 +252,9 @@ static SMLIB_UNUSED int smlib_job_start(struct smlib_job *j, const struct smlib_
 		return 0;
 	}
 	smlib_reader_init(&j->in, in, body, (size_t)(end - body), &p->svc->read, &p->scratch);
+	j->in.bare_arrays = (p->svc->inputs & SMLIB_JSON_ARRAYS) != 0;
+	if (f == SMLIB_NPY && smlib_count_records(j, p, body, (size_t)(end - body), out))
+		return 0;
 	j->w.out = out;
 	j->w.buf = p->buf;
 	j->w.len = 0;
@@ -220,6 +266,10 @@ static SMLIB_UNUSED int smlib_job_start(struct smlib_job *j, const struct smlib_
 	model_response_type(out, smlib_media_type[f]);
 	if (j->answer == SMLIB_JSON)
 		SMLIB_PUT_LIT(&j->w, "{\"predictions\":[");
+	if (j->answer == SMLIB_NPY) {
+		size_t shape[2] = {j->records, p->answer_columns};
+		j->w.len = smlib_npy_header((unsigned char *)j->w.buf, SMLIB_NPY_F8, 2, shape);
+	}
 	return 1;
 }
 
@@ -229,6 +279,36 @@ static SMLIB_UNUSED void smlib_record_begin(struct smlib_job *j)
 	smlib_room(&j->w, j->room);
 	if (j->answer == SMLIB_JSON && j->answered > 0)
 		SMLIB_PUT_LIT(&j->w, ",");
+}
+
+/* A record's row of an NPY answer: n (the plug-in's answer_columns)
+ * float64 numbers, little endian, as numpy.save writes them. */
+static SMLIB_UNUSED void smlib_npy_put_row(struct smlib_job *j, const double *v, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		uint64_t bits;
+		memcpy(&bits, &v[i], sizeof bits);
+		smlib_npy_put_le((unsigned char *)j->w.buf + j->w.len, bits, 8);
+		j->w.len += 8;
+	}
+}
+
+/* A record's answer in recordio-protobuf: one RecordIO record holding one
+ * Record whose label map is labels[0, n) (float32 tensors), which must fit
+ * the room smlib_record_begin made. */
+static SMLIB_UNUSED void smlib_rio_put_answer(struct smlib_job *j, const struct smlib_rio_out *labels,
+					      size_t n)
+{
+	size_t size = smlib_rio_write((unsigned char *)j->w.buf + j->w.len, j->w.cap - j->w.len,
+				      NULL, 0, labels, n);
+	if (size == 0 || size > j->w.cap - j->w.len) { /* more than the plug-in's record_room */
+		model_response_error(j->w.out, 500, "a record's recordio answer is larger than "
+				     "its room");
+		j->w.refused = 1;
+		return;
+	}
+	j->w.len += size;
 }
 
 /* After it: 0, or -1 when the server refused the answer (too large). */
@@ -261,6 +341,10 @@ static SMLIB_UNUSED void smlib_job_finish(struct smlib_job *j, int rc)
 	if (rc == 0 && j->answer == SMLIB_JSON) {
 		smlib_room(&j->w, 4);
 		SMLIB_PUT_LIT(&j->w, "]}\n");
+	}
+	if (rc == 0 && j->answer == SMLIB_NPY && j->answered != j->records) {
+		model_response_error(j->w.out, 500, "the NPY answer's records changed count");
+		return;
 	}
 	if (rc == 0)
 		smlib_flush(&j->w);
