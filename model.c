@@ -978,23 +978,25 @@ static void answer_csv_keys(const struct model *m, struct smlib_writer *w, size_
 }
 
 /* The Linear Learner's recordio-protobuf answer: a Record whose label map
- * holds "score" (the value, P(the second label), or every class's
- * probability) and, for a classifier, "predicted_label", float32 tensors. */
+ * holds, for a classifier, "predicted_label", and "score" (the value,
+ * P(the second label), or every class's probability), float32 tensors.
+ * The entries come in key order, as Python's protobuf writes the map (its
+ * deterministic order, and what it wrote for tests/codecs/w_linear_learner.rio). */
 static void answer_recordio(const struct model *m, struct smlib_job *j, size_t label)
 {
-	struct smlib_rio_out out[2];
+	struct smlib_rio_out out[2], *score = &out[m->kind == KIND_REGRESSION ? 0 : 1];
 	size_t k, n = m->kind == KIND_MULTINOMIAL || m->kind == KIND_OVR ? m->n_outputs : 1;
 	memset(out, 0, sizeof out);
 	for (k = 0; k < n; k++)
 		m->zf[k] = (float)m->z[k];
-	out[0].name = "score";
-	out[0].values = m->zf;
-	out[0].n_values = n;
 	if (m->kind != KIND_REGRESSION) {
-		out[1].name = "predicted_label";
-		out[1].values = &m->labels[label].value;
-		out[1].n_values = 1;
+		out[0].name = "predicted_label";
+		out[0].values = &m->labels[label].value;
+		out[0].n_values = 1;
 	}
+	score->name = "score";
+	score->values = m->zf;
+	score->n_values = n;
 	smlib_rio_put_answer(j, out, m->kind == KIND_REGRESSION ? 1 : 2);
 }
 

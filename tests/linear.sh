@@ -13,6 +13,12 @@
 #    tests/vectors/iris_expected.csv (labels exactly, scores within 1e-9).
 # 3. Accept negotiation, 400/406/415 with the record and field named, no
 #    partial answers, N records in -> N lines out.
+#    NPY (1-D, 2-D; float64, float32, int), recordio-protobuf (dense,
+#    sparse; AWS's own bytes from tests/codecs/) and bare JSON arrays in;
+#    NPY and the Linear Learner's recordio-protobuf out (tests/codecs/
+#    w_linear_learner.rio byte for byte); malformed binary bodies get a 400
+#    naming the byte offset; an empty body 204; SAGEMAKER_INFERENCE_OUTPUT
+#    columns in CSV. Binary bodies are made and read with plain python3.
 # 4. A 1,000,000-record CSV batch (body limit raised with
 #    SAGEMAKER_MAX_PAYLOAD_IN_MB), checked line by line.
 # 5. If python3-sklearn is installed: tools/export_linear.py round trips of
@@ -155,7 +161,7 @@ for f in xgboost-model:binary_logistic.json model.ubj:binary_logistic.ubj model.
 	fi
 done
 mkdir -p "$T/accept-env" && cp models/iris/linear-model.txt "$T/accept-env/"
-out=$(SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/x-recordio-protobuf timeout 10 "$SMSERVE" --port "$(free_port)" --model-dir "$T/accept-env" 2>&1)
+out=$(SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/xml timeout 10 "$SMSERVE" --port "$(free_port)" --model-dir "$T/accept-env" 2>&1)
 rc=$?
 if [[ $rc -ne 0 && $rc -ne 124 && $out =~ SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT:\ expected\ one\ of ]]; then
 	ok "load: SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT it cannot produce stops the server"
@@ -208,6 +214,342 @@ expect "one record: the Linear Learner's JSON shape" \
 send '{"instances": []}' application/json application/json
 expect "no instances: no predictions" '200 {"predictions":[]}' "$STATUS $BODY"
 
+# ---- 2b. NPY, recordio-protobuf and bare JSON arrays -----------------------
+
+# codec MODE ARGS...: binary bodies made and answers read in plain python3
+# (struct only, no numpy), following numpy's NPY format and SageMaker's
+# record.proto.
+#   npy DTYPE SRC.csv DST [1d]          the rows as an NPY array (f8, f4, i8)
+#   rio KIND SRC.csv DST                a Record per row: f64, f32, sparse
+#   npy-read ANSWER                     shape, then the rows, as %.17g
+#   rio-read ANSWER                     a line per Record: key=values ...
+codec() {
+	"$PY" - "$@" <<'PY'
+import struct, sys
+mode = sys.argv[1]
+def rows(path):
+    return [[float(v) for v in l.split(",")] for l in open(path).read().split("\n") if l]
+def varint(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([v & 0x7f | 0x80]); v >>= 7
+    return out + bytes([v])
+def field(n, payload):
+    return varint(n << 3 | 2) + varint(len(payload)) + payload
+if mode == "npy":
+    dtype, src, dst = sys.argv[2:5]
+    X = rows(src)
+    one = len(sys.argv) > 5
+    shape = "(%d,)" % len(X[0]) if one else "(%d, %d)" % (len(X), len(X[0]))
+    head = "{'descr': '<%s', 'fortran_order': False, 'shape': %s, }" % (dtype, shape)
+    head += " " * (63 - (10 + len(head)) % 64) + "\n"
+    fmt = {"f8": "<d", "f4": "<f", "i8": "<q"}[dtype]
+    data = b"".join(struct.pack(fmt, int(v) if dtype == "i8" else v) for r in (X[:1] if one else X) for v in r)
+    open(dst, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head.encode() + data)
+elif mode == "rio":
+    kind, src, dst = sys.argv[2:5]
+    out = b""
+    for x in rows(src):
+        if kind == "sparse":   # the nonzero features, shape [n]
+            keys = [k for k, v in enumerate(x) if v != 0]
+            tensor = field(1, b"".join(struct.pack("<d", x[k]) for k in keys)) + \
+                field(2, b"".join(varint(k) for k in keys)) + field(3, varint(len(x)))
+            value = field(3, tensor)
+        elif kind == "f32":
+            value = field(2, field(1, b"".join(struct.pack("<f", v) for v in x)))
+        else:
+            value = field(3, field(1, b"".join(struct.pack("<d", v) for v in x)))
+        rec = field(1, field(1, b"values") + field(2, value))
+        out += struct.pack("<II", 0xced7230a, len(rec)) + rec + b"\0" * (-len(rec) % 4)
+    open(dst, "wb").write(out)
+elif mode == "npy-read":
+    b = open(sys.argv[2], "rb").read()
+    n = struct.unpack("<H", b[8:10])[0]
+    head = b[10:10 + n].decode()
+    shape = eval(head)["shape"]
+    vals = struct.unpack("<%dd" % ((len(b) - 10 - n) // 8), b[10 + n:])
+    print(head.rstrip("\n").rstrip(" "), (10 + n) % 64)
+    for r in range(shape[0]):
+        print(" ".join("%.17g" % v for v in vals[r * shape[1]:(r + 1) * shape[1]]))
+elif mode == "rio-read":
+    b = open(sys.argv[2], "rb").read()
+    def fields(m):
+        i = 0
+        while i < len(m):
+            tag = 0; s = 0
+            while True:
+                c = m[i]; i += 1; tag |= (c & 0x7f) << s; s += 7
+                if not c & 0x80: break
+            n = 0; s = 0
+            while True:
+                c = m[i]; i += 1; n |= (c & 0x7f) << s; s += 7
+                if not c & 0x80: break
+            assert tag & 7 == 2, "wire type %d" % (tag & 7)
+            yield tag >> 3, m[i:i + n]; i += n
+    at = 0
+    while at < len(b):
+        magic, length = struct.unpack("<II", b[at:at + 8])
+        assert magic == 0xced7230a and length >> 29 == 0
+        rec = b[at + 8:at + 8 + length]
+        at += 8 + length + (-length % 4)
+        words = []
+        for f, entry in fields(rec):
+            e = dict(fields(entry))
+            value = dict(fields(e[2]))
+            tensor = dict(fields(value[2]))   # Value.float32_tensor
+            vals = struct.unpack("<%df" % (len(tensor.get(1, b"")) // 4), tensor.get(1, b""))
+            words.append("%s:%s=%s" % ("F" if f == 1 else "L", e[1].decode(), ",".join(repr(v) for v in vals)))
+        print(" ".join(words))
+PY
+}
+
+# NPY in: float64 2-D, float32 2-D, 1-D (one record), int64; NPY out.
+codec npy f8 "$T/iris.csv" "$T/iris.npy"
+post "$T/iris.npy" application/x-npy application/json
+expect "npy float64 (150, 4) -> json: labels and probabilities" ok "$(check json "$VECTORS" "$T/body")"
+post "$T/iris.npy" application/x-npy text/csv
+expect "npy float64 -> csv: labels" ok "$(check csv "$VECTORS" "$T/body")"
+"$PY" -c 'import struct, sys
+for l in open(sys.argv[1]):
+    print(",".join(repr(struct.unpack("<f", struct.pack("<f", float(v)))[0]) for v in l.split(",")))' "$T/iris.csv" >"$T/iris-f32.csv"
+post "$T/iris-f32.csv" text/csv application/jsonlines
+cp "$T/body" "$T/f32-expected.jsonl"
+codec npy f4 "$T/iris.csv" "$T/iris-f4.npy"
+post "$T/iris-f4.npy" application/x-npy application/jsonlines
+if [[ $STATUS == 200 ]] && cmp -s "$T/body" "$T/f32-expected.jsonl"; then ok "npy float32: the answers of the same float32 values in CSV"
+else not_ok "npy float32: the answers of the same float32 values in CSV" "$STATUS $(head -c 200 "$T/body")"; fi
+codec npy f8 "$T/iris.csv" "$T/iris-1d.npy" 1d
+post "$T/iris-1d.npy" application/x-npy text/csv
+expect "npy 1-D: one record" "200 $(head -n 1 "$T/labels.txt")" "$STATUS $BODY"
+printf '6,3,5,2\n5,3,1,0\n7,3,6,2\n' >"$T/ints.csv"
+post "$T/ints.csv" text/csv application/json
+ints=$BODY
+codec npy i8 "$T/ints.csv" "$T/ints.npy"
+post "$T/ints.npy" application/x-npy application/json
+expect "npy int64: the answers of the same numbers in CSV" "200 $ints" "$STATUS $BODY"
+BODY_KEEP=0 post "$T/iris.npy" application/x-npy application/x-npy
+expect "npy -> npy: status and type" "200 application/x-npy" "$STATUS $CTYPE"
+codec npy-read "$T/body" >"$T/npy-answer.txt"
+expect "npy answer: numpy.save's header, data at a multiple of 64 bytes" \
+	"{'descr': '<f8', 'fortran_order': False, 'shape': (150, 3), } 0" "$(head -n 1 "$T/npy-answer.txt")"
+tail -n +2 "$VECTORS" | cut -d, -f5- | tr , ' ' >"$T/probs.txt"
+res=$("$PY" -c 'import sys
+got = [[float(v) for v in l.split()] for l in open(sys.argv[1]).read().splitlines()[1:]]
+exp = [[float(v) for v in l.split()[1:]] for l in open(sys.argv[2]).read().splitlines()]
+bad = [i + 1 for i, (g, e) in enumerate(zip(got, exp)) if len(g) != len(e) or max(abs(a - b) for a, b in zip(g, e)) > 1e-9]
+print("ok" if len(got) == len(exp) == 150 and not bad else "rows %d, first bad %s" % (len(got), bad[:1]))' "$T/npy-answer.txt" "$T/probs.txt")
+expect "npy answer: a row of 3 probabilities per record, scikit-learn's within 1e-9" ok "$res"
+BODY_KEEP=0 post "$T/iris.csv" text/csv application/x-npy
+cp "$T/body" "$T/csv-to-npy"
+if [[ $STATUS == 200 ]] && cmp -s "$T/csv-to-npy" <(BODY_KEEP=0 post "$T/iris.npy" application/x-npy application/x-npy; cat "$T/body"); then
+	ok "csv -> npy: the same bytes as npy -> npy"
+else not_ok "csv -> npy: the same bytes as npy -> npy" "$STATUS"; fi
+printf '' >"$T/empty.csv"
+BODY_KEEP=0 send '{"instances": []}' application/json application/x-npy
+codec npy-read "$T/body" >"$T/npy-answer.txt"
+expect "no records -> npy: shape (0, 3)" "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 3), } 0" "$(cat "$T/npy-answer.txt")"
+if "$PY" -c 'import numpy' 2>/dev/null; then
+	"$PY" -c 'import io, sys, numpy as np
+a = np.loadtxt(sys.argv[1], delimiter=",")
+b = io.BytesIO(); np.save(b, a); open(sys.argv[2], "wb").write(b.getvalue())
+p = np.loadtxt(sys.argv[3])[:, 1:]
+b = io.BytesIO(); np.save(b, np.load(sys.argv[4])); print("same" if b.getvalue() == open(sys.argv[4], "rb").read() else "differs")
+print("close" if np.abs(np.load(sys.argv[4]) - p).max() < 1e-9 else "far")' "$T/iris.csv" "$T/iris-numpy.npy" "$T/probs.txt" "$T/csv-to-npy" >"$T/numpy.txt"
+	post "$T/iris-numpy.npy" application/x-npy application/json
+	expect "npy written by numpy.save -> json" ok "$(check json "$VECTORS" "$T/body")"
+	expect "npy answer: numpy.load reads it, numpy.save writes the same bytes, scikit-learn's probabilities" \
+		"same close" "$(tr '\n' ' ' <"$T/numpy.txt" | sed 's/ $//')"
+else
+	echo "# SKIP: python3-numpy not installed (NPY bodies written by numpy itself)"
+fi
+
+# recordio-protobuf in: dense float64 and float32, sparse; AWS's own bytes.
+codec rio f64 "$T/iris.csv" "$T/iris.rio"
+post "$T/iris.rio" application/x-recordio-protobuf application/json
+expect "recordio dense float64 -> json: labels and probabilities" ok "$(check json "$VECTORS" "$T/body")"
+codec rio sparse "$T/iris.csv" "$T/iris-sparse.rio"
+post "$T/iris-sparse.rio" application/x-recordio-protobuf text/csv
+expect "recordio sparse -> csv: labels" ok "$(check csv "$VECTORS" "$T/body")"
+codec rio f32 "$T/iris.csv" "$T/iris-f32.rio"
+post "$T/iris-f32.rio" application/x-recordio-protobuf application/jsonlines
+if [[ $STATUS == 200 ]] && cmp -s "$T/body" "$T/f32-expected.jsonl"; then ok "recordio float32: the answers of the same float32 values in CSV"
+else not_ok "recordio float32: the answers of the same float32 values in CSV" "$STATUS $(head -c 200 "$T/body")"; fi
+
+# recordio-protobuf out: the Linear Learner's label map per record
+BODY_KEEP=0 post "$T/iris.csv" text/csv application/x-recordio-protobuf
+expect "csv -> recordio: status and type" "200 application/x-recordio-protobuf" "$STATUS $CTYPE"
+codec rio-read "$T/body" >"$T/rio-answer.txt"
+res=$("$PY" -c 'import sys
+got = open(sys.argv[1]).read().splitlines()
+exp = open(sys.argv[2]).read().splitlines()[1:]
+for i, (g, e) in enumerate(zip(got, exp)):
+    e = e.split(",")
+    w = dict(x.split("=") for x in g.split())
+    if list(w) != ["L:predicted_label", "L:score"]: print("record %d: %s" % (i + 1, list(w))); break
+    if float(w["L:predicted_label"]) != float(e[4]): print("record %d: label %s" % (i + 1, w["L:predicted_label"])); break
+    s = [float(v) for v in w["L:score"].split(",")]
+    if len(s) != 3 or max(abs(a - float(b)) for a, b in zip(s, e[5:])) > 1e-7: print("record %d: score %s" % (i + 1, s)); break
+else:
+    print("ok" if len(got) == len(exp) == 150 else "%d records" % len(got))' "$T/rio-answer.txt" "$VECTORS")
+expect "recordio answer: a Record per record, predicted_label and score (float32) as scikit-learn's" ok "$res"
+post "$T/body" application/x-recordio-protobuf
+expect_error "a recordio answer sent back has no 'values' feature: 400 naming the byte" 400 \
+	"recordio-protobuf: Record has no 'values' feature at byte 0 \\(record 1\\)"
+
+# bare JSON arrays, as the SDK's JSONSerializer sends numpy arrays and lists
+"$PY" -c 'import json, sys
+print(json.dumps([[float(v) for v in l.split(",")] for l in open(sys.argv[1])]))' "$T/iris.csv" >"$T/iris-bare.json"
+post "$T/iris-bare.json" application/json application/json
+expect "bare JSON array of 150 rows -> json" ok "$(check json "$VECTORS" "$T/body")"
+send '[5.1, 3.5, 1.4, 0.2]' application/json text/csv
+expect "bare JSON array of numbers: one record" "200 0" "$STATUS $BODY"
+send ' [ {"features": [5.1, 3.5, 1.4, 0.2]}, [6.7, 3.0, 5.2, 2.3] ] ' application/json text/csv
+expect "bare JSON array of instances in any form" "200 0
+2" "$STATUS $BODY"
+send '[ ]' application/json application/json
+expect "bare empty JSON array: no predictions" '200 {"predictions":[]}' "$STATUS $BODY"
+send '[[5.1, 3.5, 1.4, 0.2]] [1]' application/json
+expect_error "bare JSON array: nothing may follow it" 400 'malformed JSON at line 1, column 24: expected nothing after the JSON array'
+send '[[5.1, 3.5, 1.4, 0.2], [1, 2, 3]]' application/json
+expect_error "bare JSON array: a short row named" 400 'record 2: expected 4 features, got 3'
+send '[1, 2, 3, "4"]' application/json
+expect_error "bare JSON array of numbers: a string feature named" 400 'record 1, field 4: expected a number, got a string'
+send '"x"' application/json
+expect_error "json: neither an object nor an array" 400 'expected a JSON object with an \\"instances\\" array, or an array of rows'
+
+# malformed binary bodies: 400 naming the byte offset
+head -c 200 "$T/iris.npy" >"$T/short.npy"
+post "$T/short.npy" application/x-npy
+expect_error "npy truncated: 400 with the byte offset" 400 'npy: truncated data: the shape needs 4800 bytes, 72 follow at byte 128'
+head -c 100 "$T/iris.npy" >"$T/short.npy"
+post "$T/short.npy" application/x-npy
+expect_error "npy cut in its header: 400 with the byte offset" 400 'npy: header length 118 runs past the end \(90 bytes follow\) at byte 8'
+send 'NUMPY' application/x-npy
+expect_error "npy without its magic: 400 at byte 0" 400 'npy: not an NPY file .* at byte 0'
+sed 's/<f8/>f8/' "$T/iris.npy" >"$T/big-endian.npy"
+post "$T/big-endian.npy" application/x-npy
+expect_error "npy big-endian: 400 at the dtype's byte" 400 "npy: big-endian dtype '>f8' is not supported at byte 20"
+"$PY" -c 'import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read()); b[128 + 8 * 6:128 + 8 * 7] = struct.pack("<d", float("nan"))
+open(sys.argv[2], "wb").write(b)' "$T/iris.npy" "$T/nan.npy"
+post "$T/nan.npy" application/x-npy
+expect_error "npy NaN feature: the record and field named" 400 'record 2, field 3: expected a finite number, got nan'
+head -c 200 "$T/iris.rio" >"$T/short.rio"
+post "$T/short.rio" application/x-recordio-protobuf
+expect_error "recordio truncated: 400 with the byte offset" 400 'recordio-protobuf: truncated record: length 48, 24 bytes follow at byte 172 \(record 4\)'
+post tests/codecs/bad_rio_varint_long.rio application/x-recordio-protobuf
+expect_error "recordio malformed varint: 400 with the byte offset" 400 "$(sed 's/[()]/\\&/g' tests/codecs/bad_rio_varint_long.error)"
+printf 'junk' >"$T/junk.rio"
+post "$T/junk.rio" application/x-recordio-protobuf
+expect_error "recordio bad magic: 400 at byte 0" 400 'recordio-protobuf: truncated RecordIO header \(4 of 8 bytes\) at byte 0'
+"$PY" -c 'import sys
+b = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(b.replace(bytes([0x1a, 1, 3]), bytes([0x1a, 1, 9]), 1))' "$T/iris-sparse.rio" "$T/bad-shape.rio"
+"$PY" -c 'import struct, sys
+def field(n, p): return bytes([n << 3 | 2, len(p)]) + p
+t = field(1, struct.pack("<dd", 1, 2)) + field(2, bytes([1, 1]))
+rec = field(1, field(1, b"values") + field(2, field(3, t)))
+open(sys.argv[1], "wb").write(struct.pack("<II", 0xced7230a, len(rec)) + rec + b"\0" * (-len(rec) % 4))' "$T/dup.rio"
+post "$T/dup.rio" application/x-recordio-protobuf
+expect_error "recordio sparse key given twice: named" 400 'record 1, key 2: key 1 given twice'
+BODY_KEEP=0 send '' application/x-npy application/x-npy
+expect "empty NPY body: 204" "204 " "$STATUS $BODY"
+send '' application/x-recordio-protobuf
+expect "empty recordio body: 204" "204 " "$STATUS $BODY"
+stop_server iris
+
+# AWS's own recordio bytes (tests/codecs/aws_*.rio, written by the SageMaker
+# SDK's write_numpy_to_dense_tensor and write_spmatrix_to_sparse_tensor) into
+# a regression of 5 features: each answer is 0.5 + sum (k + 1) x_k of the
+# values tests/codecs/aws_*.expect lists.
+mkdir -p "$T/five"
+printf 'smserve-linear-model 1\nkind regression\nfeatures 5\nintercept 0.5\nweights 1 2 3 4 5\nend\n' >"$T/five/linear-model.txt"
+serve five --model-dir "$T/five" || { finish; exit 1; }
+for v in dense_f32 dense_f64 dense_int dense_labels sparse_f32 sparse_f64; do
+	post "tests/codecs/aws_$v.rio" application/x-recordio-protobuf application/jsonlines
+	res=$("$PY" -c 'import json, sys
+exp = []
+for l in open(sys.argv[1]):
+    f = dict(w.split("=", 1) for w in l.split(" L ")[0].split()[5:])
+    vals = [float(v) for v in f["values"].split(",")]
+    keys = [int(k) for k in f["keys"].split(",")] if f["keys"] else list(range(len(vals)))
+    exp.append(0.5 + sum((k + 1) * v for k, v in zip(keys, vals)))
+got = [json.loads(l)["score"] for l in open(sys.argv[2])]
+print("ok" if len(got) == len(exp) and all(abs(g - e) < 1e-9 for g, e in zip(got, exp)) else "%r %r" % (got, exp))' \
+		"tests/codecs/aws_$v.expect" "$T/body")
+	expect "AWS's recordio ($v) -> jsonlines: 0.5 + sum (k+1) x_k" "200 ok" "$STATUS $res"
+done
+post tests/codecs/aws_truncated.rio application/x-recordio-protobuf
+expect_error "AWS's recordio cut short: the byte offset" 400 "$(sed 's/[()]/\\&/g' tests/codecs/aws_truncated.error)"
+printf '1,2,3,4,5\n' >"$T/five.csv"
+BODY_KEEP=0 post "$T/five.csv" text/csv application/x-recordio-protobuf
+expect "regression -> recordio: score only" "L:score=55.5" "$(codec rio-read "$T/body")"
+BODY_KEEP=0 post "$T/five.csv" text/csv application/x-npy
+expect "regression -> npy: shape (1, 1)" "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1), } 0
+55.5" "$(codec npy-read "$T/body")"
+stop_server five
+
+# A binary model answers recordio byte for byte as Python's protobuf wrote
+# the Linear Learner's answer in tests/codecs/w_linear_learner.rio: score
+# 0.25 with predicted_label 0, then 0.75 with 1 (x = logit of the score).
+mkdir -p "$T/binary"
+printf 'smserve-linear-model 1\nkind binary\nfeatures 1\nlabels 0 1\nintercept 0\nweights 1\nend\n' >"$T/binary/linear-model.txt"
+serve binary --model-dir "$T/binary" || { finish; exit 1; }
+BODY_KEEP=0 send '-1.0986122886681098\n1.0986122886681098\n' text/csv application/x-recordio-protobuf
+if [[ $STATUS == 200 ]] && cmp -s "$T/body" tests/codecs/w_linear_learner.rio; then
+	ok "binary -> recordio: byte for byte the Linear Learner's answer as Python's protobuf writes it"
+else not_ok "binary -> recordio: byte for byte the Linear Learner's answer as Python's protobuf writes it" \
+	"$STATUS $(od -An -tx1 "$T/body" | head -3)"; fi
+stop_server binary
+
+# SAGEMAKER_INFERENCE_OUTPUT: CSV columns beside the label
+SAGEMAKER_INFERENCE_OUTPUT='predicted_label, Probability,probabilities,labels' serve output --model-dir models/iris || { finish; exit 1; }
+post "$T/iris.csv" text/csv text/csv
+res=$("$PY" -c 'import csv, json, sys
+got = list(csv.reader(open(sys.argv[1], newline="")))
+exp = [l.split(",") for l in open(sys.argv[2]).read().splitlines()[1:]]
+for i, (g, e) in enumerate(zip(got, exp)):
+    p = [float(v) for v in e[5:]]
+    if len(g) != 4 or g[0] != e[4] or g[3] != "[0, 1, 2]": print("record %d: %r" % (i + 1, g)); break
+    if abs(float(g[1]) - max(p)) > 1e-9 or max(abs(a - b) for a, b in zip(json.loads(g[2]), p)) > 1e-9:
+        print("record %d: %r, scikit-learn %r" % (i + 1, g, p)); break
+else:
+    print("ok" if len(got) == len(exp) == 150 else "%d rows" % len(got))' "$T/body" "$VECTORS")
+expect "SAGEMAKER_INFERENCE_OUTPUT: label, its probability, all probabilities, labels as CSV columns" "200 ok" "$STATUS $res"
+expect "SAGEMAKER_INFERENCE_OUTPUT: a CSV line per record" 150 "$(wc -l <"$T/body")"
+send '5.1,3.5,1.4,0.2' text/csv text/csv
+expect "SAGEMAKER_INFERENCE_OUTPUT: one record's line" \
+	'0,0.98469474660185408,"[0.98469474660185408, 0.01530519137358697, 6.202455901346555e-08]","[0, 1, 2]"' "$BODY"
+send '5.1,3.5,1.4,0.2' text/csv application/json
+expect "SAGEMAKER_INFERENCE_OUTPUT: JSON answers stay the Linear Learner's" \
+	'{"predictions":[{"score":[0.98469474660185408,0.01530519137358697,6.202455901346555e-08],"predicted_label":0}]}' "$BODY"
+stop_server output
+mkdir -p "$T/yes-no"
+printf 'smserve-linear-model 1\nkind binary\nfeatures 1\nlabels no yes\nintercept 0\nweights 1\nend\n' >"$T/yes-no/linear-model.txt"
+SAGEMAKER_INFERENCE_OUTPUT=predicted_label,probability,probabilities,labels serve output-binary --model-dir "$T/yes-no" || { finish; exit 1; }
+send '-2\n2\n' text/csv text/csv
+expect "SAGEMAKER_INFERENCE_OUTPUT, binary: probability is P(second label), as Autopilot defines it" \
+	'no,0.11920292202211755,"[0.88079707797788243, 0.11920292202211755]","[""no"", ""yes""]"
+yes,0.88079707797788231,"[0.11920292202211769, 0.88079707797788231]","[""no"", ""yes""]"' "$BODY"
+stop_server output-binary
+SAGEMAKER_INFERENCE_OUTPUT=predicted_score serve output-regression --model-dir "$T/five" || { finish; exit 1; }
+send '1,2,3,4,5' text/csv text/csv
+expect "SAGEMAKER_INFERENCE_OUTPUT=predicted_score: the value" "200 55.5" "$STATUS $BODY"
+stop_server output-regression
+for c in "five:probability:predicted_score (a regression model), got 'probability'" \
+	"yes-no:predicted_score:predicted_label, probability, probabilities, labels (a classifier), got 'predicted_score'" \
+	"yes-no:raw_score:predicted_label, probability, probabilities, labels (a classifier), got 'raw_score'"; do
+	IFS=: read -r dir key want <<<"$c"
+	out=$(SAGEMAKER_INFERENCE_OUTPUT=$key timeout 10 "$SMSERVE" --port "$(free_port)" --model-dir "$T/$dir" 2>&1)
+	rc=$?
+	if [[ $rc -ne 0 && $rc -ne 124 && $out == *"SAGEMAKER_INFERENCE_OUTPUT: expected keys among $want"* ]]; then
+		ok "SAGEMAKER_INFERENCE_OUTPUT=$key on $dir stops the server naming the keys it takes"
+	else
+		not_ok "SAGEMAKER_INFERENCE_OUTPUT=$key on $dir stops the server naming the keys it takes" "exit $rc [${out:0:300}]"
+	fi
+done
+serve iris --model-dir models/iris || { finish; exit 1; }
+
 # ---- 3. Accept --------------------------------------------------------------
 
 send '6.7,3.0,5.2,2.3' text/csv -
@@ -225,7 +567,7 @@ expect "Accept: an exact type beats */* at equal q" "200 text/csv" "$STATUS $CTY
 send '6.7,3.0,5.2,2.3' text/csv 'text/csv;q=0, */*;q=0.5'
 expect "Accept: q=0 refuses a type" "200 application/json" "$STATUS $CTYPE"
 send '6.7,3.0,5.2,2.3' text/csv 'application/xml'
-expect_error "Accept it cannot produce: 406 naming the supported types" 406 "application/xml.*supported: application/json, application/jsonlines, text/csv"
+expect_error "Accept it cannot produce: 406 naming the supported types" 406 "application/xml.*supported: application/json, application/jsonlines, text/csv, application/x-npy, application/x-recordio-protobuf"
 send '6.7,3.0,5.2,2.3' text/csv 'text/csv;q=0'
 expect_error "Accept with only q=0: 406" 406 "supported"
 out=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' -H 'Content-Type: text/csv' \
@@ -278,7 +620,9 @@ send '5.1,3.5,1.4,0.2\r\n6.7,3.0,5.2,2.3\r' text/csv text/csv
 expect "csv: CRLF lines and a CR ending the body: one answer per record" "200 0
 2" "$STATUS $BODY"
 send '' text/csv
-expect_error "empty body" 400 'empty body'
+expect "empty body: 204, as the XGBoost container answers" "204 " "$STATUS $BODY"
+send '\xEF\xBB\xBF' text/csv
+expect "a body of only a byte order mark: 204" "204 " "$STATUS $BODY"
 send '{"instances": [[1,2,3,4], [1,2,"3",4]]}' application/json
 expect_error "json: a string feature" 400 'record 2, field 3: expected a number, got a string'
 send '{"instances": [[1,2,3,NaN]]}' application/json
@@ -311,8 +655,8 @@ send '{"features": [1,2,3,4]}\n{"features": [1,2,3,4], }\n' application/jsonline
 expect_error "jsonlines: malformed line" 400 'record 2: malformed JSON at column 25'
 send '{"features": [1,2,3,4]}\n\n{"features": [1,2,3,4]}' application/jsonlines
 expect_error "jsonlines: empty line" 400 'record 2: expected a JSON object, got an empty line'
-send '1,2,3,4' application/x-npy
-expect_error "415 naming the supported types" 415 "unsupported Content-Type 'application/x-npy'; supported: text/csv, application/json, application/jsonlines"
+send '1,2,3,4' application/xml
+expect_error "415 naming the supported types" 415 "unsupported Content-Type 'application/xml'; supported: text/csv, application/json, application/jsonlines, application/x-npy, application/x-recordio-protobuf"
 send '1,2,3,4' 'text/csv; label_size=1'
 expect_error "415 for a label column" 415 'label_size=1'
 
