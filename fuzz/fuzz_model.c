@@ -8,30 +8,42 @@
  * worker and the request a 500; a memory error could cost more.
  *
  * Input: a 1-byte control prefix, then the body.
- *   [0] bits 0-2  Content-Type, from CONTENT_TYPES
- *       bits 3-5  Accept, from ACCEPTS
+ *   [0] bits 0-2, 6  Content-Type, from CONTENT_TYPES (bit 6 the high bit)
+ *       bits 3-5, 7  Accept, from ACCEPTS (bit 7 the high bit)
  * The model is loaded once, from $FUZZ_MODEL_DIR (default models/iris);
  * fuzz/run.sh sets it and SAGEMAKER_BATCH for the XGBoost target.
  *
  * Invariants: the answer's status is one a plug-in may give for a request
- * (200, 204, 400, 406, 415) and valid; and a 200 CSV answer to a CSV body
- * has a line for each record (batch transform joins them line by line).
+ * (200, 204, 400, 406, 415) and valid; a 200 CSV answer to a CSV body
+ * has a line for each record (batch transform joins them line by line); a
+ * 200 NPY answer of the default model is a 2-D NPY array lib/npy.h reads,
+ * a row per CSV record, and a recordio-protobuf one RecordIO records of
+ * Records lib/recordio.h reads. (The XGBoost plug-in's batch answers are
+ * text lines whatever the Accept, as AWS's container writes them.)
  *
  * Build: clang -fsanitize=fuzzer,address,undefined -Dmain=smserve_main
  * fuzz/fuzz_model.c PLUGIN.c (see fuzz/run.sh).
  */
 #include "../smserve.c"
 #undef main
+#include "../lib/npy.h"
+#include "../lib/recordio.h"
 
 #define CONTROL_BYTES 1
 
-static const char *const CONTENT_TYPES[8] = {
+static const char *const CONTENT_TYPES[16] = {
 	"", "text/csv", "text/csv; charset=utf-8", "application/json", "application/jsonlines",
 	"text/libsvm", "text/csv; label_size=1", "application/x-npy",
+	"application/x-recordio-protobuf", "text/x-libsvm", "application/json; charset=utf-8",
+	"APPLICATION/X-NPY", "application/x-recordio-protobuf; charset=binary", "application/x-npy",
+	"application/x-recordio-protobuf", "application/jsonlines",
 };
-static const char *const ACCEPTS[8] = {
+static const char *const ACCEPTS[16] = {
 	"", "*/*", "application/json", "application/jsonlines", "text/csv",
 	"text/csv;q=0.5, application/json;q=0.9", "application/x-npy", "application/*",
+	"application/x-recordio-protobuf", "application/x-npy, application/json;q=0.5",
+	"application/x-recordio-protobuf;q=0.9, text/csv", "text/csv", "application/x-npy",
+	"application/x-recordio-protobuf", "*/*", "application/json",
 };
 
 static model *loaded;
@@ -99,6 +111,32 @@ static int is_csv(const char *type)
 	return strncmp(type, "text/csv", 8) == 0 && (type[8] == '\0' || type[8] == ';');
 }
 
+/* A 200 answer of the default model in a binary type reads back whole with
+ * lib/'s readers; rows, if not (size_t)-1, is how many records an NPY
+ * answer must hold. */
+static void check_binary(const model_response *out, size_t rows)
+{
+	char err[512];
+	if (xgboost_build())
+		return;
+	if (strcmp(out->type, "application/x-npy") == 0) {
+		struct smlib_npy a;
+		if (out->body == NULL || smlib_npy_read(&a, out->body, out->len, err, sizeof err) != 0)
+			fail("an NPY answer that does not read back", (long)out->len);
+		if (a.rank != 2 || (rows != (size_t)-1 && a.rows != rows))
+			fail("an NPY answer without a row per record", (long)a.rows);
+	} else if (strcmp(out->type, "application/x-recordio-protobuf") == 0 && out->len > 0) {
+		struct smlib_rio_reader r;
+		struct smlib_rio_record rec;
+		int rc;
+		smlib_rio_reader_init(&r, out->body, out->len, 0);
+		while ((rc = smlib_rio_next(&r, &rec, err, sizeof err)) > 0)
+			;
+		if (rc < 0)
+			fail("a recordio answer that does not read back", (long)out->len);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	model_request req;
@@ -110,9 +148,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&req, 0, sizeof req);
 	memset(&out, 0, sizeof out);
 	out.status = 200;
-	ct = CONTENT_TYPES[data[0] & 7];
+	ct = CONTENT_TYPES[(data[0] & 7) | ((data[0] >> 3) & 8)];
 	req.content_type = ct;
-	req.accept = ACCEPTS[(data[0] >> 3) & 7];
+	req.accept = ACCEPTS[((data[0] >> 3) & 7) | ((data[0] >> 4) & 8)];
 	req.custom_attributes = "";
 	req.body = data + CONTROL_BYTES;   /* libFuzzer's copy: exactly size bytes */
 	req.body_len = size - CONTROL_BYTES;
@@ -128,6 +166,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    is_csv(out.type) &&
 	    newlines(out.body, out.len) != csv_records(req.body, req.body_len))
 		fail("CSV records in and lines out differ", (long)newlines(out.body, out.len));
+	if (out.status == 200)
+		check_binary(&out, ct == CONTENT_TYPES[1] || ct == CONTENT_TYPES[2]
+			     ? csv_records(req.body, req.body_len) : (size_t)-1);
 	free(out.body);
 	return 0;
 }
