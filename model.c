@@ -27,12 +27,22 @@
  *        application/json        {"instances": [...]}, each instance
  *                                {"features": [...]}, {"data": {"features":
  *                                {"values": [...]}}}, sparse {"keys", "shape",
- *                                "values"}, or a plain array [...]
+ *                                "values"}, or a plain array [...]; or a
+ *                                bare array of rows [[...], ...], or [...]
  *        application/jsonlines   one instance per line
+ *        application/x-npy       1-D (one record) or 2-D (a record a row)
+ *        application/x-recordio-protobuf   a Record's "values" per record
  *   out  application/json        {"predictions": [{"score": ..,
  *                                "predicted_label": ..}, ...]}
  *        application/jsonlines   one {"score": .., ...} per line
- *        text/csv                one label (or regression value) per line
+ *        text/csv                one label (or regression value) per line,
+ *                                or the columns SAGEMAKER_INFERENCE_OUTPUT
+ *                                lists (predicted_label,probability,...)
+ *        application/x-recordio-protobuf   a Record per record, label map
+ *                                {predicted_label, score}, float32
+ *        application/x-npy       float64 (records, scores per record)
+ *
+ * An empty body is answered 204, as the XGBoost container answers it.
  *
  * The answer's type comes from Accept (q-values honoured); a missing Accept
  * or * / * (spaced here, as the three bytes would end this comment) means
