@@ -1027,11 +1027,7 @@ static int answer_record(const struct model *m, struct smlib_job *j,
 		return smlib_fail(j, "record %zu: the model's score is not a finite number "
 				  "(features too large)", in->record);
 	smlib_record_begin(j);
-	if (j->answer == SMLIB_NPY) {
-		smlib_npy_put_row(j, m->z, m->n_outputs);
-	} else if (j->answer == SMLIB_RECORDIO) {
-		answer_recordio(m, j, label);
-	} else if (j->answer == SMLIB_CSV && m->n_keys > 0) {
+	if (j->answer == SMLIB_CSV && m->n_keys > 0) {
 		answer_csv_keys(m, w, label);
 	} else if (j->answer == SMLIB_CSV && m->kind == KIND_REGRESSION) {
 		w_double(w, m->z[0]);
@@ -1048,6 +1044,10 @@ static int answer_record(const struct model *m, struct smlib_job *j,
 		else
 			memcpy(w->buf + w->len, l->csv_line, l->csv_len + 1);
 		w->len += l->csv_len + 1;
+	} else if (j->answer == SMLIB_NPY) {
+		smlib_npy_put_row(j, m->z, m->n_outputs);
+	} else if (j->answer == SMLIB_RECORDIO) {
+		answer_recordio(m, j, label);
 	} else {
 		SMLIB_PUT_LIT(w, "{\"score\":");
 		if (m->kind == KIND_MULTINOMIAL || m->kind == KIND_OVR) {
