@@ -133,9 +133,6 @@ struct smlib_reader {
 	int doc;                 /* JSON: SMLIB_DOC_* */
 	int member_first, element_first, have_instances;
 	int bare_arrays;         /* JSON: a bare array of rows (or one row) is read too */
-	struct smlib_npy npy;    /* NPY: the array, once its header is read */
-	size_t row;              /* NPY: the next row */
-	struct smlib_rio_reader rio; /* recordio-protobuf */
 	double *values, *key_numbers;
 	size_t *keys;
 	unsigned char *seen;
@@ -144,6 +141,10 @@ struct smlib_reader {
 	int sparse;              /* and whether keys came with them */
 	int failed;
 	char err[512];           /* the 400 message */
+	/* The binary formats' state, after what every format uses. */
+	struct smlib_npy npy;    /* NPY: the array, once its header is read */
+	size_t row;              /* NPY: the next row */
+	struct smlib_rio_reader rio; /* recordio-protobuf */
 };
 
 static SMLIB_UNUSED void smlib_reader_init(struct smlib_reader *r, enum smlib_format format,
