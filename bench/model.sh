@@ -4,8 +4,8 @@
 # records, CSV labels out) 200 times in one process, built three ways:
 #
 #   gcc -O2 (glibc)     what `make` builds
-#   musl -Os (static)   what `make static` builds and the image ships
-#   musl -O2 (static)   what `make static STATIC_OPT=-O2` builds
+#   musl -O2 (static)   what `make static` builds and the image ships
+#   musl -Os (static)   what `make static STATIC_OPT=-Os` builds (smaller, slower)
 #
 #   bash bench/model.sh [ROUNDS]     (default 5 runs of each, the fastest kept)
 #
@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 
 builds=("gcc -O2 (glibc)|gcc -O2")
 if command -v musl-gcc >/dev/null; then
-	builds+=("musl -Os (static, the image)|musl-gcc -Os -static" "musl -O2 (static, STATIC_OPT=-O2)|musl-gcc -O2 -static")
+	builds+=("musl -O2 (static, the image)|musl-gcc -O2 -static" "musl -Os (static, STATIC_OPT=-Os)|musl-gcc -Os -static")
 else
 	echo "# musl-gcc not found: the static rows are skipped (apt-get install musl-tools)"
 fi

@@ -15,7 +15,7 @@
 # smserve runs twice: with the echo plug-in (the Flask app's twin) and with
 # the default model (the scikit-learn peer's twin, asked for CSV answers).
 # Throughput is measured on `make`'s build (glibc, -O2) and on the static
-# build the image ships (musl, -Os: secho and smodel in the table); memory on
+# build the image ships (musl, -O2: secho and smodel in the table); memory on
 # the static build, whose RSS has no shared libc pages.
 #
 # Writes bench/results/bench.md (the table README.md quotes) and
@@ -198,7 +198,7 @@ mkdir -p "$out_dir"
 	echo "$(uname -sr), wrk -t2 on the same machine (ping1 and echo1: wrk -t1), ${DUR} s per run; each figure is the median of"
 	echo "$ROUNDS runs, the servers taking turns. Command: \`$([[ $ROUNDS != 3 ]] && echo "BENCH_ROUNDS=$ROUNDS ")make bench\`."
 	echo "echo and model: smserve built by \`make\` (glibc, -O2); secho and smodel: the static build the"
-	echo "image ships (musl, -Os). nginx1: nginx with one worker process (nginx: two)."
+	echo "image ships (musl, -O2). nginx1: nginx with one worker process (nginx: two)."
 	echo
 	echo "| scenario | server | req/s | p50 | p99 | errors |"
 	echo "|---|---|---|---|---|---|"

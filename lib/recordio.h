@@ -540,13 +540,15 @@ static SMLIB_UNUSED uint32_t smlib_rio_u32(const unsigned char *p)
 static SMLIB_UNUSED int smlib_rio_next(struct smlib_rio_reader *r, struct smlib_rio_record *rec,
 				       char *err, size_t err_size)
 {
-	const unsigned char *head = r->body + r->at;
+	const unsigned char *head;
 	size_t left = r->len - r->at, length, pad;
 	uint32_t magic, word;
-	struct smlib_pb pb = {head, head, r->body, r->index + 1, err, err_size};
+	struct smlib_pb pb;
 	memset(rec, 0, sizeof *rec);
-	if (left == 0)
+	if (left == 0)                  /* (an empty body may have no address at all) */
 		return 0;
+	head = r->body + r->at;
+	pb = (struct smlib_pb){head, head, r->body, r->index + 1, err, err_size};
 	if (left < SMLIB_RIO_HEAD)
 		return smlib_pb_fail(&pb, head, "truncated RecordIO header (%zu of %d bytes)", left,
 				     SMLIB_RIO_HEAD);
