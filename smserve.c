@@ -304,6 +304,10 @@ static int is_tchar(unsigned char c)
 /*   method not a token / unknown (or `get`) 9110 9.1    400 / 501 close    */
 /*   version not HTTP/d.d; major not 1       9110 2.5    400 / 505 close    */
 /*   no Host, two Hosts, bad Host on 1.1     9112 3.2    400 close          */
+/*   a fragment in the target                9112 3.2    400 close          */
+/*   userinfo or a bad host:port in an                                      */
+/*     absolute-form target                  9110 4.2.4  400 close          */
+/*   asterisk-form with a method but OPTIONS 9112 3.2.4  400 close          */
 /*   space before colon, obs-fold, CTL/NUL   9112 5.1-2  400 close          */
 /*   Transfer-Encoding on 1.0                9112 6.1    400 close          */
 /*   TE and Content-Length together          9112 6.1    400 close          */
@@ -311,8 +315,11 @@ static int is_tchar(unsigned char c)
 /*   unknown coding before chunked           9112 6.1    501 close          */
 /*   an empty coding (`chunked, `): stricter                                */
 /*     than 9110 5.6.1 allows, on purpose    9112 6.1    400 close          */
-/*   Content-Length not digits or differing  9112 6.3    400 close          */
-/*   Expect other than 100-continue          9110 10.1.1 417 close          */
+/*   Content-Length not digits, or a list or                                */
+/*     repeated, even of one value: stricter                                */
+/*     than 9110 8.6 allows, on purpose      9112 6.3    400 close          */
+/*   Expect other than 100-continue (an                                     */
+/*     empty Expect expects nothing)         9110 10.1.1 417 close          */
 /*   a second Content-Type                   9110 5.3    400 close          */
 /*   Accept on several lines: one list, as  9110 5.3    joined with ", "    */
 /*     if on one line; over 8 such lines     9110 5.4    431 close          */
@@ -442,13 +449,56 @@ static enum method method_of(struct slice m)
 	return M_UNKNOWN;            /* method names are case-sensitive: `get` too */
 }
 
+/* A hexadecimal digit (RFC 5234 HEXDIG, either case). */
+static int hex_digit(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int is_host_char(unsigned char c, int in_brackets)
+{
+	if (in_brackets)                /* IPv6address: hex digits, ':' and '.' */
+		return hex_digit(c) || c == ':' || c == '.';
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	return c != '\0' && strchr("-._~!$&'()*+,;=%", c) != NULL;
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name or
+ * IPv4 address, or an IPv6 address in brackets (with a ':'; IPvFuture is
+ * refused), then an optional port of digits. An empty Host is allowed. The
+ * authority of an absolute-form target is checked the same way, so userinfo
+ * ('@') is refused there too (RFC 9110 4.2.4). */
+static int valid_host(struct slice v)
+{
+	size_t i = 0;
+	if (v.n > 0 && v.p[0] == '[') {
+		for (i = 1; i < v.n && v.p[i] != ']'; i++)
+			if (!is_host_char((unsigned char)v.p[i], 1))
+				return 0;
+		if (i == v.n || !memchr(v.p + 1, ':', i - 1))
+			return 0;               /* no closing bracket, or not IPv6 */
+		i++;
+	} else {
+		while (i < v.n && v.p[i] != ':' && is_host_char((unsigned char)v.p[i], 0))
+			i++;
+	}
+	if (i < v.n && v.p[i] == ':')
+		for (i++; i < v.n && v.p[i] >= '0' && v.p[i] <= '9'; i++)
+			;
+	return i == v.n;
+}
+
 /* The path of a request-target without its query: origin-form "/p?q", or
- * absolute-form "http://host/p?q" (RFC 9112 3.2.2: servers MUST accept it). */
+ * absolute-form "http://host/p?q" (RFC 9112 3.2.2: servers MUST accept it),
+ * or asterisk-form "*". No fragment: it never leaves the client. */
 static int target_path(struct slice t, struct slice *path)
 {
 	size_t i = 0;
+	if (memchr(t.p, '#', t.n))
+		return -1;                  /* a fragment is the client's alone (RFC 9112 3.2) */
 	if (t.n > 0 && t.p[0] != '/') {
-		struct slice scheme = { t.p, t.n };
+		struct slice scheme = { t.p, t.n }, authority;
 		if (slice_has_prefix_nocase(scheme, "http://"))
 			i = 7;
 		else if (slice_has_prefix_nocase(scheme, "https://"))
@@ -458,17 +508,18 @@ static int target_path(struct slice t, struct slice *path)
 			return 0;
 		} else
 			return -1;
-		{
-			size_t authority = i;
-			while (i < t.n && t.p[i] != '/' && t.p[i] != '?')
-				i++;
-			if (i == authority)
-				return -1;          /* no authority */
-		}
+		authority.p = t.p + i;
+		while (i < t.n && t.p[i] != '/' && t.p[i] != '?')
+			i++;
+		authority.n = (size_t)(t.p + i - authority.p);
+		/* host[:port], as in Host: no userinfo (RFC 9110 4.2.4), and
+		 * not empty */
+		if (authority.n == 0 || !valid_host(authority))
+			return -1;
 	}
 	path->p = t.p + i;
 	path->n = 0;
-	while (i + path->n < t.n && t.p[i + path->n] != '?' && t.p[i + path->n] != '#')
+	while (i + path->n < t.n && t.p[i + path->n] != '?')
 		path->n++;
 	if (path->n == 0)
 		path->p = "/", path->n = 1;
@@ -507,42 +558,34 @@ static int parse_request_line(struct slice line, struct http_request *req)
 		return parse_fail(req, 501, "method not implemented");
 	if (target_path(req->target, &req->path) != 0)
 		return parse_fail(req, 400, "malformed request target");
+	if (slice_eq(req->path, "*") && !slice_eq(req->method_name, "OPTIONS"))
+		return parse_fail(req, 400, "asterisk-form target is for OPTIONS only");
 	return PARSE_DONE;
 }
 
-/* Content-Length: 1*DIGIT, overflow-checked by hand (never strtol, which
- * takes signs, spaces and prefixes). A list of equal values is accepted
- * (RFC 9110 8.6); differing values are an error. */
+/* Content-Length = 1*DIGIT (RFC 9112 6.3), overflow-checked by hand (never
+ * strtol, which takes signs, spaces and prefixes). RFC 9110 8.6
+ * lets a recipient take a list or repeated lines of one same value; smserve
+ * faces the network alone and refuses every ambiguous framing, as nginx
+ * does: one line, one number. */
 static int parse_content_length(struct slice v, struct http_request *req)
 {
-	size_t i = 0;
+	uint64_t n = 0;
+	size_t i;
+	if (req->has_length)
+		return parse_fail(req, 400, "more than one Content-Length");
 	if (v.n == 0)
 		return parse_fail(req, 400, "invalid Content-Length");
-	while (i < v.n) {
-		uint64_t n = 0;
-		size_t digits = 0;
-		while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t'))
-			i++;
-		while (i < v.n && v.p[i] >= '0' && v.p[i] <= '9') {
-			unsigned d = (unsigned)(v.p[i++] - '0');
-			if (n > (UINT64_MAX - d) / 10)
-				return parse_fail(req, 400, "Content-Length too large");
-			n = n * 10 + d;
-			digits++;
-		}
-		while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t'))
-			i++;
-		if (digits == 0 || (i < v.n && v.p[i] != ','))
+	for (i = 0; i < v.n; i++) {
+		unsigned d = (unsigned)(v.p[i] - '0');
+		if (v.p[i] < '0' || v.p[i] > '9')
 			return parse_fail(req, 400, "invalid Content-Length");
-		if (req->has_length && req->content_length != n)
-			return parse_fail(req, 400, "conflicting Content-Length values");
-		req->has_length = 1;
-		req->content_length = n;
-		if (i < v.n && ++i == v.n)  /* the comma, which must have a value after it */
-			return parse_fail(req, 400, "invalid Content-Length");
+		if (n > (UINT64_MAX - d) / 10)
+			return parse_fail(req, 400, "Content-Length too large");
+		n = n * 10 + d;
 	}
-	if (!req->has_length)
-		return parse_fail(req, 400, "invalid Content-Length");
+	req->has_length = 1;
+	req->content_length = n;
 	return PARSE_DONE;
 }
 
@@ -600,38 +643,6 @@ static int connection_option(struct slice el, struct http_request *req)
 	return PARSE_DONE;
 }
 
-static int is_host_char(unsigned char c, int in_brackets)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return 1;
-	if (in_brackets)                /* IP-literal: IPv6 (and IPvFuture) */
-		return c == ':' || c == '.';
-	return c != '\0' && strchr("-._~!$&'()*+,;=%", c) != NULL;
-}
-
-/* Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name or
- * IPv4 address, or an IP-literal in brackets, then an optional port of
- * digits. An empty Host is allowed. */
-static int valid_host(struct slice v)
-{
-	size_t i = 0;
-	if (v.n > 0 && v.p[0] == '[') {
-		for (i = 1; i < v.n && v.p[i] != ']'; i++)
-			if (!is_host_char((unsigned char)v.p[i], 1))
-				return 0;
-		if (i == v.n || i == 1)
-			return 0;               /* no closing bracket, or empty */
-		i++;
-	} else {
-		while (i < v.n && v.p[i] != ':' && is_host_char((unsigned char)v.p[i], 0))
-			i++;
-	}
-	if (i < v.n && v.p[i] == ':')
-		for (i++; i < v.n && v.p[i] >= '0' && v.p[i] <= '9'; i++)
-			;
-	return i == v.n;
-}
-
 /* One field line "name: value". Field values may hold visible ASCII,
  * obs-text, spaces and tabs; any other control byte is rejected (RFC 9110 5.5). */
 static int parse_field(struct slice line, struct http_request *req, int *hosts, int *saw_te,
@@ -671,6 +682,8 @@ static int parse_field(struct slice line, struct http_request *req, int *hosts, 
 	} else if (slice_eq_nocase(name, "connection")) {
 		return for_each_element(value, req, connection_option);
 	} else if (slice_eq_nocase(name, "expect")) {
+		if (value.n == 0)
+			return PARSE_DONE;      /* an empty list expects nothing (RFC 9110 10.1.1) */
 		if (!slice_eq_nocase(value, "100-continue"))
 			return parse_fail(req, 417, "unsupported expectation");
 		*saw_expect = 1;
@@ -760,8 +773,11 @@ static int http_parse_head(const char *buf, size_t len, struct head_scan *s,
 /* ======================================================================== */
 
 enum chunk_state {
-	CH_SIZE, CH_SIZE_BWS, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-	CH_LINE_START, CH_TRAILER_NAME, CH_TRAILER_VALUE, CH_TRAILER_LF, CH_FINAL_LF, CH_DONE
+	CH_SIZE, CH_SIZE_BWS, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_LINE_START, CH_TRAILER_NAME, CH_TRAILER_VALUE, CH_TRAILER_LF, CH_FINAL_LF, CH_DONE,
+	/* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) */
+	CH_EXT_NAME0, CH_EXT_NAME, CH_EXT_AFTER_NAME, CH_EXT_VALUE0, CH_EXT_TOKEN,
+	CH_EXT_QUOTED, CH_EXT_QUOTED_ESCAPE, CH_EXT_AFTER_VALUE
 };
 
 struct chunked {
@@ -787,6 +803,55 @@ static int chunk_fail(int *status, int code)
 	return PARSE_ERROR;
 }
 
+/* A byte of a chunk extension (RFC 9112 7.1.1), checked against the grammar
+ * though its meaning is ignored: an extension without a name, or a quoted
+ * string left open at the end of the line, is a 400, not something to skip.
+ * BWS is a space or tab; a quoted string holds visible ASCII, obs-text,
+ * spaces and tabs, and backslash escapes. */
+static int chunk_extension_byte(struct chunked *c, char ch, int *status)
+{
+	unsigned char u = (unsigned char)ch;
+	int bws = ch == ' ' || ch == '\t', token = is_tchar(u);
+	enum chunk_state next;
+	if (ch != '\r' && ++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
+		return chunk_fail(status, 400);
+	switch (c->state) {
+	case CH_EXT_NAME0:              /* after ';' */
+		next = bws ? CH_EXT_NAME0 : token ? CH_EXT_NAME : CH_DONE;
+		break;
+	case CH_EXT_NAME:
+		next = token ? CH_EXT_NAME : bws ? CH_EXT_AFTER_NAME : ch == '=' ? CH_EXT_VALUE0 :
+		       ch == ';' ? CH_EXT_NAME0 : ch == '\r' ? CH_SIZE_LF : CH_DONE;
+		break;
+	case CH_EXT_AFTER_NAME:
+		next = bws ? CH_EXT_AFTER_NAME : ch == '=' ? CH_EXT_VALUE0 : ch == ';' ? CH_EXT_NAME0 :
+		       ch == '\r' ? CH_SIZE_LF : CH_DONE;
+		break;
+	case CH_EXT_VALUE0:             /* after '=' */
+		next = bws ? CH_EXT_VALUE0 : ch == '"' ? CH_EXT_QUOTED : token ? CH_EXT_TOKEN : CH_DONE;
+		break;
+	case CH_EXT_TOKEN:
+		next = token ? CH_EXT_TOKEN : bws ? CH_EXT_AFTER_VALUE : ch == ';' ? CH_EXT_NAME0 :
+		       ch == '\r' ? CH_SIZE_LF : CH_DONE;
+		break;
+	case CH_EXT_QUOTED:
+		next = ch == '"' ? CH_EXT_AFTER_VALUE : ch == '\\' ? CH_EXT_QUOTED_ESCAPE :
+		       (bws || (u >= 0x21 && u != 0x7f)) ? CH_EXT_QUOTED : CH_DONE;
+		break;
+	case CH_EXT_QUOTED_ESCAPE:
+		next = (bws || (u >= 0x21 && u != 0x7f)) ? CH_EXT_QUOTED : CH_DONE;
+		break;
+	default:                        /* CH_EXT_AFTER_VALUE */
+		next = bws ? CH_EXT_AFTER_VALUE : ch == ';' ? CH_EXT_NAME0 : ch == '\r' ? CH_SIZE_LF :
+		       CH_DONE;
+		break;
+	}
+	if (next == CH_DONE)            /* (CH_DONE here means "not allowed") */
+		return chunk_fail(status, 400);
+	c->state = next;
+	return PARSE_MORE;
+}
+
 /* The framing bytes (everything but chunk data), one at a time. */
 static int chunk_framing_byte(struct chunked *c, char ch, uint64_t max_body, int *status)
 {
@@ -804,7 +869,7 @@ static int chunk_framing_byte(struct chunked *c, char ch, uint64_t max_body, int
 		if (c->digits == 0)
 			return chunk_fail(status, 400);
 		if (ch == ';')
-			c->state = CH_EXT;
+			c->state = CH_EXT_NAME0;
 		else if (ch == ' ' || ch == '\t')
 			c->state = CH_SIZE_BWS;
 		else if (ch == '\r')
@@ -814,17 +879,13 @@ static int chunk_framing_byte(struct chunked *c, char ch, uint64_t max_body, int
 		return PARSE_MORE;
 	case CH_SIZE_BWS:               /* whitespace is allowed only before ";" */
 		if (ch == ';')
-			c->state = CH_EXT;
+			c->state = CH_EXT_NAME0;
 		else if ((ch != ' ' && ch != '\t') || ++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
 			return chunk_fail(status, 400);
 		return PARSE_MORE;
-	case CH_EXT:                    /* unknown extensions are skipped */
-		if (ch == '\r')
-			c->state = CH_SIZE_LF;
-		else if (((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f ||
-		         ++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
-			return chunk_fail(status, 400);
-		return PARSE_MORE;
+	case CH_EXT_NAME0: case CH_EXT_NAME: case CH_EXT_AFTER_NAME: case CH_EXT_VALUE0:
+	case CH_EXT_TOKEN: case CH_EXT_QUOTED: case CH_EXT_QUOTED_ESCAPE: case CH_EXT_AFTER_VALUE:
+		return chunk_extension_byte(c, ch, status);   /* unknown extensions are skipped */
 	case CH_SIZE_LF:
 		if (ch != '\n')
 			return chunk_fail(status, 400);
@@ -1775,6 +1836,10 @@ static int worker_spawn(int i)
 	if (pid == 0) {
 		signal(SIGTERM, SIG_IGN);  /* the loop decides when workers stop */
 		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);   /* (the loop's handlers write to its pipe) */
+		signal(SIGUSR1, SIG_IGN);
+		signal(SIGUSR2, SIG_IGN);
+		signal(SIGALRM, SIG_IGN);
 		signal(SIGCHLD, SIG_DFL);
 #ifdef __linux__
 		/* If the loop dies (even by SIGKILL), die too: a worker stuck in a
@@ -2678,6 +2743,13 @@ static void install_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
+	/* Signals whose default is to end the process, which an init (docker
+	 * run --init, tini) or a supervisor may pass on: logged and ignored, so
+	 * only SIGTERM and SIGINT stop the server, and always with a drain. */
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);       /* a client gone mid-write is an EPIPE, not death */
 }
 
@@ -2729,8 +2801,11 @@ static void begin_drain(void)
 static void handle_signals(void)
 {
 	char buf[64];
-	while (read(signal_pipe[0], buf, sizeof buf) > 0)
-		;
+	ssize_t n, i;
+	while ((n = read(signal_pipe[0], buf, sizeof buf)) > 0)
+		for (i = 0; i < n; i++)
+			if (buf[i] == SIGHUP || buf[i] == SIGUSR1 || buf[i] == SIGUSR2 || buf[i] == SIGALRM)
+				log_line("signal %d ignored (only SIGTERM and SIGINT stop the server)", buf[i]);
 	reap_children();
 	if (stop_signals > 0)
 		begin_drain();

@@ -610,6 +610,29 @@ PY
 	check_sanitizer_log termidle "$SERVER_LOG"
 }
 
+# ---- stray signals: logged and ignored ----
+# SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM end a process by default; an init
+# (docker run --init, tini) or a supervisor may pass them on. They must not
+# end the loop or cost an in-flight request; only SIGTERM and SIGINT stop it.
+test_stray_signals() {
+	local out sig before
+	start_server stray --workers 1 || return
+	before=$(workers)
+	curl -s -o "$TEST_TMP/stray.out" -w '%{http_code}' -H "$(attr 'sleep 1')" -d inflight "$(url /invocations)" >"$TEST_TMP/stray.code" &
+	local client=$!
+	sleep 0.3
+	for sig in HUP USR1 USR2 ALRM; do kill -"$sig" "$SERVER_PID"; done
+	sleep 0.2
+	kill -0 "$SERVER_PID" 2>/dev/null && ok "SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: the loop lives" ||
+		not_ok "SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: the loop lives" "it exited"
+	wait "$client"
+	expect "  the request in flight is answered" "200 inflight" "$(cat "$TEST_TMP/stray.code") $(cat "$TEST_TMP/stray.out")"
+	expect "  /ping answers 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$(url /ping)")"
+	expect "  the same worker serves" "$before" "$(workers)"
+	expect "  each logged as ignored" 4 "$(grep -c 'ignored (only SIGTERM and SIGINT stop the server)' "$SERVER_LOG")"
+	stop_server stray
+}
+
 # ---- SIGTERM and a request in the same instant ----
 # A keep-alive connection whose next request came with SIGTERM is not idle:
 # the request is answered (with Connection: close), not dropped with a reset.
@@ -756,6 +779,7 @@ test_sigterm_drain
 test_drain_respawn
 test_sigterm_with_request
 test_sigterm_idle
+test_stray_signals
 test_header_values
 test_second_sigterm
 test_loop_killed
