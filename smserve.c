@@ -303,11 +303,11 @@ static int is_tchar(unsigned char c)
 /*   over 32 X-Amzn-SageMaker-* fields       9110 5.4    431 close          */
 /*   method not a token / unknown (or `get`) 9110 9.1    400 / 501 close    */
 /*   version not HTTP/d.d; major not 1       9110 2.5    400 / 505 close    */
-/*   no Host, two Hosts, bad Host on 1.1     9112 3.2    400 close          */
+/*   no Host on 1.1; two Hosts, a bad Host   9112 3.2    400 close          */
 /*   a fragment in the target                9112 3.2    400 close          */
 /*   userinfo or a bad host:port in an                                      */
 /*     absolute-form target                  9110 4.2.4  400 close          */
-/*   asterisk-form with a method but OPTIONS 9112 3.2.4  400 close          */
+/*   asterisk-form, the method not OPTIONS   9112 3.2.4  400 close          */
 /*   space before colon, obs-fold, CTL/NUL   9112 5.1-2  400 close          */
 /*   Transfer-Encoding on 1.0                9112 6.1    400 close          */
 /*   TE and Content-Length together          9112 6.1    400 close          */
@@ -466,22 +466,27 @@ static int is_host_char(unsigned char c, int in_brackets)
 
 /* Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name or
  * IPv4 address, or an IPv6 address in brackets (with a ':'; IPvFuture is
- * refused), then an optional port of digits. An empty Host is allowed. The
+ * refused), then an optional port of digits. An empty Host header is
+ * allowed, an empty host in an absolute-form target is not. The
  * authority of an absolute-form target is checked the same way, so userinfo
  * ('@') is refused there too (RFC 9110 4.2.4). */
-static int valid_host(struct slice v)
+static int valid_host(struct slice v, int host_required)
 {
-	size_t i = 0;
+	size_t i = 0, colons = 0;
 	if (v.n > 0 && v.p[0] == '[') {
-		for (i = 1; i < v.n && v.p[i] != ']'; i++)
+		for (i = 1; i < v.n && v.p[i] != ']'; i++) {
 			if (!is_host_char((unsigned char)v.p[i], 1))
 				return 0;
-		if (i == v.n || !memchr(v.p + 1, ':', i - 1))
-			return 0;               /* no closing bracket, or not IPv6 */
+			colons += v.p[i] == ':';
+		}
+		if (i == v.n || colons < 2)
+			return 0;               /* no closing bracket, or not IPv6 (zone IDs too) */
 		i++;
 	} else {
 		while (i < v.n && v.p[i] != ':' && is_host_char((unsigned char)v.p[i], 0))
 			i++;
+		if (i == 0 && host_required)
+			return 0;               /* an http URI's host is never empty (RFC 9110 4.2.1) */
 	}
 	if (i < v.n && v.p[i] == ':')
 		for (i++; i < v.n && v.p[i] >= '0' && v.p[i] <= '9'; i++)
@@ -514,7 +519,7 @@ static int target_path(struct slice t, struct slice *path)
 		authority.n = (size_t)(t.p + i - authority.p);
 		/* host[:port], as in Host: no userinfo (RFC 9110 4.2.4), and
 		 * not empty */
-		if (authority.n == 0 || !valid_host(authority))
+		if (!valid_host(authority, 1))
 			return -1;
 	}
 	path->p = t.p + i;
@@ -672,7 +677,7 @@ static int parse_field(struct slice line, struct http_request *req, int *hosts, 
 	if (slice_eq_nocase(name, "host")) {
 		if (++*hosts > 1)
 			return parse_fail(req, 400, "more than one Host header");
-		if (!valid_host(value))
+		if (!valid_host(value, 0))
 			return parse_fail(req, 400, "invalid Host header");
 	} else if (slice_eq_nocase(name, "content-length")) {
 		return parse_content_length(value, req);
@@ -772,12 +777,15 @@ static int http_parse_head(const char *buf, size_t len, struct head_scan *s,
 /* and trailers, PARSE_MORE, or PARSE_ERROR with the status in *status.     */
 /* ======================================================================== */
 
+/* In the order of a chunked body: the states from CH_LINE_START on read the
+ * trailer section (chunked_decode counts its bytes by that). */
 enum chunk_state {
-	CH_SIZE, CH_SIZE_BWS, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-	CH_LINE_START, CH_TRAILER_NAME, CH_TRAILER_VALUE, CH_TRAILER_LF, CH_FINAL_LF, CH_DONE,
+	CH_SIZE, CH_SIZE_BWS,
 	/* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) */
 	CH_EXT_NAME0, CH_EXT_NAME, CH_EXT_AFTER_NAME, CH_EXT_VALUE0, CH_EXT_TOKEN,
-	CH_EXT_QUOTED, CH_EXT_QUOTED_ESCAPE, CH_EXT_AFTER_VALUE
+	CH_EXT_QUOTED, CH_EXT_QUOTED_ESCAPE, CH_EXT_AFTER_VALUE,
+	CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_LINE_START, CH_TRAILER_NAME, CH_TRAILER_VALUE, CH_TRAILER_LF, CH_FINAL_LF, CH_DONE
 };
 
 struct chunked {
@@ -807,46 +815,37 @@ static int chunk_fail(int *status, int code)
  * though its meaning is ignored: an extension without a name, or a quoted
  * string left open at the end of the line, is a 400, not something to skip.
  * BWS is a space or tab; a quoted string holds visible ASCII, obs-text,
- * spaces and tabs, and backslash escapes. */
+ * spaces and tabs, and backslash escapes. Whitespace after a name or value,
+ * before the CRLF, is let through (the grammar has BWS only around ';' and
+ * '='): harmless, and what common clients' encoders never send anyway. */
 static int chunk_extension_byte(struct chunked *c, char ch, int *status)
 {
 	unsigned char u = (unsigned char)ch;
-	int bws = ch == ' ' || ch == '\t', token = is_tchar(u);
-	enum chunk_state next;
-	if (ch != '\r' && ++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
+	int bws = ch == ' ' || ch == '\t', token = is_tchar(u), quotable = bws || (u >= 0x21 && u != 0x7f);
+	int end = ch == '\r', next_ext = ch == ';';
+	enum chunk_state s = c->state, next = s;
+	if (!end && ++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
 		return chunk_fail(status, 400);
-	switch (c->state) {
-	case CH_EXT_NAME0:              /* after ';' */
-		next = bws ? CH_EXT_NAME0 : token ? CH_EXT_NAME : CH_DONE;
-		break;
-	case CH_EXT_NAME:
+	if (s == CH_EXT_NAME0 && (bws || token))               /* after ';' */
+		next = bws ? CH_EXT_NAME0 : CH_EXT_NAME;
+	else if (s == CH_EXT_NAME && (token || bws || ch == '=' || next_ext || end))
 		next = token ? CH_EXT_NAME : bws ? CH_EXT_AFTER_NAME : ch == '=' ? CH_EXT_VALUE0 :
-		       ch == ';' ? CH_EXT_NAME0 : ch == '\r' ? CH_SIZE_LF : CH_DONE;
-		break;
-	case CH_EXT_AFTER_NAME:
-		next = bws ? CH_EXT_AFTER_NAME : ch == '=' ? CH_EXT_VALUE0 : ch == ';' ? CH_EXT_NAME0 :
-		       ch == '\r' ? CH_SIZE_LF : CH_DONE;
-		break;
-	case CH_EXT_VALUE0:             /* after '=' */
-		next = bws ? CH_EXT_VALUE0 : ch == '"' ? CH_EXT_QUOTED : token ? CH_EXT_TOKEN : CH_DONE;
-		break;
-	case CH_EXT_TOKEN:
-		next = token ? CH_EXT_TOKEN : bws ? CH_EXT_AFTER_VALUE : ch == ';' ? CH_EXT_NAME0 :
-		       ch == '\r' ? CH_SIZE_LF : CH_DONE;
-		break;
-	case CH_EXT_QUOTED:
-		next = ch == '"' ? CH_EXT_AFTER_VALUE : ch == '\\' ? CH_EXT_QUOTED_ESCAPE :
-		       (bws || (u >= 0x21 && u != 0x7f)) ? CH_EXT_QUOTED : CH_DONE;
-		break;
-	case CH_EXT_QUOTED_ESCAPE:
-		next = (bws || (u >= 0x21 && u != 0x7f)) ? CH_EXT_QUOTED : CH_DONE;
-		break;
-	default:                        /* CH_EXT_AFTER_VALUE */
-		next = bws ? CH_EXT_AFTER_VALUE : ch == ';' ? CH_EXT_NAME0 : ch == '\r' ? CH_SIZE_LF :
-		       CH_DONE;
-		break;
-	}
-	if (next == CH_DONE)            /* (CH_DONE here means "not allowed") */
+		       next_ext ? CH_EXT_NAME0 : CH_SIZE_LF;
+	else if (s == CH_EXT_AFTER_NAME && (bws || ch == '=' || next_ext || end))
+		next = bws ? CH_EXT_AFTER_NAME : ch == '=' ? CH_EXT_VALUE0 : next_ext ? CH_EXT_NAME0 :
+		       CH_SIZE_LF;
+	else if (s == CH_EXT_VALUE0 && (bws || ch == '"' || token))   /* after '=' */
+		next = bws ? CH_EXT_VALUE0 : ch == '"' ? CH_EXT_QUOTED : CH_EXT_TOKEN;
+	else if (s == CH_EXT_TOKEN && (token || bws || next_ext || end))
+		next = token ? CH_EXT_TOKEN : bws ? CH_EXT_AFTER_VALUE : next_ext ? CH_EXT_NAME0 :
+		       CH_SIZE_LF;
+	else if (s == CH_EXT_QUOTED && quotable)
+		next = ch == '"' ? CH_EXT_AFTER_VALUE : ch == '\\' ? CH_EXT_QUOTED_ESCAPE : CH_EXT_QUOTED;
+	else if (s == CH_EXT_QUOTED_ESCAPE && quotable)
+		next = CH_EXT_QUOTED;
+	else if (s == CH_EXT_AFTER_VALUE && (bws || next_ext || end))
+		next = bws ? CH_EXT_AFTER_VALUE : next_ext ? CH_EXT_NAME0 : CH_SIZE_LF;
+	else
 		return chunk_fail(status, 400);
 	c->state = next;
 	return PARSE_MORE;
@@ -1751,7 +1750,7 @@ static void worker_main(int from_loop, int to_loop)
 }
 
 /* ======================================================================== */
-/* 12. Starting and replacing workers                                       */
+/* 12. Starting, replacing and stopping workers                             */
 /* ======================================================================== */
 
 static int workers_alive(void)
@@ -1820,12 +1819,19 @@ static int worker_spawn(int i)
 {
 	struct worker *w = &workers[i];
 	int req[2], rep[2];
+	sigset_t all, before;
 	pid_t pid;
 	if (open_pipes(req, rep) != 0)
 		return -1;
 	fflush(stdout);                 /* or the child would print it again */
 	fflush(stderr);
+	/* Signals wait until the child has replaced the loop's handlers, which
+	 * write to the loop's signal pipe (sigprocmask: the mask is inherited). */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &before);
 	pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &before, NULL);
 	if (pid < 0) {
 		close(req[0]);
 		close(req[1]);
@@ -1836,11 +1842,12 @@ static int worker_spawn(int i)
 	if (pid == 0) {
 		signal(SIGTERM, SIG_IGN);  /* the loop decides when workers stop */
 		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);   /* (the loop's handlers write to its pipe) */
+		signal(SIGHUP, SIG_IGN);   /* what an init passes on: ignored, as by the loop */
 		signal(SIGUSR1, SIG_IGN);
 		signal(SIGUSR2, SIG_IGN);
 		signal(SIGALRM, SIG_IGN);
 		signal(SIGCHLD, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &before, NULL);
 #ifdef __linux__
 		/* If the loop dies (even by SIGKILL), die too: a worker stuck in a
 		 * model would otherwise never read its pipe and see the EOF. */
@@ -3203,7 +3210,11 @@ static long usable_cpus(void)
 #endif
 }
 
-/* Parses a decimal integer in [lo, hi] or exits 2 naming the setting. */
+/* A bad flag or setting exits 2 with a message naming it; under
+ * --healthcheck, 1: a health check's answer is 0 or 1 (docker reserves 2). */
+static int bad_setting_exit = 2;
+
+/* Parses a decimal integer in [lo, hi] or exits naming the setting. */
 static long parse_number(const char *what, const char *s, long lo, long hi)
 {
 	long v = 0;
@@ -3221,7 +3232,7 @@ static long parse_number(const char *what, const char *s, long lo, long hi)
 bad:
 	fprintf(stderr, "smserve: invalid value '%s' for %s (expected a whole number from %ld to %ld)\n",
 		s ? s : "", what, lo, hi);
-	exit(2);
+	exit(bad_setting_exit);
 }
 
 /* A SageMaker switch: "true" or "false" in any case (the platform sets
@@ -3233,7 +3244,7 @@ static int parse_boolean(const char *what, const char *s)
 	if (!strcasecmp(s, "false") || !strcmp(s, "0"))
 		return 0;
 	fprintf(stderr, "smserve: invalid value '%s' for %s (expected true or false)\n", s, what);
-	exit(2);
+	exit(bad_setting_exit);
 }
 
 /* SAGEMAKER_CONTAINER_LOG_LEVEL holds a Python logging level, as the AWS
@@ -3256,8 +3267,9 @@ static long parse_log_level(const char *s)
 	if (i > 0 && s[i] == '\0')
 		return strtol(s, NULL, 10);
 	fprintf(stderr, "smserve: invalid value '%s' for SAGEMAKER_CONTAINER_LOG_LEVEL (expected a "
-		"logging level: 10 to 50, or DEBUG, INFO, WARNING, ERROR or CRITICAL)\n", s);
-	exit(2);
+		"logging level: a whole number such as 20 or 30, or DEBUG, INFO, WARNING, ERROR or "
+		"CRITICAL)\n", s);
+	exit(bad_setting_exit);
 }
 
 static void read_environment(void)
@@ -3325,15 +3337,19 @@ static const char *next_option(int argc, char **argv, int *i, char *name, size_t
 	if (!takes_value(name)) {
 		if (len < strlen(arg) && is_flag(name)) {
 			fprintf(stderr, "smserve: %s takes no value\n", name);
-			exit(2);
+			exit(bad_setting_exit);
 		}
 		return NULL;
 	}
-	if (len < strlen(arg))
+	if (len + 1 < strlen(arg))
 		return arg + len + 1;
+	if (len < strlen(arg)) {
+		fprintf(stderr, "smserve: %s needs a value\n", name);
+		exit(bad_setting_exit);
+	}
 	if (*i + 1 >= argc) {
 		fprintf(stderr, "smserve: %s needs a value\n", name);
-		exit(2);
+		exit(bad_setting_exit);
 	}
 	return argv[++*i];
 }
@@ -3347,7 +3363,7 @@ static int parse_options(int argc, char **argv)
 	else if (i < argc && !strcmp(argv[i], "train")) {
 		fprintf(stderr, "smserve: this image serves models and cannot train; "
 			"SageMaker ran it with 'train'\n");
-		exit(2);
+		exit(bad_setting_exit);
 	}
 	for (; i < argc; i++) {
 		char a[32];
@@ -3388,7 +3404,7 @@ static int parse_options(int argc, char **argv)
 		} else {
 			fprintf(stderr, "smserve: unknown argument '%s'\n", argv[i]);
 			usage(stderr);
-			exit(2);
+			exit(bad_setting_exit);
 		}
 	}
 	if (max_buffered_mb)
@@ -3424,7 +3440,7 @@ static int healthcheck(void)
 	char reply[64];
 	static const char ping[] = "GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int saved, fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		return healthcheck_failed("no socket", strerror(errno));
 	memset(&a, 0, sizeof a);
@@ -3434,20 +3450,21 @@ static int healthcheck(void)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		int saved = errno;
+		saved = errno;
 		close(fd);
 		return healthcheck_failed("cannot connect", strerror(saved));
 	}
 	if (write(fd, ping, sizeof ping - 1) != (ssize_t)(sizeof ping - 1)) {
-		int saved = errno;
+		saved = errno;
 		close(fd);
 		return healthcheck_failed("cannot send GET /ping", strerror(saved));
 	}
 	n = read(fd, reply, sizeof reply - 1);
+	saved = errno;
 	close(fd);
 	if (n < 0)
-		return healthcheck_failed("no answer to GET /ping", errno == EAGAIN ||
-			errno == EWOULDBLOCK ? "none within 2 s" : strerror(errno));
+		return healthcheck_failed("no answer to GET /ping", saved == EAGAIN ||
+			saved == EWOULDBLOCK ? "none within 2 s" : strerror(saved));
 	reply[n] = '\0';
 	if (strncmp(reply, "HTTP/1.1 200 ", 13) == 0)
 		return 0;
@@ -3479,6 +3496,10 @@ int main(int argc, char **argv)
 {
 	char err[1024] = "";
 	int exit_code = 0;
+	int i;
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--healthcheck"))
+			bad_setting_exit = 1;
 	read_environment();
 	if (parse_options(argc, argv))  /* flags win over the environment */
 		return healthcheck();

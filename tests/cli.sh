@@ -72,10 +72,15 @@ run_cli "--healthcheck answered 503" 1 \
 	"^smserve: healthcheck: GET /ping was not answered 200 on 127\.0\.0\.1:$port503: HTTP/1\.1 503 Service Unavailable$" \
 	-- --healthcheck --port "$port503"
 kill "$py" 2>/dev/null; wait "$py" 2>/dev/null
+# A health check answers 0 or 1 (docker reserves 2), bad settings included.
+run_cli "--healthcheck with a bad SAGEMAKER_BATCH: 1, not 2" 1 "invalid value 'yes' for SAGEMAKER_BATCH" \
+	SAGEMAKER_BATCH=yes -- --healthcheck --port "$port"
+run_cli "--healthcheck with a bad --port: 1, not 2" 1 "invalid value 'x' for --port" -- --healthcheck --port x
 
 # ---- bad command lines exit 2 and say why -----------------------------------
 run_cli "--port=abc" 2 "invalid value 'abc' for --port" -- --port=abc --model-dir "$MODEL"
-run_cli "--port=" 2 "invalid value '' for --port" -- --port= --model-dir "$MODEL"
+run_cli "--port=" 2 "^smserve: --port needs a value$" -- --port= --model-dir "$MODEL"
+run_cli "--model-dir=" 2 "^smserve: --model-dir needs a value$" -- --model-dir=
 run_cli "--port with no value" 2 "^smserve: --port needs a value$" -- --model-dir "$MODEL" --port
 run_cli "a flag given a value" 2 "^smserve: --no-access-log takes no value$" -- --no-access-log=yes
 run_cli "an unknown option" 2 "unknown argument '--prot=8080'" -- --prot=8080

@@ -153,6 +153,14 @@ static const struct head_vec head_vectors[] = {
 	  .status = 400 },
 	{ T("absolute-form authority: an IPv6 literal", "GET http://[::1]:8080/ping HTTP/1.1\r\n" H "\r\n"),
 	  GET11("http://[::1]:8080/ping"), .path = "/ping" },
+	{ T("absolute-form authority: an empty host (RFC 9110 4.2.1)", "GET http://:80/ping HTTP/1.1\r\n" H "\r\n"),
+	  .status = 400 },
+	{ T("absolute-form authority: an IPv6 literal of one colon", "GET http://[:]/ping HTTP/1.1\r\n" H "\r\n"),
+	  .status = 400 },
+	{ T("absolute-form authority: IPv4 in IPv6", "GET http://[::ffff:1.2.3.4]:8080/ping HTTP/1.1\r\n" H "\r\n"),
+	  GET11("http://[::ffff:1.2.3.4]:8080/ping"), .path = "/ping" },
+	{ T("absolute-form authority: an empty port", "GET http://model.aws.local:/ping HTTP/1.1\r\n" H "\r\n"),
+	  GET11("http://model.aws.local:/ping"), .path = "/ping" },
 	{ T("asterisk-form with GET (RFC 9112 3.2.4: OPTIONS only)", "GET * HTTP/1.1\r\n" H "\r\n"),
 	  .status = 400 },
 	{ T("/?q has path /", "GET /?q HTTP/1.1\r\n" H "\r\n"), GET11("/?q"), .path = "/" },
@@ -898,8 +906,8 @@ static void run_chunk_vector(const struct chunk_vec *v)
 /* The caps on extensions and trailers, built at run time. */
 static void run_generated_chunk_vectors(void)
 {
-	struct text in[4];
-	struct chunk_vec v[4];
+	struct text in[5];
+	struct chunk_vec v[5];
 	size_t i, n = 0;
 	memset(in, 0, sizeof in);
 	memset(v, 0, sizeof v);
@@ -923,6 +931,13 @@ static void run_generated_chunk_vectors(void)
 	text_rep(&in[n], 't', MAX_TRAILER_BYTES - 6);
 	text_str(&in[n], "\r\n\r\n");
 	v[n++] = (struct chunk_vec){ .name = "trailers of 16385 bytes", .status = 431 };
+	/* The two caps are apart: extensions do not count against the trailers. */
+	text_str(&in[n], "1;");
+	text_rep(&in[n], 'e', MAX_CHUNK_EXT_BYTES);
+	text_str(&in[n], "\r\nx\r\n0\r\nX: ");
+	text_rep(&in[n], 't', MAX_TRAILER_BYTES - 7);
+	text_str(&in[n], "\r\n\r\n");
+	v[n++] = (struct chunk_vec){ .name = "extensions and trailers each at their cap", PAYLOAD("x") };
 
 	for (i = 0; i < n; i++) {
 		v[i].in = in[i].p;
