@@ -16,8 +16,8 @@
 #    pickled Boosters), each request format (CSV, libsvm, JSON, JSON Lines,
 #    recordio-protobuf dense and sparse, NPY float32 and float64, with missing
 #    values) and each answer format (recordio-protobuf and NPY included): every
-#    prediction within 1e-6
-#    relative of XGBoost's, and the count of exact float32 matches.
+#    prediction within 1e-6 relative of XGBoost's, and the count of exact
+#    float32 matches.
 # 2. A SageMaker model.tar.gz; a 1 MB CSV batch.
 # 3. Loading: truncated and corrupted files of each format, empty, pickled,
 #    linear, no file, two files: exit status 1 and a message naming the file.
