@@ -14,15 +14,18 @@
 #    stopping, margins past the sigmoid's range) in every format (JSON, UBJSON, legacy binary; and the binary
 #    without "binf" as XGBoost 0.x wrote it, JSON as XGBoost 3.1 writes it,
 #    pickled Boosters), each request format (CSV, libsvm, JSON, JSON Lines,
-#    recordio-protobuf dense and sparse, with missing values) and each answer
-#    format (recordio-protobuf included): every prediction within 1e-6
-#    relative of XGBoost's, and the count of exact float32 matches.
+#    recordio-protobuf dense and sparse, NPY float32 and float64, with missing
+#    values) and each answer format (recordio-protobuf and NPY included): every
+#    prediction within 1e-6 relative of XGBoost's, and the count of exact
+#    float32 matches.
 # 2. A SageMaker model.tar.gz; a 1 MB CSV batch.
 # 3. Loading: truncated and corrupted files of each format, empty, pickled,
 #    linear, no file, two files: exit status 1 and a message naming the file.
 # 4. Requests: 400 naming the record and field, 406, 415, Accept with
 #    q-values, the default answer type and SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT;
-#    recordio-protobuf read as SageMaker's XGBoost container reads it.
+#    recordio-protobuf read as SageMaker's XGBoost container reads it; NPY in
+#    (every dtype, 1-D and 2-D) answered as the same records in CSV, NPY out
+#    checked byte for byte, malformed NPY.
 # 5. The other layouts: batch, one-line CSV, SAGEMAKER_INFERENCE_OUTPUT (its
 #    recordio-protobuf answer against the golden files of tests/xgboost/golden/).
 set -u
@@ -145,14 +148,70 @@ if __name__ == "__main__":
             print(json.dumps(labels(p)))
 PY
 rio() { "$PY" "$T/rio.py" "$@"; }
+
+# application/x-npy, written and read here by hand as numpy.save lays it out
+# (magic, version 1.0, u16 header length, the dict padded with spaces to a
+# multiple of 64 bytes after room for shape[0] to grow to 21 digits), so that
+# the test needs no numpy.
+#   npy.py csv OUT CSV TYPE [1d]   the CSV's rows (NaN for an empty field) as
+#                                  <f4, <f8, <i4 or <i8; 1d: the first row, 1-D
+#   npy.py read FILE ROWS COLS     checks an answer's bytes (header as
+#                                  numpy.save writes it for float64 (ROWS,
+#                                  COLS), then exactly the data) and prints
+#                                  its rows as CSV
+cat >"$T/npy.py" <<'PY'
+import struct, sys
+def header(descr, shape):
+    dims = "(%d,)" % shape if isinstance(shape, int) else "(%s)" % ", ".join(map(str, shape))
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, dims)
+    first = shape if isinstance(shape, int) else shape[0]
+    text += " " * (21 - len(str(first)))
+    pad = 64 - (10 + len(text) + 1) % 64
+    text += " " * pad + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode()
+def from_csv(path, kind, one_d):
+    rows = [[float(f) if f else float("nan") for f in l.split(",")]
+            for l in open(path).read().splitlines()]
+    code = {"f4": "f", "f8": "d", "i4": "i", "i8": "q"}[kind]
+    if kind[0] == "i":
+        rows = [[int(v) for v in r] for r in rows]
+    if one_d:
+        rows = rows[:1]
+    shape = len(rows[0]) if one_d else (len(rows), len(rows[0]))
+    data = b"".join(struct.pack("<%d%s" % (len(r), code), *r) for r in rows)
+    return header("<" + kind, shape) + data
+def read(data, rows=None, cols=None):
+    end = data.index(b"\n") + 1 if b"\n" in data else sys.exit("no header")
+    text = data[10:end].decode()
+    n = int(text.split("'shape': (")[1].split(",")[0])
+    k = (len(data) - end) // 8 // n if n else 0
+    if rows is not None and (n, k) != (rows, cols):
+        sys.exit("shape (%d, %d), expected (%d, %d)" % (n, k, rows, cols))
+    if data[:end] != header("<f8", (n, k)):
+        sys.exit("header %r is not numpy.save's" % data[:end])
+    if len(data) != end + 8 * n * k:
+        sys.exit("%d bytes of data for shape (%d, %d)" % (len(data) - end, n, k))
+    vals = struct.unpack("<%dd" % (n * k), data[end:])
+    return [list(vals[i * k:(i + 1) * k]) for i in range(n)]
+if __name__ == "__main__":
+    if sys.argv[1] == "csv":
+        body = from_csv(sys.argv[3], sys.argv[4], len(sys.argv) > 5)
+        open(sys.argv[2], "wb").write(body)
+    else:
+        for r in read(open(sys.argv[2], "rb").read(), int(sys.argv[3]), int(sys.argv[4])):
+            print(",".join(repr(v) for v in r))
+PY
+npy() { "$PY" "$T/npy.py" "$@"; }
 # post_binary: post, for a binary answer (bash warns of the NUL bytes it drops from $BODY).
 post_binary() { post "$@" 2>/dev/null; }
 for data in cancer diabetes iris; do
 	rio csv "$T/$data.dense.rio" "$FIX/$data.csv" dense
 	rio csv "$T/$data.sparse.rio" "$FIX/$data.csv" sparse
+	npy csv "$T/$data.f4.npy" "$FIX/$data.csv" f4
+	npy csv "$T/$data.f8.npy" "$FIX/$data.csv" f8
 done
 
-# compare NAME EXPECTED ACTUAL FORMAT REPEAT: ACTUAL (csv, json, jsonl or rio, as
+# compare NAME EXPECTED ACTUAL FORMAT REPEAT: ACTUAL (csv, json, jsonl, rio or npy, as
 # answered) holds EXPECTED's rows REPEAT times, every value within 1e-6
 # relative. Prints "<values> <exact>" on success, else the first difference.
 compare() {
@@ -165,11 +224,16 @@ if fmt == "rio":
     import rio
     text = ""
     actual = [rio.labels(p)["score"] for p in rio.frames(open(act_path, "rb").read())]
+elif fmt == "npy":
+    sys.path.insert(0, sys.argv[5])
+    import npy
+    text = ""
+    actual = npy.read(open(act_path, "rb").read(), len(expected), len(expected[0]))
 else:
     text = open(act_path).read()
 def score(v):
     return v if isinstance(v, list) else [v]
-if fmt == "rio":
+if fmt in ("rio", "npy"):
     pass
 elif fmt == "csv":
     if not text.endswith("\n"):
@@ -254,8 +318,8 @@ MODELS=(binary_logistic reg_logistic binary_logitraw reg_squarederror count_pois
 	forest_softprob early_stopping binary_logistic_saturated reg_squaredlogerror reg_pseudohubererror
 	reg_absoluteerror binary_hinge rank_ndcg rank_map survival_cox survival_aft)
 
-# serve_and_check LABEL MODEL-FILE EXPECTED DATA: all six request formats,
-# answered in each of the four answer formats.
+# serve_and_check LABEL MODEL-FILE EXPECTED DATA: all eight request formats,
+# answered in each of the five answer formats.
 serve_and_check() {
 	local label=$1 file=$2 exp=$3 data=$4
 	if ! start_server "$label" --model-dir "$(model_dir "$file")" --workers 1 --no-access-log; then
@@ -274,6 +338,10 @@ serve_and_check() {
 	check_answer "$label: recordio-protobuf, dense float64 -> recordio-protobuf" "$exp" rio
 	post "$T/$data.sparse.rio" recordio-protobuf text/csv
 	check_answer "$label: recordio-protobuf, sparse float32 -> text/csv" "$exp" csv
+	post_binary "$T/$data.f4.npy" application/x-npy application/x-npy
+	check_answer "$label: application/x-npy, float32 -> application/x-npy" "$exp" npy
+	post_binary "$T/$data.f8.npy" application/x-npy application/json
+	check_answer "$label: application/x-npy, float64 -> application/json" "$exp" json
 	stop_server "$label"
 }
 
@@ -526,9 +594,9 @@ expect_error "JSON: malformed" 400 "malformed JSON at line 1, column 22"
 send '[1, null, 3]\n{"features": {"keys": [29], "values": [1.5]}}\n' application/jsonlines application/json
 expect "JSON Lines: null and sparse keys are missing values" 200 "$STATUS"
 send "$row" text/plain
-expect_error "unsupported Content-Type: 415 with the list" 415 "supported: text/csv, text/libsvm, text/x-libsvm, application/x-recordio-protobuf, application/json, application/jsonlines"
+expect_error "unsupported Content-Type: 415 with the list" 415 "supported: text/csv, text/libsvm, text/x-libsvm, application/x-recordio-protobuf, application/json, application/jsonlines, application/x-npy\""
 send "$row" text/csv text/html
-expect_error "unsupported Accept: 406 with the list" 406 "supported: text/csv, application/json, application/jsonlines, application/x-recordio-protobuf"
+expect_error "unsupported Accept: 406 with the list" 406 "supported: text/csv, application/json, application/jsonlines, application/x-recordio-protobuf, application/x-npy\""
 printf '%s\n%s' "$row" "$row" >"$T/req"
 post_binary "$T/req" text/csv application/x-recordio-protobuf
 expect "recordio-protobuf answers in real time: a frame per record, label 'score' (the container: 500)" \
@@ -580,6 +648,80 @@ expect_error "recordio: a bad magic is 415 naming the byte" 415 "bad RecordIO ma
 head -c 30 "$FIX/golden/requests/rio_dense_f32" >"$T/req.rio"
 post "$T/req.rio" application/x-recordio-protobuf text/html
 expect_error "recordio: a truncated body is 415 (before Accept is looked at)" 415 "truncated record: length [0-9]+, 22 bytes follow at byte 4 \\(record 1\\)"
+
+# application/x-npy (smserve's addition: the container answers 415), read as
+# CSV is: the same records give the same answers.
+# npy_like_csv NAME NPY-FILE CSV: the NPY body's answer is the CSV body's.
+npy_like_csv() {
+	local csv_answer
+	send "$3" text/csv application/json
+	csv_answer="$STATUS $BODY"
+	post "$2" application/x-npy application/json
+	expect "$1" "$csv_answer" "$STATUS $BODY"
+}
+for v in i1_1d i2_1d u4_1d u8_1d b1_1d i4_2d i8_2d i8_min u1_2d v2_f8 v3_f4 hand_order hand_tabs; do
+	# tests/codecs/NAME.expect: a line naming the type and shape, then the values a row a line
+	npy_like_csv "NPY in: tests/codecs/$v.npy ($(head -n 1 "tests/codecs/$v.expect")) answers as its records in CSV" \
+		"tests/codecs/$v.npy" "$(tail -n +2 "tests/codecs/$v.expect" | tr ' ' ,)"
+done
+head -n 5 "$FIX/cancer.csv" >"$T/five.csv"
+npy csv "$T/five.f4.npy" "$T/five.csv" f4
+npy_like_csv "NPY in: float32 2-D, missing values as NaN, answers as CSV" "$T/five.f4.npy" "$(cat "$T/five.csv")"
+npy csv "$T/one.f8.npy" "$T/five.csv" f8 1d
+npy_like_csv "NPY in: float64 1-D is one record" "$T/one.f8.npy" "$row"
+head -n 2 "$FIX/cancer.csv" | "$PY" -c 'import sys
+for l in sys.stdin: print(",".join(str(round(float(f or 0) * 10)) for f in l.strip().split(",")))' >"$T/ints.csv"
+npy csv "$T/ints.i4.npy" "$T/ints.csv" i4
+npy_like_csv "NPY in: int32 2-D answers as CSV" "$T/ints.i4.npy" "$(cat "$T/ints.csv")"
+npy csv "$T/ints.i8.npy" "$T/ints.csv" i8 1d
+npy_like_csv "NPY in: int64 1-D answers as CSV" "$T/ints.i8.npy" "$(head -n 1 "$T/ints.csv")"
+printf '1.5,,3\n4,5,\n' >"$T/short.csv"
+npy csv "$T/short.npy" "$T/short.csv" f8
+npy_like_csv "NPY in: fewer columns than features: the rest missing" "$T/short.npy" "$(cat "$T/short.csv")"
+printf '%s,7\n' "$full" >"$T/wide.csv"
+npy csv "$T/wide.npy" "$T/wide.csv" f4
+post "$T/wide.npy" application/x-npy
+expect_error "NPY in: more columns than features is 400" 400 "Feature shape mismatch, expected: 30, got 31"
+printf '1,2\n3,1e39\n' >"$T/inf.csv"
+npy csv "$T/inf.npy" "$T/inf.csv" f8
+post "$T/inf.npy" application/x-npy text/html
+expect_error "NPY in: a value float32 rounds to infinity is 415 naming the byte (before Accept)" 415 \
+	"npy: value 1e\\+39 \\(record 2, column 2\\) is infinite as float32 \\(XGBoost refuses infinity\\) at byte 152"
+post tests/codecs/bad_truncated.npy application/x-npy
+expect_error "NPY in: truncated data is 415 with lib/npy.h's message naming the byte" 415 \
+	"npy: truncated data: the shape needs 16 bytes, 15 follow at byte 70"
+post tests/codecs/bad_fortran.npy application/x-npy
+expect_error "NPY in: Fortran order is 415" 415 "npy: fortran_order True is not supported \\(C order only\\) at byte 44"
+post tests/codecs/bad_big_endian.npy application/x-npy
+expect_error "NPY in: big-endian is 415" 415 "npy: big-endian dtype '>f8' is not supported at byte 20"
+post tests/codecs/bad_magic.npy application/x-npy
+expect_error "NPY in: no magic is 415" 415 "npy: not an NPY file"
+post tests/codecs/w_f8_empty.npy application/x-npy
+expect_error "NPY in: no records (shape (0, 4)) is 415" 415 "npy: expected at least one record, got shape \\(0, 4\\) at byte 128"
+post_binary "$T/five.csv" text/csv application/x-npy
+expect "NPY out: Content-Type application/x-npy, a 128-byte header and 5 float64" \
+	"200 application/x-npy 168" "$STATUS $CTYPE $(wc -c <"$T/body")"
+expect "NPY out: the header numpy.save writes, the float64 of each JSON score" ok "$("$PY" - "$T" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import npy
+got = npy.read(open(sys.argv[1] + "/body", "rb").read(), 5, 1)
+print("ok" if got and all(len(r) == 1 and 0 < r[0] < 1 for r in got) else got)
+PY
+)"
+cp "$T/body" "$T/five.out.npy"
+send "$(cat "$T/five.csv")" text/csv application/json
+expect "NPY out: its rows are the JSON answer's scores, exactly" ok "$("$PY" - "$T" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import npy
+got = npy.read(open(sys.argv[1] + "/five.out.npy", "rb").read())
+want = [[p["score"]] for p in json.load(open(sys.argv[1] + "/body"))["predictions"]]
+print("ok" if got == want else "%r, JSON %r" % (got, want))
+PY
+)"
+send "$row" text/csv 'application/x-npy; q=1' 2>/dev/null # a binary answer
+expect "NPY out: Accept with parameters" "200 application/x-npy" "$STATUS $CTYPE"
 send "$row" 'text/csv; label_size=1' text/csv
 expect "label_size=1 is accepted, as the container accepts it" 200 "$STATUS"
 send "$row" 'text/csv; label_size=2'
@@ -600,6 +742,15 @@ expect_match "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/jsonlines: softpr
 send "5.1,3.5,1.4,0.2" text/csv text/csv
 expect_match "softprob as CSV: the class probabilities as one row" '^0\.[0-9]+,0\.[0-9]+,0\.[0-9]+$' "$BODY"
 stop_server default-accept
+SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/x-npy start_server default-npy \
+	--model-dir "$(model_dir "$FIX/multi_softprob.json")" --no-access-log || exit 1
+post_binary "$FIX/iris.csv" text/csv -
+check_answer "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/x-npy: softprob scores, a row per record" \
+	"$FIX/multi_softprob.expected" npy
+stop_server default-npy
+SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/x-npy SAGEMAKER_INFERENCE_OUTPUT=predicted_label \
+	load_fails "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/x-npy with SAGEMAKER_INFERENCE_OUTPUT" \
+	"$(model_dir "$FIX/reg_gamma.json")" "cannot answer SAGEMAKER_INFERENCE_OUTPUT's keys"
 
 # ---- 5. the other layouts ----------------------------------------------------
 # Batch (SAGEMAKER_BATCH=true): Python's str() of each prediction per line,
@@ -639,6 +790,8 @@ layout_check "batch, softprob, Accept application/json: [p0, p1, p2] per line" "
 expect "batch: the Content-Type is still the Accept's" application/json "$CTYPE"
 post "$FIX/iris.csv" text/csv application/x-recordio-protobuf
 layout_check "batch, Accept recordio-protobuf: the same lines, as the container writes them" "$FIX/multi_softprob.expected" batch
+post_binary "$FIX/iris.csv" text/csv application/x-npy
+check_answer "batch, Accept application/x-npy: the array (str() lines are no NPY)" "$FIX/multi_softprob.expected" npy
 stop_server batch-softprob
 SMSERVE_XGBOOST_CSV=one-line start_server one-line --model-dir "$(model_dir "$FIX/binary_logistic.json")" --no-access-log || exit 1
 post "$FIX/cancer.csv" text/csv text/csv
@@ -667,6 +820,9 @@ PY
 )"
 send "$row" text/csv text/csv
 expect_match "SAGEMAKER_INFERENCE_OUTPUT: CSV, the list quoted, no newline" '^[01],"\[0\.[0-9]+, 0\.[0-9]+\]"$' "$BODY"
+send "$row" text/csv application/x-npy
+expect_error "SAGEMAKER_INFERENCE_OUTPUT: Accept application/x-npy is 406 (its keys have no NPY layout)" 406 \
+	"cannot produce Accept 'application/x-npy' with SAGEMAKER_INFERENCE_OUTPUT set"
 stop_server selected
 # recordio-protobuf with SAGEMAKER_INFERENCE_OUTPUT: one frame per record,
 # each the Record the container writes last in its frame (its frame i holds

@@ -54,7 +54,8 @@
  *        application/x-recordio-protobuf (lib/recordio.h; a Record's
  *        'values' tensor, dense or sparse, per record),
  *        application/json and application/jsonlines in SageMaker's common
- *        data formats ({"instances": [...]}, "features", sparse "keys")
+ *        data formats ({"instances": [...]}, "features", sparse "keys"),
+ *        application/x-npy (lib/npy.h; 1-D one record, 2-D a record a row)
  *   out  text/csv (the default, as in SageMaker's container)  one prediction
  *                 per line; all class probabilities, comma-separated, for
  *                 multi:softprob
@@ -63,6 +64,7 @@
  *        application/x-recordio-protobuf  a RecordIO frame per record, its
  *                 Record's label map holding "score" (or the keys of
  *                 SAGEMAKER_INFERENCE_OUTPUT) as float32 tensors
+ *        application/x-npy  float64, a row per record of its "score"
  *
  * Numbers go out as the shortest decimal that reads back as the same float32,
  * so a client that parses them gets XGBoost's exact value.
@@ -86,6 +88,7 @@
 #include "../../lib/invoke.h"  /* JSON requests: the instance reader, the answer buffer */
 #include "../../lib/numtext.h" /* numbers as Python writes them */
 #include "../../lib/recordio.h" /* application/x-recordio-protobuf in and out */
+#include "../../lib/npy.h"      /* application/x-npy in and out (also via lib/instances.h) */
 
 #include <dirent.h>
 #include <errno.h>
@@ -185,7 +188,7 @@ struct node {
 #define NODE_FEATURE 0x3fffffffU
 
 /* The answers of SageMaker's XGBoost container, as Accept names them. */
-enum answer { ANS_JSON, ANS_JSONLINES, ANS_CSV, ANS_RECORDIO, N_ANSWERS };
+enum answer { ANS_JSON, ANS_JSONLINES, ANS_CSV, ANS_RECORDIO, ANS_NPY, N_ANSWERS };
 
 /* The keys of SAGEMAKER_INFERENCE_OUTPUT, in the order the container writes
  * them in a JSON object. */
@@ -1971,9 +1974,13 @@ static void predict_all(struct model *m, const float *x)
  *   JSON       application/json and application/jsonlines, in SageMaker's
  *              common data formats (lib/instances.h): smserve's own
  *              addition (the container answers 415), with its 400s.
+ *   NPY        application/x-npy (lib/npy.h): smserve's addition too (the
+ *              container answers 415); see read_npy.
  */
 
-enum body_format { BODY_CSV, BODY_LIBSVM, BODY_JSON, BODY_JSONLINES, BODY_RECORDIO, BODY_NONE };
+enum body_format {
+	BODY_CSV, BODY_LIBSVM, BODY_JSON, BODY_JSONLINES, BODY_RECORDIO, BODY_NPY, BODY_NONE
+};
 
 /* Python's str.isspace for ASCII (what str.strip() and float() skip). */
 static int py_space(int c)
@@ -2436,6 +2443,60 @@ static int read_recordio(struct model *m, const void *body, size_t len, char *ms
 	return 0;
 }
 
+/* ---- NPY ------------------------------------------------------------------- */
+/*
+ * application/x-npy, what numpy.save writes (the SDK's NumpySerializer): a
+ * 1-D array is one record, a 2-D one a record a row; float32, float64,
+ * integers or bool, little endian, C order (lib/npy.h checks the rest).
+ * Read as a CSV body is: each value rounded to float32, NaN missing, a
+ * value float32 rounds to infinity refused (XGBoost refuses it), fewer
+ * columns than the model's features leave the rest missing, more are 400.
+ * A body lib/npy.h cannot read, and an array of no records, is 415 as the
+ * plug-in's other unreadable bodies are (the container's status for them),
+ * with lib/npy.h's message naming the byte.
+ */
+
+/* Reads an NPY body into m->rows: 0, or the status (415, 400, 413) with msg set. */
+static int read_npy(struct model *m, const void *body, size_t len, char *msg, size_t size)
+{
+	struct smlib_npy a;
+	size_t r, c, used;
+
+	if (smlib_npy_read(&a, body, len, msg, size) != 0)
+		return 415;
+	if (a.rows == 0) {
+		smlib_format(msg, size, "npy: expected at least one record, got shape (0, %zu) at byte "
+			     "%zu", a.cols, a.data_offset);
+		return 415;
+	}
+	used = a.cols < m->n_features ? a.cols : m->n_features;
+	for (r = 0; r < a.rows; r++) {
+		if (rows_room(&m->rows, used)) {
+			smlib_format(msg, size, "out of memory for the records");
+			return 413;
+		}
+		rows_begin(&m->rows);
+		for (c = 0; c < a.cols; c++) {
+			double v = smlib_npy_value(&a, r, c);
+			if (fabs(v) >= SMLIB_FLOAT32_INFINITE) {
+				smlib_format(msg, size, "npy: value %g (record %zu, column %zu) is infinite "
+					     "as float32 (XGBoost refuses infinity) at byte %zu", v, r + 1,
+					     c + 1, a.data_offset + (r * a.cols + c) * a.item_size);
+				return 415;
+			}
+			if (c < used && !isnan(v))
+				rows_add(&m->rows, c, to_float(v));
+		}
+		rows_end(&m->rows);
+	}
+	if (a.cols > m->n_features) {
+		smlib_format(msg, size, "Feature shape mismatch, expected: %zu, got %zu",
+			     m->n_features, a.cols);
+		return 400;
+	}
+	return 0;
+}
+
 /* Content-Type as the container reads it: lower-cased, parameters dropped
  * but label_size, which must be 1 if given; a missing one means libsvm. */
 static enum body_format body_format(const char *ct, char *msg, size_t size)
@@ -2445,7 +2506,7 @@ static enum body_format body_format(const char *ct, char *msg, size_t size)
 		{"text/x-libsvm", BODY_LIBSVM}, {"libsvm", BODY_LIBSVM},
 		{"application/x-recordio-protobuf", BODY_RECORDIO},
 		{"recordio-protobuf", BODY_RECORDIO}, {"application/json", BODY_JSON},
-		{"application/jsonlines", BODY_JSONLINES},
+		{"application/jsonlines", BODY_JSONLINES}, {"application/x-npy", BODY_NPY},
 	};
 	const char *s = ct, *e = ct + strcspn(ct, ";"), *p = e;
 	char got[SMLIB_SHOWN + 4];
@@ -2474,7 +2535,7 @@ static enum body_format body_format(const char *ct, char *msg, size_t size)
 			return types[i].f;
 	smlib_format(msg, size, "Content-Type '%s' is not supported; supported: text/csv, "
 		     "text/libsvm, text/x-libsvm, application/x-recordio-protobuf, application/json, "
-		     "application/jsonlines",
+		     "application/jsonlines, application/x-npy",
 		     smlib_shown(got, s, e));
 	return BODY_NONE;
 }
@@ -2484,7 +2545,8 @@ static enum body_format body_format(const char *ct, char *msg, size_t size)
 /* ======================================================================== */
 
 static const char *const ANSWER_TYPES[N_ANSWERS] = {
-	"application/json", "application/jsonlines", "text/csv", "application/x-recordio-protobuf"};
+	"application/json", "application/jsonlines", "text/csv", "application/x-recordio-protobuf",
+	"application/x-npy"};
 
 /* The answer Accept names, as the container reads it: the media type
  * before any ';', lower-cased; missing or * / * is dflt; anything else, a
@@ -2876,6 +2938,41 @@ static void w_rio_record(struct model *m, struct smlib_writer *w)
 	w->len += (size_t)(smlib_rio_put_padding(p, m->sent_len) - p);
 }
 
+/* ---- NPY answers -------------------------------------------------------------- */
+/*
+ * smserve's addition (the container answers 406): what numpy.save writes for
+ * a float64 array of shape (records, n_outputs), C order, its rows the JSON
+ * answer's "score" (the float32 prediction, exactly; multi:softprob's class
+ * probabilities). The header holds the count of records, all read before
+ * any is predicted, so the answer streams through the buffer. Batch or
+ * not, the same array (batch's str() lines are no NPY). With
+ * SAGEMAKER_INFERENCE_OUTPUT set it is 406: its keys are names with values
+ * of different widths (labels, lists), which a plain array of numbers
+ * cannot label.
+ */
+
+/* The header, at the start of the answer. */
+static void w_npy_header(const struct model *m, struct smlib_writer *w)
+{
+	size_t shape[2];
+	shape[0] = m->rows.n, shape[1] = m->n_outputs;
+	smlib_room(w, SMLIB_NPY_HEADER_CAP);
+	w->len += smlib_npy_header((unsigned char *)w->buf + w->len, SMLIB_NPY_F8, 2, shape);
+}
+
+/* The record's row: its numbers as little-endian float64 (room made). */
+static void w_npy_record(const struct model *m, struct smlib_writer *w)
+{
+	size_t k;
+	for (k = 0; k < m->n_outputs; k++) {
+		double d = m->out[k];
+		uint64_t bits;
+		memcpy(&bits, &d, sizeof bits);
+		smlib_npy_put_le((unsigned char *)w->buf + w->len, bits, 8);
+		w->len += 8;
+	}
+}
+
 /* The most float32 values one key can have. */
 static size_t key_room(const struct model *m)
 {
@@ -2888,7 +2985,7 @@ static size_t key_room(const struct model *m)
 static size_t record_room(const struct model *m)
 {
 	size_t n = m->n_outputs > m->n_groups ? m->n_outputs : m->n_groups;
-	return 256 + (N_KEYS + 1) * (24 + (n + 2) * (SMLIB_REPR_MAX + 4));
+	return 256 + (N_KEYS + 1) * (24 + (n + 2) * (SMLIB_REPR_MAX + 4)); /* NPY: 8 * n */
 }
 
 /* ======================================================================== */
@@ -2960,11 +3057,18 @@ static int read_settings(struct settings *set, char *err, size_t err_size)
 	if (set->default_answer == N_ANSWERS) {
 		smlib_format(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of "
 			     "text/csv, application/json, application/jsonlines, "
-			     "application/x-recordio-protobuf, got '%.60s'", dflt);
+			     "application/x-recordio-protobuf, application/x-npy, got '%.60s'", dflt);
 		return -1;
 	}
-	if (keys != NULL && strspn(keys, " ") != strlen(keys))
-		return read_output_keys(set, keys, err, err_size);
+	if (keys != NULL && strspn(keys, " ") != strlen(keys) &&
+	    read_output_keys(set, keys, err, err_size) != 0)
+		return -1;
+	if (set->n_keys > 0 && set->default_answer == ANS_NPY) {
+		/* every request without an Accept would be 406 (see w_npy_header) */
+		smlib_format(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=application/x-npy "
+			     "cannot answer SAGEMAKER_INFERENCE_OUTPUT's keys; choose another answer");
+		return -1;
+	}
 	return 0;
 }
 
@@ -3173,6 +3277,8 @@ static int read_body(struct model *m, const model_request *req, char *msg, size_
 		return read_libsvm(m, body, end, msg, size);
 	if (bf == BODY_RECORDIO)
 		return read_recordio(m, body, req->body_len, msg, size);
+	if (bf == BODY_NPY)
+		return read_npy(m, body, req->body_len, msg, size);
 	return read_json(m, bf == BODY_JSON ? SMLIB_JSON : SMLIB_JSONLINES, body, req->body_len, msg,
 			 size);
 }
@@ -3195,6 +3301,8 @@ static void answer_rows(struct model *m, enum answer a, model_response *out)
 	model_response_type(out, a == ANS_CSV ? "text/csv; charset=utf-8" : ANSWER_TYPES[a]);
 	if (json_doc)
 		SMLIB_PUT_LIT(&w, "{\"predictions\": [");
+	if (a == ANS_NPY)
+		w_npy_header(m, &w);
 	for (r = 0; r < m->rows.n && !w.refused; r++) {
 		size_t s = m->rows.start[r], end = m->rows.start[r + 1];
 		for (e = s; e < end; e++) { /* a libsvm index given twice: summed, as scipy sums it */
@@ -3205,7 +3313,9 @@ static void answer_rows(struct model *m, enum answer a, model_response *out)
 		for (e = s; e < end; e++)
 			m->x[m->rows.col[e]] = NAN;
 		smlib_room(&w, room);
-		if (a == ANS_RECORDIO && (m->set.n_keys > 0 || !m->set.batch))
+		if (a == ANS_NPY)
+			w_npy_record(m, &w);
+		else if (a == ANS_RECORDIO && (m->set.n_keys > 0 || !m->set.batch))
 			w_rio_record(m, &w);
 		else if (m->set.n_keys > 0)
 			w_selected(m, &w, a, r);
@@ -3247,9 +3357,16 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 	}
 	if ((a = choose_answer(m, req->accept)) == N_ANSWERS) {
 		smlib_format(msg, sizeof msg, "cannot produce Accept '%.60s'; supported: text/csv, "
-			     "application/json, application/jsonlines, application/x-recordio-protobuf",
-			     req->accept);
+			     "application/json, application/jsonlines, application/x-recordio-protobuf, "
+			     "application/x-npy", req->accept);
 		model_response_error(out, 406, msg);
+		return;
+	}
+	if (a == ANS_NPY && m->set.n_keys > 0) {
+		model_response_error(out, 406, "cannot produce Accept 'application/x-npy' with "
+				     "SAGEMAKER_INFERENCE_OUTPUT set (its keys have no NPY layout); "
+				     "supported: text/csv, application/json, application/jsonlines, "
+				     "application/x-recordio-protobuf");
 		return;
 	}
 	if (a == ANS_RECORDIO && m->set.rio_cumulative && m->set.n_keys > 0 &&
