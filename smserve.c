@@ -823,7 +823,7 @@ static int chunk_extension_byte(struct chunked *c, char ch, int *status)
 	unsigned char u = (unsigned char)ch;
 	int bws = ch == ' ' || ch == '\t', token = is_tchar(u), quotable = bws || (u >= 0x21 && u != 0x7f);
 	int end = ch == '\r', next_ext = ch == ';';
-	enum chunk_state s = c->state, next = s;
+	enum chunk_state s = c->state, next;
 	if (!end && ++c->ext_bytes > MAX_CHUNK_EXT_BYTES)
 		return chunk_fail(status, 400);
 	if (s == CH_EXT_NAME0 && (bws || token))               /* after ';' */
@@ -3295,6 +3295,14 @@ static void read_environment(void)
 		 * budget is then the only limit. */
 		long mb = parse_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", v, 0, 65536);
 		cfg.max_body = mb ? (size_t)mb * MIB : 0;
+	}
+	/* The body limit AWS's framework containers read, in bytes (Autopilot
+	 * sets 20971520): it raises the server's limit, never lowers it; a plug-in
+	 * that answers as those containers do refuses what is over it itself. */
+	if ((v = getenv("MAX_CONTENT_LENGTH")) && *v) {
+		size_t bytes = (size_t)parse_number("MAX_CONTENT_LENGTH", v, 1, 1073741824);
+		if (cfg.max_body != 0 && bytes > cfg.max_body)
+			cfg.max_body = bytes;
 	}
 	if ((v = getenv("SMSERVE_ACCESS_LOG")) && (!strcmp(v, "off") || !strcmp(v, "0")))
 		cfg.access_log = 0;

@@ -107,6 +107,12 @@ check_startup "SAGEMAKER_BATCH=1" "timeout=600s batch=on " SAGEMAKER_BATCH=1
 check_startup "SAGEMAKER_BATCH=false: batch off, timeout 60 s" "timeout=60s batch=off " SAGEMAKER_BATCH=false
 check_startup "SAGEMAKER_BATCH=0" "timeout=60s batch=off " SAGEMAKER_BATCH=0
 check_startup "SAGEMAKER_BATCH empty: off" "timeout=60s batch=off " SAGEMAKER_BATCH=
+# MAX_CONTENT_LENGTH (AWS's framework containers; Autopilot sets 20 MiB)
+# raises the body limit, never lowers it; SAGEMAKER_MAX_PAYLOAD_IN_MB too.
+check_startup "MAX_CONTENT_LENGTH=20971520 raises the body limit" " max_body=20971520 " MAX_CONTENT_LENGTH=20971520
+check_startup "MAX_CONTENT_LENGTH=100 does not lower it" " max_body=6291456 " MAX_CONTENT_LENGTH=100
+check_startup "the larger of it and SAGEMAKER_MAX_PAYLOAD_IN_MB" " max_body=31457280 " MAX_CONTENT_LENGTH=20971520 SAGEMAKER_MAX_PAYLOAD_IN_MB=30
+run_cli "MAX_CONTENT_LENGTH=20MB" 2 "invalid value '20MB' for MAX_CONTENT_LENGTH" MAX_CONTENT_LENGTH=20MB -- --model-dir "$MODEL"
 run_cli "SAGEMAKER_BATCH=yes" 2 "invalid value 'yes' for SAGEMAKER_BATCH \(expected true or false\)" \
 	SAGEMAKER_BATCH=yes -- --model-dir "$MODEL"
 
