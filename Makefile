@@ -24,7 +24,7 @@ MODEL_DIR ?= models/iris
 PORT    ?= 8080
 IMAGE   ?= smserve:latest
 # What plug-ins may include from lib/ (a change there rebuilds them).
-PLUGIN_LIB = lib/formats.h lib/instances.h lib/invoke.h lib/numtext.h lib/recordio.h lib/npy.h
+PLUGIN_LIB = lib/attributes.h lib/formats.h lib/instances.h lib/invoke.h lib/numtext.h lib/recordio.h lib/npy.h
 
 # The strict warning set every file is built with (CI adds -Werror).
 WARN    = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \

@@ -26,14 +26,7 @@
 
 #include "../model.h"     /* model_response_write, for the answer buffer */
 
-/* A plug-in uses what it needs of these headers: the rest must not warn. */
-#if defined(__GNUC__)
-#define SMLIB_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#define SMLIB_UNUSED __attribute__((unused))
-#else
-#define SMLIB_PRINTF_LIKE(f, a)
-#define SMLIB_UNUSED
-#endif
+#include "attributes.h"
 
 #define SMLIB_MAX_NUMBER_LEN 512       /* longest number token handed to strtod */
 #define SMLIB_JSON_MAX_DEPTH 64        /* nesting allowed in a request; bounds recursion */

@@ -42,16 +42,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The same definitions as lib/formats.h (an identical redefinition is allowed). */
-#ifndef SMLIB_UNUSED
-#if defined(__GNUC__)
-#define SMLIB_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#define SMLIB_UNUSED __attribute__((unused))
-#else
-#define SMLIB_PRINTF_LIKE(f, a)
-#define SMLIB_UNUSED
-#endif
-#endif
+#include "attributes.h"
 
 #define SMLIB_NPY_MAGIC "\x93NUMPY"
 #define SMLIB_NPY_MAGIC_LEN 6

@@ -69,16 +69,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The same definitions as lib/formats.h (an identical redefinition is allowed). */
-#ifndef SMLIB_UNUSED
-#if defined(__GNUC__)
-#define SMLIB_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#define SMLIB_UNUSED __attribute__((unused))
-#else
-#define SMLIB_PRINTF_LIKE(f, a)
-#define SMLIB_UNUSED
-#endif
-#endif
+#include "attributes.h"
 
 #define SMLIB_RIO_MAGIC 0xced7230aU
 #define SMLIB_RIO_HEAD 8                   /* magic and length word */
@@ -585,42 +576,50 @@ static SMLIB_UNUSED int smlib_rio_next(struct smlib_rio_reader *r, struct smlib_
 	return 1;
 }
 
+/* The next entry of the record's features (which = SMLIB_RIO_FEATURES) or
+ * labels (SMLIB_RIO_LABEL) from where pb stands: 1 with its key and tensor,
+ * or 0 at the end. The record was checked when read, so 0 is only the end. */
+static SMLIB_UNUSED int smlib_rio_next_entry(struct smlib_pb *pb, int which, const char **key,
+					     size_t *key_len, struct smlib_rio_tensor *t)
+{
+	while (pb->p < pb->end) {
+		const unsigned char *a, *b;
+		uint32_t field;
+		int wire;
+		struct smlib_pb sub;
+		if (smlib_pb_tag(pb, &field, &wire) != 0)
+			return 0;
+		if (wire != SMLIB_PB_LEN) {
+			if (smlib_pb_skip(pb, wire) != 0)
+				return 0;
+			continue;
+		}
+		if (smlib_pb_bytes(pb, &a, &b) != 0)
+			return 0;
+		if ((int)field != which)
+			continue;
+		sub = smlib_pb_sub(pb, a, b);
+		return smlib_rio_entry_read(&sub, key, key_len, t) == 0;
+	}
+	return 0;
+}
+
 /* Finds the entry named name (NUL-terminated) of the record's features
  * (which = SMLIB_RIO_FEATURES) or labels (SMLIB_RIO_LABEL); the last one
- * if repeated. 1 and *t set, or 0. The record was checked when read. */
+ * if repeated. 1 and *t set, or 0. */
 static SMLIB_UNUSED int smlib_rio_find(const struct smlib_rio_record *rec, int which, const char *name,
 				       struct smlib_rio_tensor *t)
 {
 	struct smlib_pb pb = {rec->payload, rec->payload + rec->payload_len, rec->payload, 0, NULL, 0};
-	size_t name_len = strlen(name);
+	struct smlib_rio_tensor here;
+	size_t name_len = strlen(name), key_len;
+	const char *key;
 	int found = 0;
-	while (pb.p < pb.end) {
-		const unsigned char *a, *b;
-		const char *key;
-		size_t key_len;
-		uint32_t field;
-		int wire;
-		struct smlib_rio_tensor here;
-		struct smlib_pb sub;
-		if (smlib_pb_tag(&pb, &field, &wire) != 0)
-			return 0;
-		if (wire != SMLIB_PB_LEN) {
-			if (smlib_pb_skip(&pb, wire) != 0)
-				return 0;
-			continue;
-		}
-		if (smlib_pb_bytes(&pb, &a, &b) != 0)
-			return 0;
-		if ((int)field != which)
-			continue;
-		sub = smlib_pb_sub(&pb, a, b);
-		if (smlib_rio_entry_read(&sub, &key, &key_len, &here) != 0)
-			return 0;
+	while (smlib_rio_next_entry(&pb, which, &key, &key_len, &here))
 		if (key_len == name_len && memcmp(key, name, name_len) == 0) {
 			*t = here;
 			found = 1;
 		}
-	}
 	return found;
 }
 
@@ -631,25 +630,9 @@ static SMLIB_UNUSED int smlib_rio_entry(const struct smlib_rio_record *rec, int 
 					const char **key, size_t *key_len, struct smlib_rio_tensor *t)
 {
 	struct smlib_pb pb = {rec->payload, rec->payload + rec->payload_len, rec->payload, 0, NULL, 0};
-	while (pb.p < pb.end) {
-		const unsigned char *a, *b;
-		uint32_t field;
-		int wire;
-		struct smlib_pb sub;
-		if (smlib_pb_tag(&pb, &field, &wire) != 0)
-			return 0;
-		if (wire != SMLIB_PB_LEN) {
-			if (smlib_pb_skip(&pb, wire) != 0)
-				return 0;
-			continue;
-		}
-		if (smlib_pb_bytes(&pb, &a, &b) != 0)
-			return 0;
-		if ((int)field != which || i-- > 0)
-			continue;
-		sub = smlib_pb_sub(&pb, a, b);
-		return smlib_rio_entry_read(&sub, key, key_len, t) == 0;
-	}
+	while (smlib_rio_next_entry(&pb, which, key, key_len, t))
+		if (i-- == 0)
+			return 1;
 	return 0;
 }
 

@@ -1,0 +1,17 @@
+/*
+ * lib/attributes.h - the compiler attributes every lib/ header uses. A
+ * plug-in uses what it needs of lib/: the rest must not warn (unused), and
+ * message formats are checked like printf's.
+ */
+#ifndef SMSERVE_LIB_ATTRIBUTES_H
+#define SMSERVE_LIB_ATTRIBUTES_H
+
+#if defined(__GNUC__)
+#define SMLIB_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define SMLIB_UNUSED __attribute__((unused))
+#else
+#define SMLIB_PRINTF_LIKE(f, a)
+#define SMLIB_UNUSED
+#endif
+
+#endif
