@@ -449,16 +449,19 @@ static enum method method_of(struct slice m)
 	return M_UNKNOWN;            /* method names are case-sensitive: `get` too */
 }
 
-/* A hexadecimal digit (RFC 5234 HEXDIG, either case). */
-static int hex_digit(unsigned char c)
+/* The value of a hexadecimal digit (RFC 5234 HEXDIG, either case), or -1. */
+static int hex_value(char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = lower_ascii(c);
+	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
 }
 
 static int is_host_char(unsigned char c, int in_brackets)
 {
 	if (in_brackets)                /* IPv6address: hex digits, ':' and '.' */
-		return hex_digit(c) || c == ':' || c == '.';
+		return hex_value((char)c) >= 0 || c == ':' || c == '.';
 	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
 		return 1;
 	return c != '\0' && strchr("-._~!$&'()*+,;=%", c) != NULL;
@@ -796,14 +799,6 @@ struct chunked {
 	size_t trailer_bytes;
 	uint64_t total;       /* payload bytes decoded */
 };
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = lower_ascii(c);
-	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
 
 static int chunk_fail(int *status, int code)
 {
