@@ -35,7 +35,9 @@
  *   406 accept        model_response_error(out, 406, "cannot produce ...; supported: ...");
  *   500 a bug/state   model_response_error(out, 500, "...");
  * model_response_error replaces anything written so far with the JSON body
- * {"error": "<message>"}; keep messages short (SageMaker hands the body to
+ * {"error": "<message>"} if nothing has been sent yet (after a flush, the
+ * status is gone: the server ends the answer abnormally and logs the
+ * message); keep messages short (SageMaker hands the body to
  * the caller, cut at 2048 characters) and free of internals.
  */
 #ifndef SMSERVE_MODEL_H
@@ -43,7 +45,7 @@
 
 #include <stddef.h>
 
-#define SMSERVE_MODEL_API_VERSION 2
+#define SMSERVE_MODEL_API_VERSION 3
 
 /* The plug-in's own state, defined by the plug-in (struct model { ... }). */
 typedef struct model model;
@@ -84,6 +86,15 @@ int model_response_custom_attributes(model_response *out, const char *value);
 /* Appends bytes to the body. Returns 0, or -1 when the body would pass the
  * server's response limit (the server then answers 500; stop writing). */
 int model_response_write(model_response *out, const void *data, size_t len);
+
+/* Sends what has been written so far to the client now, without waiting for
+ * the rest (a token of a generated text, a batch's first records). From the
+ * first piece sent, the status, Content-Type and custom attributes are fixed
+ * and the answer goes out in pieces (chunked, for HTTP/1.1). The server also
+ * sends pieces by itself when an answer outgrows one piece (1 MiB), so
+ * answers of any size keep the worker's memory flat. Returns 0, or -1 when
+ * the answer can no longer be sent (stop writing). (Added in model API 3.) */
+int model_response_flush(model_response *out);
 
 /* Replaces the whole response with status and {"error": "<message>"}
  * (message escaped as JSON, cut to fit 2 KB). Returns 0 or -1. */

@@ -1570,6 +1570,11 @@ int model_response_write(model_response *out, const void *data, size_t len)
 	return 0;
 }
 
+int model_response_flush(model_response *out)
+{
+	return out->overflow ? -1 : 0;
+}
+
 int model_response_error(model_response *out, int status, const char *message)
 {
 	char body[ERROR_BODY_MAX];
