@@ -24,8 +24,12 @@
  *                         +-----------------------+
  *
  * The model is loaded once, before the workers are forked, so they share it
- * copy-on-write. A complete request is framed to an idle worker; its reply
- * comes back on the other pipe and the loop writes the HTTP response. When
+ * copy-on-write. A complete request is handed to an idle worker: its body
+ * through memory the two share, a small frame through a pipe. The answer
+ * comes back the same way, in pieces of at most 1 MiB, and the loop writes
+ * each to the client straight from the shared memory (chunked, when there
+ * is more than one), so an answer of any size keeps both processes' memory
+ * flat. When
  * every worker is busy, requests wait in a bounded FIFO queue. A worker that
  * dies or runs past the invocation timeout is replaced by a fresh fork of
  * the loop process, which still holds the loaded model.
@@ -47,6 +51,7 @@
  *  22. options, start-up and main      correct without them)
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE  /* mmap's MAP_ANONYMOUS and madvise (Linux and the BSDs have both) */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +70,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/select.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -72,9 +78,6 @@
 #ifdef __linux__
 #include <pthread.h>
 #include <sys/prctl.h>
-#ifndef F_SETPIPE_SZ
-#define F_SETPIPE_SZ 1031           /* Linux's value; hidden without _GNU_SOURCE too */
-#endif
 #ifndef SCHED_BATCH
 #define SCHED_BATCH 3               /* Linux's value; glibc hides it without _GNU_SOURCE */
 #endif
@@ -116,7 +119,15 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 /* InvokeEndpoint accepts bodies up to 6 MiB (REQ-31); SAGEMAKER_MAX_PAYLOAD_IN_MB or
  * --max-body-mb raise it for batch transform. */
 #define DEFAULT_MAX_BODY (6u * MIB)
-#define DEFAULT_MAX_RESPONSE (64u * MIB)
+/* Answers: no limit unless --max-response-mb sets one; an answer larger
+ * than one piece is streamed, so its size costs no memory. */
+#define DEFAULT_MAX_RESPONSE 0
+/* An answer crosses from a worker to the loop in pieces of this size, in
+ * memory they share; the worker fills one piece while the loop writes the
+ * other. An answer that fits in one goes out with Content-Length, as from
+ * any server; a larger one, or one the model flushes, is sent chunked. */
+#define ANSWER_PIECE ((size_t)1 << 20)
+#define LENGTH_UNKNOWN SIZE_MAX     /* respond_full: the body is streamed */
 /* All bodies held in memory at once, across connections: a flood of large
  * uploads gets 503s, not an out-of-memory kill. */
 #define DEFAULT_MAX_BUFFERED (256u * MIB)
@@ -126,6 +137,9 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
  * REQ-n: the rules in docs/contract.md. */
 #define DEFAULT_TIMEOUT_S 60
 #define BATCH_TIMEOUT_S 600
+/* A streamed answer (InvokeEndpointWithResponseStream) may take 8 minutes
+ * (REQ-68); an answer is streamed from its first piece on. */
+#define DEFAULT_STREAM_TIMEOUT_S 480
 /* Peers that close idle connections after 3-5 s cause "connection reset"
  * errors behind SageMaker; keep them longer than its client does. */
 #define DEFAULT_IDLE_TIMEOUT_S 75
@@ -149,12 +163,9 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define MAX_WORKERS 256
 #define WORKER_META_MAX (2 * MAX_HEAD_BYTES + 128)  /* custom attributes twice; NULs, ", " */
 #define REPLY_META_MAX 2048
-#define REPLY_FIRST_READ ((size_t)16 * 1024)  /* most replies fit in one read */
 
 /* The speed-ups' knobs (section 21 says why each exists). */
 #define IN_BUF_IDLE_RELEASE_MS 1000 /* keep a large buffer this long after use */
-#define SPARE_REPLIES 4             /* reply buffers kept for the next replies */
-#define PIPE_CAPACITY (1 << 20)     /* each way between loop and worker (Linux) */
 #define QUICK_ANSWER_US 500         /* how long a quick answer is waited for */
 
 /* ======================================================================== */
@@ -167,6 +178,7 @@ struct config {
 	const char *model_dir;
 	int workers;
 	int timeout_s;              /* invocation timeout */
+	int stream_timeout_s;       /* the same, for an answer that streams */
 	size_t max_body;
 	size_t max_response;
 	size_t max_buffered;
@@ -179,7 +191,8 @@ struct config {
 };
 
 static struct config cfg = {
-	DEFAULT_PORT, DEFAULT_MODEL_DIR, 0, DEFAULT_TIMEOUT_S, DEFAULT_MAX_BODY,
+	DEFAULT_PORT, DEFAULT_MODEL_DIR, 0, DEFAULT_TIMEOUT_S, DEFAULT_STREAM_TIMEOUT_S,
+	DEFAULT_MAX_BODY,
 	DEFAULT_MAX_RESPONSE, DEFAULT_MAX_BUFFERED, DEFAULT_QUEUE,
 	DEFAULT_IDLE_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_BODY_TIMEOUT_S, 1, 0,
 };
@@ -963,16 +976,33 @@ static int chunked_decode(struct chunked *c, char *buf, size_t len, size_t *src,
 /* ======================================================================== */
 /* 6. Frames between the loop and a worker                                  */
 /*                                                                          */
-/* Each request and each reply crosses a pipe as one frame (host byte       */
-/* order: both ends are this binary):                                       */
-/*   request: struct frame_request, meta (NUL-separated strings: content    */
-/*            type, accept, custom attributes, then name/value pairs of     */
-/*            X-Amzn-SageMaker-* headers), body                             */
-/*   reply:   struct frame_reply, meta (content type, custom attributes),   */
-/*            body                                                          */
+/* Bodies and answers do not cross the pipes. Each worker slot has a region */
+/* of memory shared with the loop (mapped once, before any fork): room for  */
+/* one request body (--max-body-mb), then two answer pieces. The pipes      */
+/* carry small frames (host byte order: both ends are this binary):         */
+/*   request: struct frame_request, then meta (NUL-separated strings:       */
+/*            content type, accept, custom attributes, then name/value      */
+/*            pairs of X-Amzn-SageMaker-* headers); the body is in the      */
+/*            region                                                        */
+/*   reply:   struct frame_reply for each piece of the answer, whose bytes  */
+/*            are in the region's answer slot it names; the first frame     */
+/*            carries meta (content type, custom attributes), a broken      */
+/*            answer's frame the reason                                     */
+/*   ack:     one byte, loop to worker: the loop is done with a PIECE_MORE, */
+/*            whose slot the worker may fill again. The worker waits for it */
+/*            before its next frame, so the loop holds at most one piece of */
+/*            each worker, and a client that reads slowly slows the model   */
+/*            down rather than filling memory. A PIECE_LAST is not acked:   */
+/*            the loop is done with it before it hands the worker a request.*/
 /* ======================================================================== */
 
 #define FRAME_MAGIC 0x736d7376u  /* "smsv" */
+
+enum piece_kind {
+	PIECE_LAST,     /* the answer's last (or only) piece */
+	PIECE_MORE,     /* more pieces follow: the answer streams */
+	PIECE_BROKEN,   /* a streaming answer failed: meta says why */
+};
 
 struct frame_request {
 	uint32_t magic;
@@ -986,9 +1016,15 @@ struct frame_reply {
 	uint32_t magic;
 	int32_t status;
 	uint32_t meta_len;
+	uint32_t kind;             /* enum piece_kind */
+	uint32_t slot;             /* the answer slot holding the piece: 0 or 1 */
 	uint32_t reserved;
-	uint64_t body_len;
+	uint64_t len;              /* the piece's bytes */
 };
+
+/* A worker slot's shared region: the request body, then the answer slots. */
+static size_t region_size(void);
+static char *answer_slot(char *region, unsigned slot);
 
 /* ======================================================================== */
 /* 7. Server state: the types of a connection and a worker, and every       */
@@ -1025,14 +1061,23 @@ struct conn {
 	int64_t deadline;         /* ms; 0 when none */
 	int64_t release_at;       /* ms: give a large idle input buffer back (0: none) */
 	int64_t started_us;       /* first byte of this request, for the log */
-	/* the response: a head built here, then a body (static or owned) */
+	/* the response: a head built here (with a piece's chunk-size line), a
+	 * body (static, a worker's answer slot, or owned), a tail (a chunk's
+	 * CRLF, the last chunk) */
 	char head[2048];
 	size_t head_len;
 	const char *body;
 	size_t body_out_len;
-	char *owned;              /* given back after the write: worker reply buffer */
-	size_t owned_cap;
-	size_t out_off;           /* bytes of head+body already written */
+	const char *tail;
+	size_t tail_len;
+	char *owned;              /* the rest of an answer the client was slow to take */
+	size_t owned_len;         /* charged to --max-buffered-mb */
+	size_t out_off;           /* bytes of head+body+tail already written */
+	size_t bytes_out;         /* bytes of the whole response written, for the log */
+	int streaming;            /* an answer in pieces, more of them to come */
+	int chunked;              /* its pieces go out as chunks (RFC 9112 7.1) */
+	int ack_owed;             /* its worker waits for this client (piece_arrived) */
+	size_t written_since_deadline;  /* the deadline moves once per ANSWER_PIECE */
 	int status;
 	char small_body[ERROR_BODY_MAX + 64];  /* error JSON, /execution-parameters */
 	struct conn *next_queued;
@@ -1044,11 +1089,11 @@ struct worker {
 	int from_worker;           /* read end of the reply pipe; EOF when it dies */
 	int quick;                 /* its last answer came within QUICK_ANSWER_US */
 	struct conn *conn;         /* the request it runs, or NULL when idle */
+	char *region;              /* shared with it: the body, the answer slots */
 	char *frame;               /* request frame header and meta */
-	size_t frame_len, sent;    /* bytes of frame+body sent so far */
-	struct frame_reply reply;  /* the reply's header, once it has arrived */
-	char *reply_buf;           /* the whole reply: header, meta, body */
-	size_t got, reply_cap;     /* bytes of it read so far; its size */
+	size_t frame_len, sent;    /* bytes of the frame sent so far */
+	char reply[sizeof(struct frame_reply) + REPLY_META_MAX];  /* a reply frame */
+	size_t got;                /* bytes of it read so far */
 	int64_t deadline;          /* invocation timeout, ms */
 	int64_t handed_us;         /* when it was given its request */
 };
@@ -1085,8 +1130,6 @@ static struct worker workers[MAX_WORKERS];  /* cfg.workers of them are used */
  * one model. */
 static model *the_model;
 static pid_t loop_pid;                  /* for the workers' parent-death check */
-static char *spare_replies[SPARE_REPLIES];  /* reply buffers kept (section 21) */
-static int spare_count;
 
 /* Descriptors that are not connections or worker pipes. */
 static int listen_fd = -1;
@@ -1104,18 +1147,14 @@ static int64_t drain_deadline;          /* ms; 0 until the drain begins */
 static void conn_process(struct conn *c);
 static void dispatch_queued(void);
 static void model_abandon(struct conn *c);
+static struct worker *worker_running(const struct conn *c);
 static int client_reset(struct conn *c);
 static void client_left(struct conn *c, const char *how);
-static void reply_buffer_done(char *p, size_t cap);
-static char *reply_buffer_get(void);
-static void free_spare_replies(void);
 static void keep_buffer_a_while(struct conn *c);
 static void conn_release_buffer(struct conn *c);
 static int release_idle_buffers(void);
-static void release_buffers_when_idle(int from_loop, char **buf, size_t *cap, char **body,
-	size_t *body_cap);
-static void release_unless_used(char **buf, size_t *cap, size_t used);
-static void enlarge_pipes(int req[2], int rep[2]);
+static void release_region_when_idle(int from_loop, char *region, size_t *used);
+static void piece_written(struct conn *c);
 #ifdef __linux__
 static void worker_mark_as_batch(void);
 #endif
@@ -1233,7 +1272,10 @@ static void head_append_number(struct conn *c, uint64_t v)
 }
 
 /* Builds the response head. body may be NULL for an empty body; for HEAD
- * requests the head describes the body but the body is not sent. */
+ * requests the head describes the body but the body is not sent. A len of
+ * LENGTH_UNKNOWN starts a streamed answer: chunked for HTTP/1.1, and for
+ * HTTP/1.0, which has no chunks, a body that ends where the connection
+ * does (RFC 9112 6.3); its pieces follow (piece_output). */
 static void respond_full(struct conn *c, int status, const char *type, const char *body,
 	size_t len, const char *extra)
 {
@@ -1252,7 +1294,12 @@ static void respond_full(struct conn *c, int status, const char *type, const cha
 		head_append_str(c, "\r\nContent-Type: ");
 		head_append_str(c, type ? type : "application/octet-stream");
 	}
-	if (status != 204) {                     /* RFC 9110 8.6: none on 204 */
+	c->chunked = len == LENGTH_UNKNOWN && c->req.minor >= 1;
+	if (len == LENGTH_UNKNOWN && !c->chunked)
+		c->close_after = 1;
+	if (c->chunked)
+		head_append_str(c, "\r\nTransfer-Encoding: chunked");
+	else if (status != 204 && len != LENGTH_UNKNOWN) {  /* RFC 9110 8.6: none on 204 */
 		head_append_str(c, "\r\nContent-Length: ");
 		head_append_number(c, len);
 	}
@@ -1266,10 +1313,12 @@ static void respond_full(struct conn *c, int status, const char *type, const cha
 	head_append_str(c, "\r\n");
 	c->out_off = 0;
 	c->body = c->req.method == M_HEAD ? NULL : body;
-	c->body_out_len = c->req.method == M_HEAD ? 0 : len;
+	c->body_out_len = c->req.method == M_HEAD || len == LENGTH_UNKNOWN ? 0 : len;
+	c->tail_len = 0;
 	c->status = status;
 	c->state = CONN_WRITE;
 	c->deadline = seconds_from_now(cfg.body_timeout_s);
+	c->written_since_deadline = 0;
 }
 
 static void respond_error_with(struct conn *c, int status, const char *message, const char *extra)
@@ -1299,7 +1348,7 @@ static void log_access(struct conn *c)
 	fprintf(stdout, "%s %.*s %.*s %d in=%zu out=%zu us=%lld\n", log_date,
 		(int)c->req.method_name.n, c->req.method_name.p,
 		(int)(c->req.path.n > 200 ? 200 : c->req.path.n), c->req.path.p, c->status,
-		c->req_end ? c->req_end : c->in_len, c->head_len + c->body_out_len,
+		c->req_end ? c->req_end : c->in_len, c->bytes_out,
 		(long long)(monotonic_us() - c->started_us));
 }
 
@@ -1369,6 +1418,15 @@ static struct conn *conn_new(int fd)
 	return c;
 }
 
+/* The rest of an answer kept for a slow client, given back. */
+static void drop_owned_answer(struct conn *c)
+{
+	free(c->owned);
+	buffered_bytes -= c->owned_len;
+	c->owned = NULL;
+	c->owned_len = 0;
+}
+
 /* Frees a connection. Who may call it, so that a reader can see where a
  * connection can disappear: conn_read (end of stream, error, linger over),
  * conn_write (write error; it then returns -1), conn_timeout, check_client
@@ -1377,7 +1435,7 @@ static struct conn *conn_new(int fd)
  * processing closes its connection: errors there only queue a response. */
 static void conn_close(struct conn *c)
 {
-	if (c->state == CONN_IN_MODEL)
+	if (c->state == CONN_IN_MODEL || c->streaming)
 		model_abandon(c);
 	conns[c->fd] = NULL;
 	while (max_conn_fd >= 0 && !conns[max_conn_fd])
@@ -1385,7 +1443,7 @@ static void conn_close(struct conn *c)
 	close(c->fd);
 	buffered_bytes -= c->in_cap > IN_BUF_INITIAL ? c->in_cap - IN_BUF_INITIAL : 0;
 	free(c->in);
-	reply_buffer_done(c->owned, c->owned_cap);
+	drop_owned_answer(c);
 	free(c);
 }
 
@@ -1407,10 +1465,10 @@ static void conn_reset(struct conn *c)
 		used += 2, left -= 2;
 	memmove(c->in, c->in + used, left);
 	c->in_len = left;
-	reply_buffer_done(c->owned, c->owned_cap);
-	c->owned = NULL;
+	drop_owned_answer(c);
 	c->body = NULL;
-	c->head_len = c->out_off = c->body_out_len = 0;
+	c->head_len = c->out_off = c->body_out_len = c->tail_len = c->bytes_out = 0;
+	c->streaming = c->chunked = c->ack_owed = 0;
 	memset(&c->scan, 0, sizeof c->scan);
 	request_clear(&c->req);
 	memset(&c->chunk, 0, sizeof c->chunk);
@@ -1444,28 +1502,37 @@ static void response_done(struct conn *c)
 
 static int has_pending_output(const struct conn *c)
 {
-	return c->out_off < c->head_len + c->body_out_len;
+	return c->out_off < c->head_len + c->body_out_len + c->tail_len;
+}
+
+/* Adds the part of s (len bytes, which start at output offset `at`) that is
+ * not yet written to iov. */
+static void add_unwritten(struct iovec *iov, int *n, const struct conn *c, const char *s,
+	size_t len, size_t at)
+{
+	size_t done = c->out_off > at ? c->out_off - at : 0;
+	if (done >= len)
+		return;
+	iov[*n].iov_base = (char *)(uintptr_t)(s + done);
+	iov[(*n)++].iov_len = len - done;
 }
 
 /* Writes pending output; returns -1 if the connection was closed. A finished
  * response moves straight on to the next pipelined request, in a loop rather
- * than by recursion, so a thousand pipelined requests cost no stack. */
+ * than by recursion, so a thousand pipelined requests cost no stack. The
+ * deadline set when the output became ready moves only once a whole piece
+ * (ANSWER_PIECE) has gone: a client must take each piece of an answer, or
+ * the whole of a smaller one, within --body-timeout, however it reads. */
 static int conn_write(struct conn *c)
 {
 again:
 	while (has_pending_output(c)) {
-		struct iovec iov[2];
+		struct iovec iov[3];
 		int n = 0;
 		ssize_t w;
-		if (c->out_off < c->head_len) {
-			iov[n].iov_base = c->head + c->out_off;
-			iov[n++].iov_len = c->head_len - c->out_off;
-		}
-		if (c->body_out_len > 0) {
-			size_t done = c->out_off > c->head_len ? c->out_off - c->head_len : 0;
-			iov[n].iov_base = (char *)(uintptr_t)(c->body + done);
-			iov[n++].iov_len = c->body_out_len - done;
-		}
+		add_unwritten(iov, &n, c, c->head, c->head_len, 0);
+		add_unwritten(iov, &n, c, c->body, c->body_out_len, c->head_len);
+		add_unwritten(iov, &n, c, c->tail, c->tail_len, c->head_len + c->body_out_len);
 		w = writev(c->fd, iov, n);
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -1474,10 +1541,16 @@ again:
 			return -1;
 		}
 		c->out_off += (size_t)w;
-		if (c->state != CONN_IN_MODEL)    /* a late 100 Continue arms nothing */
+		c->bytes_out += (size_t)w;
+		c->written_since_deadline += (size_t)w;
+		if (c->written_since_deadline >= ANSWER_PIECE) {
+			c->written_since_deadline = 0;
 			c->deadline = seconds_from_now(cfg.body_timeout_s);
+		}
 	}
-	if (c->state == CONN_WRITE) {
+	if (c->state == CONN_WRITE && c->streaming) {
+		piece_written(c);              /* the next piece comes from the worker */
+	} else if (c->state == CONN_WRITE) {
 		response_done(c);
 		if (has_pending_output(c))
 			goto again;
@@ -1493,21 +1566,42 @@ again:
 /* 10. model.h's implementation: the answer a plug-in builds in a worker    */
 /* ======================================================================== */
 
+/* The answer is written straight into the worker's answer slots, which the
+ * loop reads (section 6). A full slot goes to the loop as a piece when more
+ * bytes come, not when it fills: an answer of exactly one piece still goes
+ * out whole, with Content-Length, and the limit is checked before a piece
+ * leaves, so an answer past it is a clean 500 while nothing is sent. */
 struct model_response {
 	int status;
 	int bad_status, status_invalid;   /* an out-of-range status was set */
-	int overflow;
-	int no_memory;                    /* realloc failed below the limit */
+	int overflow;                     /* the answer passed --max-response-mb */
+	int broken;                       /* an error after the first piece went */
+	char broken_reason[256];
 	char type[256];
 	char attributes[1025];
-	char *body;
-	size_t len, cap;
+	char *region;                     /* the worker's shared region */
+	unsigned slot;                    /* the answer slot being filled */
+	size_t len;                       /* bytes in it */
+	size_t sent;                      /* bytes in the pieces already sent */
+	int streaming;                    /* a piece went: status and headers fixed */
+	int awaiting_ack;                 /* the loop still has the other slot */
+	int to_loop, from_loop;
 };
+
+static int send_piece(model_response *out, enum piece_kind kind);
+
+/* 204 and 205 have no body (RFC 9110 15.3.5, 15.3.6): what is written is dropped. */
+static int bodiless(const model_response *out)
+{
+	return out->status == 204 || out->status == 205;
+}
 
 int model_response_status(model_response *out, int status)
 {
 	/* 1xx are not final answers, and 304 would end the response at its
 	 * head (RFC 9112 6.3), leaving any body to be read as the next one. */
+	if (out->streaming)
+		return -1;                     /* the head went with the first piece */
 	if (status < 200 || status > 599 || status == 304) {
 		out->bad_status = status;
 		out->status_invalid = 1;
@@ -1534,53 +1628,63 @@ static int copy_header_value(char *dst, size_t cap, const char *value, int allow
 
 int model_response_type(model_response *out, const char *content_type)
 {
+	if (out->streaming)
+		return -1;
 	return copy_header_value(out->type, sizeof out->type, content_type, 1);
 }
 
 int model_response_custom_attributes(model_response *out, const char *value)
 {
+	if (out->streaming)
+		return -1;
 	return copy_header_value(out->attributes, sizeof out->attributes, value, 1);
 }
 
 int model_response_write(model_response *out, const void *data, size_t len)
 {
-	if (len == 0)
-		return out->overflow ? -1 : 0;
-	if (out->overflow || len > cfg.max_response - out->len) {
+	const char *p = data;
+	if (out->overflow || out->broken)
+		return -1;
+	if (cfg.max_response && len > cfg.max_response - out->sent - out->len) {
 		out->overflow = 1;
 		return -1;
 	}
-	if (out->len + len > out->cap) {
-		size_t cap = out->cap ? out->cap : 4096;
-		char *p;
-		while (cap < out->len + len)
-			cap = cap > SIZE_MAX / 2 ? out->len + len : cap * 2;
-		if (cap > cfg.max_response)
-			cap = cfg.max_response;
-		p = realloc(out->body, cap);
-		if (!p) {
-			out->overflow = out->no_memory = 1;
-			return -1;
+	while (len > 0) {
+		size_t room = ANSWER_PIECE - out->len, n;
+		if (room == 0) {
+			if (send_piece(out, PIECE_MORE) != 0)
+				return -1;
+			room = ANSWER_PIECE;
 		}
-		out->body = p;
-		out->cap = cap;
+		n = len < room ? len : room;
+		memcpy(answer_slot(out->region, out->slot) + out->len, p, n);
+		out->len += n;
+		p += n;
+		len -= n;
 	}
-	memcpy(out->body + out->len, data, len);
-	out->len += len;
 	return 0;
 }
 
 int model_response_flush(model_response *out)
 {
-	return out->overflow ? -1 : 0;
+	if (out->overflow || out->broken)
+		return -1;
+	if (bodiless(out) || (out->streaming && out->len == 0))
+		return 0;
+	return send_piece(out, PIECE_MORE);
 }
 
 int model_response_error(model_response *out, int status, const char *message)
 {
 	char body[ERROR_BODY_MAX];
 	size_t n = json_error_body(body, sizeof body, message);
+	if (out->streaming) {              /* too late for a status: the answer breaks */
+		out->broken = 1;
+		snprintf(out->broken_reason, sizeof out->broken_reason, "%s", message);
+		return -1;
+	}
 	out->len = 0;
-	out->overflow = out->no_memory = 0;
+	out->overflow = 0;
 	if (model_response_status(out, status) != 0)
 		return -1;
 	strcpy(out->type, "application/json");
@@ -1669,83 +1773,127 @@ static int unpack_request(char *meta, size_t meta_len, uint32_t count, model_req
 	return 0;
 }
 
-static void send_reply(int fd, model_response *out)
+/* Waits until the loop is done with the piece sent last (its ack, section
+ * 6): the slot it is in may then be filled again. */
+static void wait_for_ack(model_response *out)
 {
-	struct frame_reply fr = { FRAME_MAGIC, 0, 0, 0, 0 };
+	char ack;
+	ssize_t r;
+	if (!out->awaiting_ack)
+		return;
+	while ((r = read(out->from_loop, &ack, 1)) < 0 && errno == EINTR)
+		;
+	if (r != 1)
+		_exit(0);                      /* the loop is gone */
+	out->awaiting_ack = 0;
+}
+
+/* Hands the filled slot to the loop as one piece of the answer. The first
+ * frame carries the content type and custom attributes. */
+static int send_piece(model_response *out, enum piece_kind kind)
+{
+	struct frame_reply fr = { FRAME_MAGIC, 0, 0, 0, 0, 0, 0 };
 	char meta[sizeof out->type + sizeof out->attributes];
-	size_t tl, al;
-	struct iovec iov[3];
-	if (out->status_invalid || out->overflow) {
-		char msg[96];
-		if (out->status_invalid)
-			snprintf(msg, sizeof msg, "the model returned an invalid HTTP status (%d)",
-				out->bad_status);
-		else if (out->no_memory)
-			snprintf(msg, sizeof msg, "the model worker ran out of memory for its response");
-		else
-			snprintf(msg, sizeof msg, "the model's response is larger than the limit of %zu bytes",
-				cfg.max_response);
-		model_response_error(out, 500, msg);
-		out->attributes[0] = '\0';  /* the error replaces the whole answer */
+	struct iovec iov[2];
+	if (bodiless(out) && kind == PIECE_MORE) {
+		out->len = 0;                  /* dropped: nothing to stream */
+		return 0;
 	}
-	tl = strlen(out->type);
-	al = strlen(out->attributes);
-	memcpy(meta, out->type, tl + 1);
-	memcpy(meta + tl + 1, out->attributes, al + 1);
+	if (!out->streaming && kind != PIECE_BROKEN) {
+		size_t tl = strlen(out->type), al = strlen(out->attributes);
+		memcpy(meta, out->type, tl + 1);
+		memcpy(meta + tl + 1, out->attributes, al + 1);
+		fr.meta_len = (uint32_t)(tl + al + 2);
+	} else if (kind == PIECE_BROKEN) {
+		fr.meta_len = (uint32_t)strlen(out->broken_reason) + 1;
+		memcpy(meta, out->broken_reason, fr.meta_len);
+	}
 	fr.status = out->status;
-	fr.meta_len = (uint32_t)(tl + al + 2);
-	fr.body_len = out->status == 204 || out->status == 205 ? 0 : out->len;  /* RFC 9110 15.3 */
+	fr.kind = kind;
+	fr.slot = out->slot;
+	fr.len = kind == PIECE_BROKEN || bodiless(out) ? 0 : out->len;
 	iov[0].iov_base = &fr;
 	iov[0].iov_len = sizeof fr;
 	iov[1].iov_base = meta;
 	iov[1].iov_len = fr.meta_len;
-	iov[2].iov_base = out->body;
-	iov[2].iov_len = (size_t)fr.body_len;
-	if (write_full(fd, iov, 3) != 0)
+	wait_for_ack(out);
+	if (write_full(out->to_loop, iov, 2) != 0)
 		_exit(0);
+	out->sent += out->len;
+	out->len = 0;
+	if (kind == PIECE_MORE) {
+		out->streaming = out->awaiting_ack = 1;
+		out->slot ^= 1;
+	}
+	return 0;
 }
 
-/* A worker: read a request, run the model, send the reply, forever. It
- * exits when the loop closes its end of the request pipe (shutdown). Its
- * request and answer buffers are reused from one request to the next, and
- * large ones given back when no longer needed (section 21). */
-static void worker_main(int from_loop, int to_loop)
+/* The model returned: send the last piece, or, if the answer cannot be
+ * what the model meant, a 500 in its place while nothing has gone out, and
+ * a broken answer after that. */
+static void finish_answer(model_response *out)
 {
-	char *buf = NULL, *meta, *body = NULL;
-	size_t cap = 0, body_cap = 0;
+	char msg[96];
+	msg[0] = '\0';
+	if (out->status_invalid)
+		snprintf(msg, sizeof msg, "the model returned an invalid HTTP status (%d)",
+			out->bad_status);
+	else if (out->overflow)
+		snprintf(msg, sizeof msg, "the model's response is larger than the limit of %zu bytes",
+			cfg.max_response);
+	if (msg[0] && out->streaming) {
+		out->broken = 1;
+		snprintf(out->broken_reason, sizeof out->broken_reason, "%s", msg);
+	} else if (msg[0]) {
+		model_response_error(out, 500, msg);
+		out->attributes[0] = '\0';  /* the error replaces the whole answer */
+	}
+	send_piece(out, out->broken ? PIECE_BROKEN : PIECE_LAST);
+}
+
+static void answer_begin(model_response *out, char *region, int to_loop, int from_loop)
+{
+	memset(out, 0, sizeof *out);
+	out->status = 200;
+	out->region = region;
+	out->to_loop = to_loop;
+	out->from_loop = from_loop;
+}
+
+/* A worker: read a request, run the model, send the answer, forever. It
+ * exits when the loop closes its end of the request pipe (shutdown). The
+ * request's body is in the shared region; large parts of the region a
+ * request used are given back when no request follows soon (section 21). */
+static void worker_main(int from_loop, int to_loop, char *region)
+{
+	size_t cap = sizeof(struct frame_request) + WORKER_META_MAX, used = 0;
+	char *buf = malloc(cap), *meta;
 	model_header headers[MAX_AMZN_HEADERS];
+	if (!buf)
+		_exit(4);
 	for (;;) {
 		struct frame_request fr;
 		model_request req;
 		model_response out;
 		size_t have = 0;              /* the loop sends one frame at a time */
-		release_buffers_when_idle(from_loop, &buf, &cap, &body, &body_cap);
-		if (grow_buffer(&buf, &cap, IN_BUF_KEEP) != 0)
-			_exit(4);
+		release_region_when_idle(from_loop, region, &used);
 		if (read_at_least(from_loop, &buf, &cap, &have, sizeof fr) != 0)
 			_exit(0);
 		memcpy(&fr, buf, sizeof fr);
-		if (fr.magic != FRAME_MAGIC || fr.meta_len > WORKER_META_MAX ||
-		    fr.body_len > SIZE_MAX - fr.meta_len - sizeof fr)
+		if (fr.magic != FRAME_MAGIC || fr.meta_len > WORKER_META_MAX || fr.body_len > cfg.max_body)
 			_exit(3);
-		if (read_at_least(from_loop, &buf, &cap, &have, sizeof fr + fr.meta_len + (size_t)fr.body_len) != 0)
+		if (read_at_least(from_loop, &buf, &cap, &have, sizeof fr + fr.meta_len) != 0)
 			_exit(0);
 		meta = buf + sizeof fr;
 		memset(&req, 0, sizeof req);
 		if (unpack_request(meta, fr.meta_len, fr.header_count, &req, headers) != 0)
 			_exit(3);
-		req.body = (const unsigned char *)meta + fr.meta_len;
+		req.body = (const unsigned char *)region;
 		req.body_len = (size_t)fr.body_len;
-		memset(&out, 0, sizeof out);
-		out.status = 200;
-		out.body = body;
-		out.cap = body_cap;
+		answer_begin(&out, region, to_loop, from_loop);
 		model_invoke(the_model, &req, &out);
-		send_reply(to_loop, &out);
-		body = out.body;
-		body_cap = out.cap;
-		release_unless_used(&buf, &cap, have);
-		release_unless_used(&body, &body_cap, out.len);
+		finish_answer(&out);
+		used = req.body_len + out.sent;
 	}
 }
 
@@ -1775,7 +1923,6 @@ static int open_pipes(int req[2], int rep[2])
 		close(req[1]);
 		return -1;
 	}
-	enlarge_pipes(req, rep);     /* (section 21) */
 	if (req[1] >= FD_SETSIZE || rep[0] >= FD_SETSIZE) {
 		close(req[0]);
 		close(req[1]);
@@ -1798,18 +1945,22 @@ static void close_listener_and_signals(void)
 	close(signal_pipe[1]);
 }
 
-/* In a new worker: drop every descriptor that belongs to the loop. */
-static void close_loop_descriptors(void)
+/* In a new worker in slot i: drop every descriptor that belongs to the
+ * loop, and the other workers' shared regions. */
+static void close_loop_descriptors(int i)
 {
 	int fd, j;
 	for (fd = 0; fd <= max_conn_fd; fd++)
 		if (conns[fd])
 			close(fd);
-	for (j = 0; j < cfg.workers; j++)
+	for (j = 0; j < cfg.workers; j++) {
 		if (workers[j].pid > 0) {
 			close(workers[j].to_worker);
 			close(workers[j].from_worker);
 		}
+		if (j != i && workers[j].region)
+			munmap(workers[j].region, region_size());
+	}
 	close_listener_and_signals();
 }
 
@@ -1858,8 +2009,8 @@ static int worker_spawn(int i)
 #endif
 		close(req[1]);
 		close(rep[0]);
-		close_loop_descriptors();
-		worker_main(req[0], rep[1]);
+		close_loop_descriptors(i);
+		worker_main(req[0], rep[1], w->region);
 	}
 	close(req[0]);
 	close(rep[1]);
@@ -1874,6 +2025,32 @@ static int worker_spawn(int i)
 	return 0;
 }
 
+/* The shared region of a worker slot (section 6). The pages are the
+ * kernel's to give: none is used until written, and the worker gives back
+ * what a large request used (section 21). Mapped once per slot, before the
+ * first fork, so every worker ever forked into the slot has it. */
+static size_t region_size(void)
+{
+	return cfg.max_body + 2 * ANSWER_PIECE;
+}
+
+static char *answer_slot(char *region, unsigned slot)
+{
+	return region + cfg.max_body + (slot & 1) * ANSWER_PIECE;
+}
+
+static char *map_region(void)
+{
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+	/* MAP_NORESERVE: the region is an upper bound, not a commitment, so it
+	 * counts against no overcommit limit (proc(5), overcommit_memory). */
+	void *p = mmap(NULL, region_size(), PROT_READ | PROT_WRITE,
+		MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 /* Forgets a worker that died or was killed; its zombie is reaped on SIGCHLD. */
 static void worker_forget(struct worker *w)
 {
@@ -1882,12 +2059,25 @@ static void worker_forget(struct worker *w)
 	w->to_worker = w->from_worker = -1;
 	w->pid = 0;
 	w->conn = NULL;
-	free(w->reply_buf);
-	w->reply_buf = NULL;
+	w->got = 0;
 }
 
-/* A worker failed during a request: the client gets an error, the worker
- * is killed (if still alive) and replaced. */
+/* An answer that already streams cannot become an error: its connection is
+ * closed without the last chunk, which tells an HTTP/1.1 client the answer
+ * is incomplete (RFC 9112 7.1); an HTTP/1.0 client, whose body ends at the
+ * close, is sent a reset instead. */
+static void answer_break(struct conn *c)
+{
+	struct linger reset = { 1, 0 };
+	c->streaming = 0;
+	if (!c->chunked)
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+	conn_close(c);
+}
+
+/* A worker failed during a request: the client gets an error (or, if its
+ * answer streams, a broken answer), the worker is killed (if still alive)
+ * and replaced. */
 static void worker_fail(struct worker *w, int status, const char *message)
 {
 	struct conn *c = w->conn;
@@ -1895,7 +2085,11 @@ static void worker_fail(struct worker *w, int status, const char *message)
 	if (w->pid > 0)
 		kill(w->pid, SIGKILL);  /* harmless if it is already a zombie */
 	worker_forget(w);
-	if (c) {
+	if (c && c->streaming) {
+		/* Closed before the slot is used again: a new worker may write
+		 * into it while the client is still sent its last piece. */
+		answer_break(c);
+	} else if (c) {
 		/* Queued, not written here: the caller may still be using c, and a
 		 * failed write would free it. The loop writes it on its next turn. */
 		respond_error(c, status, message);
@@ -1910,7 +2104,8 @@ static int start_workers(void)
 	for (i = 0; i < cfg.workers; i++) {
 		workers[i].to_worker = workers[i].from_worker = -1;
 		workers[i].frame = malloc(sizeof(struct frame_request) + WORKER_META_MAX);
-		if (!workers[i].frame || worker_spawn(i) != 0)
+		workers[i].region = map_region();
+		if (!workers[i].frame || !workers[i].region || worker_spawn(i) != 0)
 			return -1;
 	}
 	return 0;
@@ -1951,9 +2146,9 @@ static void stop_workers(void)
 			workers[i].pid = 0;
 		}
 		free(workers[i].frame);
-		free(workers[i].reply_buf);
+		if (workers[i].region)
+			munmap(workers[i].region, region_size());
 	}
-	free_spare_replies();
 }
 
 /* ======================================================================== */
@@ -2038,7 +2233,9 @@ static void put_meta(char *meta, size_t *n, struct slice s)
 }
 
 /* The Accept lines as the one list they stand for, "a, b" (RFC 9110 5.3),
- * leaving out empty ones as a list's empty elements are (5.6.1). */
+ * leaving out empty ones as a list's empty elements are (5.6.1). With no
+ * Accept, InvokeEndpointWithResponseStream's X-Amzn-SageMaker-Accept stands
+ * for it (REQ-67). */
 static void put_accept(char *meta, size_t *n, const struct http_request *r)
 {
 	size_t i, start = *n;
@@ -2052,9 +2249,16 @@ static void put_accept(char *meta, size_t *n, const struct http_request *r)
 		memcpy(meta + *n, r->accept[i].p, r->accept[i].n);
 		*n += r->accept[i].n;
 	}
+	for (i = 0; i < r->amzn_count && *n == start; i++)
+		if (slice_eq_nocase(r->amzn_name[i], "X-Amzn-SageMaker-Accept")) {
+			memcpy(meta + *n, r->amzn_value[i].p, r->amzn_value[i].n);
+			*n += r->amzn_value[i].n;
+		}
 	meta[(*n)++] = '\0';
 }
 
+/* Frames the request for the worker; its body goes into their shared
+ * region, one copy (section 6). */
 static void worker_start(struct worker *w, struct conn *c)
 {
 	struct frame_request fr = { FRAME_MAGIC, 0, 0, 0, 0 };
@@ -2071,6 +2275,8 @@ static void worker_start(struct worker *w, struct conn *c)
 	fr.header_count = (uint32_t)r->amzn_count;
 	fr.body_len = c->body_len;
 	memcpy(w->frame, &fr, sizeof fr);
+	if (c->body_len > 0)
+		memcpy(w->region, c->in + c->body_start, c->body_len);
 	w->frame_len = n;
 	w->sent = w->got = 0;
 	w->conn = c;
@@ -2078,25 +2284,12 @@ static void worker_start(struct worker *w, struct conn *c)
 	w->handed_us = monotonic_us();
 }
 
-/* Sends more of the request frame and body (no copy of the body). */
+/* Sends more of the request frame. */
 static void worker_send(struct worker *w)
 {
 	struct conn *c = w->conn;
-	size_t total = w->frame_len + c->body_len;
-	while (w->sent < total) {
-		struct iovec iov[2];
-		int n = 0;
-		ssize_t s;
-		if (w->sent < w->frame_len) {
-			iov[n].iov_base = w->frame + w->sent;
-			iov[n++].iov_len = w->frame_len - w->sent;
-		}
-		if (c->body_len > 0) {
-			size_t done = w->sent > w->frame_len ? w->sent - w->frame_len : 0;
-			iov[n].iov_base = c->in + c->body_start + done;
-			iov[n++].iov_len = c->body_len - done;
-		}
-		s = writev(w->to_worker, iov, n);
+	while (w->sent < w->frame_len) {
+		ssize_t s = write(w->to_worker, w->frame + w->sent, w->frame_len - w->sent);
 		if (s < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
@@ -2118,7 +2311,7 @@ static void worker_send(struct worker *w)
 
 static int sending(const struct worker *w)
 {
-	return w->conn && w->sent < w->frame_len + w->conn->body_len;
+	return w->conn && w->sent < w->frame_len;
 }
 
 static int valid_reply_text(const char *s)
@@ -2129,63 +2322,224 @@ static int valid_reply_text(const char *s)
 	return 1;
 }
 
-/* The reply is complete: turn it into the HTTP response. */
-static void worker_finish(struct worker *w)
+/* The meta of an answer's first frame: two printable strings, the content
+ * type and the custom attributes, filling it exactly. */
+static int valid_answer_meta(const char *meta, size_t len)
+{
+	size_t tl = strnlen(meta, len);
+	return tl < len && valid_reply_text(meta) && tl + 1 < len &&
+	       strnlen(meta + tl + 1, len - tl - 1) == len - tl - 2 && valid_reply_text(meta + tl + 1);
+}
+
+/* The answer's first piece: its status and headers make the response head. */
+static int answer_head(struct worker *w, const struct frame_reply *fr, const char *meta)
 {
 	struct conn *c = w->conn;
-	const char *type = w->reply_buf + sizeof w->reply, *attrs;
+	const char *attrs;
 	char extra[1100];
-	size_t tl = strnlen(type, w->reply.meta_len);
-	int status = w->reply.status;
-	if (tl >= w->reply.meta_len || !valid_reply_text(type) ||
-	    strnlen(type + tl + 1, w->reply.meta_len - tl - 1) != w->reply.meta_len - tl - 2 ||
-	    !valid_reply_text(type + tl + 1) || status < 200 || status > 599) {
+	if (!valid_answer_meta(meta, fr->meta_len) || fr->status < 200 || fr->status > 599) {
 		worker_fail(w, 500, "the model worker sent a malformed reply");
-		return;
+		return -1;
 	}
-	attrs = type + tl + 1;
+	attrs = meta + strlen(meta) + 1;
 	extra[0] = '\0';
 	if (*attrs)
 		snprintf(extra, sizeof extra, "X-Amzn-SageMaker-Custom-Attributes: %s\r\n", attrs);
-	w->conn = NULL;
-	note_answer_time(w);            /* (section 21) */
-	c->owned = w->reply_buf;
-	c->owned_cap = w->reply_cap;
-	w->reply_buf = NULL;
-	respond_full(c, status, *type ? type : NULL, type + w->reply.meta_len,
-		(size_t)w->reply.body_len, extra);
-	conn_write(c);
-	dispatch_queued();
+	respond_full(c, fr->status, *meta ? meta : NULL, NULL,
+		fr->kind == PIECE_LAST ? (size_t)fr->len : LENGTH_UNKNOWN, extra);
+	return 0;
 }
 
-/* Checks the reply's header and makes room for all of it. */
-static int reply_header_ok(struct worker *w)
+/* Points the connection's output at a piece in the worker's answer slot,
+ * framed as a chunk when the answer is chunked (an empty piece is no chunk:
+ * a chunk of size 0 ends the body). */
+static void piece_output(struct conn *c, const char *data, size_t len, int last)
 {
-	size_t total;
-	memcpy(&w->reply, w->reply_buf, sizeof w->reply);
-	if (w->reply.magic != FRAME_MAGIC || w->reply.meta_len > REPLY_META_MAX ||
-	    w->reply.meta_len < 2 || w->reply.body_len > cfg.max_response) {
-		worker_fail(w, 500, "the model worker sent a malformed reply");
-		return 0;
+	if (c->chunked && len > 0) {
+		char line[20];
+		int n = snprintf(line, sizeof line, "%zx\r\n", len);
+		head_append(c, line, (size_t)n);
 	}
-	total = sizeof w->reply + w->reply.meta_len + (size_t)w->reply.body_len;
-	if (total > w->reply_cap) {
-		char *p = realloc(w->reply_buf, total);
-		if (!p) {
-			worker_fail(w, 503, "out of memory for the model's response");
-			return 0;
-		}
-		w->reply_buf = p;
-		w->reply_cap = total;
-	}
-	return 1;
+	c->body = data;
+	c->body_out_len = len;
+	c->tail = !c->chunked ? "" : len > 0 && last ? "\r\n0\r\n\r\n" : len > 0 ? "\r\n" :
+		last ? "0\r\n\r\n" : "";
+	c->tail_len = strlen(c->tail);
+	c->state = CONN_WRITE;
+	c->deadline = seconds_from_now(cfg.body_timeout_s);
+	c->written_since_deadline = 0;
 }
 
-/* Reads the reply into one buffer that becomes the response body's home.
- * The first read asks for REPLY_FIRST_READ bytes, so a small reply (header,
- * meta and body) takes one system call. */
+/* Appends bytes to the output kept in c->owned (charged to
+ * --max-buffered-mb, which may pass it: see piece_arrived). */
+static int keep_output(struct conn *c, const char *data, size_t len)
+{
+	char *p;
+	if (len == 0)
+		return 0;
+	if (!(p = realloc(c->owned, c->owned_len + len)))
+		return -1;
+	memcpy(p + c->owned_len, data, len);
+	c->owned = p;
+	c->owned_len += len;
+	buffered_bytes += len;
+	c->body = c->owned;               /* the output is the kept bytes alone */
+	c->body_out_len = c->owned_len;
+	return 0;
+}
+
+/* Moves what is left to write of the output (head, body, tail) into
+ * c->owned, so that nothing refers to the worker's answer slot any more. */
+static int keep_unwritten_output(struct conn *c)
+{
+	char head[sizeof c->head];
+	const char *part[3];
+	size_t len[3], at = 0, done;
+	int i;
+	if (c->owned)                          /* the output is c->owned already */
+		return 0;
+	memcpy(head, c->head, c->head_len);
+	part[0] = head, part[1] = c->body, part[2] = c->tail;
+	len[0] = c->head_len, len[1] = c->body_out_len, len[2] = c->tail_len;
+	c->head_len = c->tail_len = c->body_out_len = 0;
+	for (i = 0; i < 3; i++) {
+		done = c->out_off > at ? c->out_off - at : 0;
+		if (done < len[i] && keep_output(c, part[i] + done, len[i] - done) != 0)
+			return -1;
+		at += len[i];
+	}
+	c->out_off = 0;
+	return 0;
+}
+
+/* A piece arrives while the client still takes earlier ones: it is kept,
+ * framed as it will go out. */
+static int keep_piece(struct conn *c, const char *data, size_t len, int last)
+{
+	char line[20];
+	int n = snprintf(line, sizeof line, "%zx\r\n", len);
+	if (!c->chunked)
+		return keep_output(c, data, len);
+	if (len > 0 && (keep_output(c, line, (size_t)n) != 0 || keep_output(c, data, len) != 0 ||
+	                keep_output(c, "\r\n", 2) != 0))
+		return -1;
+	return last ? keep_output(c, "0\r\n\r\n", 5) : 0;
+}
+
+/* Sends the worker the ack for its last piece (section 6). A failed ack
+ * means the worker is dead, which its pipe's end of file tells the loop. */
+static void send_ack(struct worker *w, struct conn *c)
+{
+	c->ack_owed = 0;
+	if (write(w->to_worker, "", 1) != 1)
+		log_line("worker %ld: the answer's ack could not be sent", (long)w->pid);
+}
+
+/* Hands a piece to the client: written at once if it will take it, and what
+ * it does not take is kept, so the worker's slot is free again (the rest
+ * goes out as the client reads). Between pieces, output still to go is
+ * always kept output (c->owned). Returns 0, -1 if the connection was
+ * closed, -2 if there was no memory to keep the piece. */
+static int piece_to_client(struct conn *c, const char *data, size_t len, int last)
+{
+	if (c->owned)
+		return keep_piece(c, data, len, last) == 0 ? 0 : -2;
+	piece_output(c, data, len, last);
+	if (conn_write(c) != 0)
+		return -1;
+	if (has_pending_output(c) && keep_unwritten_output(c) != 0)
+		return -2;
+	return 0;
+}
+
+/* One frame of the answer has arrived (section 6). Kept bytes are charged
+ * to --max-buffered-mb; while they pass it, a worker's next piece waits for
+ * its client to take the last one (the ack waits), so a client that does
+ * not read holds up its own answer, not the server's memory. */
+static void piece_arrived(struct worker *w, const struct frame_reply *fr, const char *meta)
+{
+	struct conn *c = w->conn;
+	int last = fr->kind == PIECE_LAST;
+	if (fr->kind == PIECE_BROKEN) {   /* (only once it streams: reply_complete) */
+		log_line("worker %ld: the answer broke after it began: %.*s", (long)w->pid,
+			(int)strnlen(meta, fr->meta_len), meta);
+		w->conn = NULL;               /* the worker is fine: it goes on */
+		answer_break(c);
+		dispatch_queued();
+		return;
+	}
+	if (!c->streaming && answer_head(w, fr, meta) != 0)
+		return;
+	if (!c->streaming && !last)       /* it streams from here, with its own deadline */
+		w->deadline = w->handed_us / 1000 + (int64_t)cfg.stream_timeout_s * 1000;
+	c->streaming = !last;
+	switch (piece_to_client(c, answer_slot(w->region, fr->slot), (size_t)fr->len, last)) {
+	case -1:                           /* closed: a streaming answer's worker with it */
+		if (last) {
+			w->conn = NULL;
+			dispatch_queued();
+		}
+		return;
+	case -2:
+		c->chunked = 0;                /* a reset tells the client */
+		if (!last) {
+			worker_fail(w, 500, "out of memory for an answer a client is slow to take");
+			return;
+		}
+		log_line("out of memory for an answer a client is slow to take: connection closed");
+		w->conn = NULL;
+		answer_break(c);
+		dispatch_queued();
+		return;
+	}
+	if (last) {
+		w->conn = NULL;
+		note_answer_time(w);          /* (section 21) */
+		dispatch_queued();
+	} else if (!has_pending_output(c) || buffered_bytes <= cfg.max_buffered)
+		send_ack(w, c);
+	else
+		c->ack_owed = 1;
+}
+
+/* The client has taken all the output of a streaming answer: an ack held
+ * back goes out, and the kept bytes are given back. */
+static void piece_written(struct conn *c)
+{
+	struct worker *w = worker_running(c);
+	c->head_len = c->out_off = c->body_out_len = c->tail_len = 0;
+	drop_owned_answer(c);
+	c->deadline = 0;                   /* the worker's deadline rules */
+	if (w && c->ack_owed)
+		send_ack(w, c);
+}
+
+/* Checks a reply frame's header: whether the whole frame is here (1), not
+ * yet (0), or it is malformed (-1, the worker failed). */
+static int reply_complete(struct worker *w)
+{
+	struct frame_reply fr;
+	if (w->got < sizeof fr)
+		return 0;
+	memcpy(&fr, w->reply, sizeof fr);
+	if (fr.magic != FRAME_MAGIC || fr.meta_len > REPLY_META_MAX || fr.kind > PIECE_BROKEN ||
+	    fr.slot > 1 || fr.len > ANSWER_PIECE ||
+	    (fr.kind == PIECE_BROKEN && (fr.meta_len == 0 || !w->conn->streaming))) {
+		worker_fail(w, 500, "the model worker sent a malformed reply");
+		return -1;
+	}
+	if (w->got > sizeof fr + fr.meta_len) {   /* a second frame: not the protocol */
+		worker_fail(w, 500, "the model worker sent a malformed reply");
+		return -1;
+	}
+	return w->got == sizeof fr + fr.meta_len;
+}
+
+/* Reads a reply frame from a worker; a whole one is acted on. */
 static void worker_receive(struct worker *w)
 {
+	struct frame_reply fr;
+	ssize_t r;
 	if (!w->conn) {  /* an idle worker's pipe: only its death makes this readable */
 		char byte;
 		/* unless the mark is stale: a worker replaced in this pass may have
@@ -2196,42 +2550,24 @@ static void worker_receive(struct worker *w)
 		return;
 	}
 	for (;;) {
-		size_t total;
-		ssize_t r;
-		if (!w->reply_buf) {
-			w->reply_buf = reply_buffer_get();
-			if (!w->reply_buf) {
-				worker_fail(w, 503, "out of memory for the model's response");
-				return;
-			}
-			w->reply_cap = REPLY_FIRST_READ;
-		}
-		total = w->reply_cap;
-		if (w->got >= sizeof w->reply) {
-			total = sizeof w->reply + w->reply.meta_len + (size_t)w->reply.body_len;
-			if (w->got > total) {      /* more than one reply: not our worker's doing */
-				worker_fail(w, 500, "the model worker sent a malformed reply");
-				return;
-			}
-			if (w->got == total) {
-				worker_finish(w);
-				return;
-			}
-		}
-		r = read(w->from_worker, w->reply_buf + w->got, total - w->got);
+		r = read(w->from_worker, w->reply + w->got, sizeof w->reply - w->got);
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
-		if (r <= 0 || !w->conn) {
+		if (r <= 0) {
 			worker_fail(w, 500, "the model worker crashed during the request");
 			return;
 		}
-		if (w->got < sizeof w->reply && w->got + (size_t)r >= sizeof w->reply) {
-			w->got += (size_t)r;
-			if (!reply_header_ok(w))
-				return;
+		w->got += (size_t)r;
+		switch (reply_complete(w)) {
+		case -1:
+			return;
+		case 0:
 			continue;
 		}
-		w->got += (size_t)r;
+		memcpy(&fr, w->reply, sizeof fr);
+		w->got = 0;
+		piece_arrived(w, &fr, w->reply + sizeof fr);
+		return;                       /* the worker waits for the loop now */
 	}
 }
 
@@ -2437,7 +2773,7 @@ static void serve_invocation(struct conn *c)
 	struct worker *w;
 	c->state = CONN_IN_MODEL;
 	c->deadline = 0;
-	if (!queue.head && (w = idle_worker()) != NULL) {
+	if (!queue.head && buffered_bytes <= cfg.max_buffered && (w = idle_worker()) != NULL) {
 		worker_start(w, c);
 		worker_send(w);
 		return;
@@ -2447,6 +2783,14 @@ static void serve_invocation(struct conn *c)
 		log_line("503 queue full (%d requests waiting)", queue.len);
 		respond_error_with(c, 503, "server busy: every model worker is busy and the queue is full",
 			retry);
+		return;
+	}
+	if (buffered_bytes > cfg.max_buffered) {
+		/* Answers kept for clients slow to read them passed the budget
+		 * (piece_arrived): no new work until they are taken. */
+		log_line("503 answers waiting for slow clients fill the %zu-byte budget", cfg.max_buffered);
+		respond_error_with(c, 503, "server busy: too many answers waiting to be read",
+			"Retry-After: 1\r\n");
 		return;
 	}
 	queue_push(c);
@@ -2646,7 +2990,12 @@ static void conn_timeout(struct conn *c)
 		respond_error_with(c, 503, "server busy: no model worker became free in time",
 			"Retry-After: 1\r\n");
 		break;
-	default:                         /* a client that stopped reading, or linger over */
+	case CONN_WRITE:                 /* a client that did not take its answer */
+		log_line("client did not take its answer within %d s: connection closed",
+			cfg.body_timeout_s);
+		conn_close(c);
+		return;
+	default:                         /* linger over */
 		conn_close(c);
 		return;
 	}
@@ -2877,7 +3226,11 @@ static void check_deadlines(void)
 		struct worker *w = &workers[i];
 		if (w->pid > 0 && w->conn && now_ms >= w->deadline) {
 			char msg[96];
-			snprintf(msg, sizeof msg, "the model did not answer within %d s", cfg.timeout_s);
+			if (w->conn->streaming)
+				snprintf(msg, sizeof msg, "the model's streamed answer did not end within %d s",
+					cfg.stream_timeout_s);
+			else
+				snprintf(msg, sizeof msg, "the model did not answer within %d s", cfg.timeout_s);
 			worker_fail(w, 504, msg);
 		}
 	}
@@ -2993,47 +3346,6 @@ static void worker_mark_as_batch(void)
 }
 #endif
 
-/* ---- Larger pipes ----
- * Why: on Linux each pipe may hold PIPE_CAPACITY bytes instead of 64 KiB, so
- * a 1 MB batch crosses in one or two turns of the loop, not sixteen (bash
- * bench/model.sh). The kernel allocates the pages only while data waits in
- * the pipe. If the system refuses (fs.pipe-max-size, a user's pipe quota),
- * 64 KiB works too. */
-static void enlarge_pipes(int req[2], int rep[2])
-{
-#ifdef __linux__
-	(void)fcntl(req[1], F_SETPIPE_SZ, PIPE_CAPACITY);
-	(void)fcntl(rep[1], F_SETPIPE_SZ, PIPE_CAPACITY);
-#else
-	(void)req;
-	(void)rep;
-#endif
-}
-
-/* ---- Spare reply buffers ----
- * Why: every invocation needs a reply buffer of the first read's size, and
- * reusing a few keeps malloc and free off its path (one per reply between a
- * worker and its client is enough; bash bench/ab.sh). */
-static char *reply_buffer_get(void)
-{
-	return spare_count ? spare_replies[--spare_count] : malloc(REPLY_FIRST_READ);
-}
-
-/* A response is done with its reply buffer: keep it, or free it. */
-static void reply_buffer_done(char *p, size_t cap)
-{
-	if (p && cap == REPLY_FIRST_READ && spare_count < SPARE_REPLIES)
-		spare_replies[spare_count++] = p;
-	else
-		free(p);
-}
-
-static void free_spare_replies(void)
-{
-	while (spare_count > 0)
-		free(spare_replies[--spare_count]);
-}
-
 /* ---- Keeping large buffers while they are used ----
  * Why: a batch transform sends large bodies back to back, and with musl's
  * malloc (the static build, the image) every large block freed is a munmap,
@@ -3084,26 +3396,20 @@ static int request_within(int fd, int ms)
 	return n != 0;
 }
 
-/* In a worker: gives a buffer grown past IN_BUF_KEEP back unless `used`
- * bytes of it were needed by the request just answered. */
-static void release_unless_used(char **buf, size_t *cap, size_t used)
+/* In a worker, before waiting for a request: if the last one used more
+ * than IN_BUF_KEEP of the shared region and no request comes within
+ * IN_BUF_IDLE_RELEASE_MS, give the region's pages back to the kernel
+ * (MADV_REMOVE frees shared pages; MADV_DONTNEED would only unmap them
+ * here). Where it is refused, the pages stay, as a buffer would. */
+static void release_region_when_idle(int from_loop, char *region, size_t *used)
 {
-	if (*cap > IN_BUF_KEEP && used <= IN_BUF_KEEP) {
-		free(*buf);
-		*buf = NULL;
-		*cap = 0;
-	}
-}
-
-/* In a worker, before waiting for a request: if it holds a large buffer and
- * no request comes within IN_BUF_IDLE_RELEASE_MS, give both back. */
-static void release_buffers_when_idle(int from_loop, char **buf, size_t *cap, char **body,
-	size_t *body_cap)
-{
-	if ((*cap > IN_BUF_KEEP || *body_cap > IN_BUF_KEEP) &&
-	    !request_within(from_loop, IN_BUF_IDLE_RELEASE_MS)) {
-		release_unless_used(buf, cap, 0);
-		release_unless_used(body, body_cap, 0);
+	if (*used > IN_BUF_KEEP && !request_within(from_loop, IN_BUF_IDLE_RELEASE_MS)) {
+#ifdef MADV_REMOVE
+		(void)madvise(region, region_size(), MADV_REMOVE);
+#else
+		(void)region;
+#endif
+		*used = 0;
 	}
 }
 
@@ -3172,12 +3478,13 @@ static void usage(FILE *f)
 		"  --timeout S          invocation timeout in seconds (env SAGEMAKER_MODEL_SERVER_TIMEOUT\n"
 		"                       or ..._TIMEOUT_SECONDS; default 60, in batch 600)\n"
 		"  --max-body-mb N      request body limit in MiB (env SAGEMAKER_MAX_PAYLOAD_IN_MB; default 6)\n"
-		"  --max-response-mb N  model response limit in MiB (default 64)\n"
-		"  --max-buffered-mb N  all request bodies in memory at once, MiB (default 256)\n"
+		"  --max-response-mb N  model answer limit in MiB (default 0: none; answers stream)\n"
+		"  --stream-timeout S   how long a streamed answer may run (default 480)\n"
+		"  --max-buffered-mb N  request bodies and unread answers in memory, MiB (default 256)\n"
 		"  --queue N            requests waiting for a worker before 503 (default 1024)\n"
 		"  --idle-timeout S     keep-alive idle timeout (default 75)\n"
 		"  --header-timeout S   time allowed for a request head (default 30)\n"
-		"  --body-timeout S     longest pause in a body read or response write (default 60)\n"
+		"  --body-timeout S     longest pause in a body read; time to take an answer (default 60)\n"
 		"  --no-access-log      no line per request (env SMSERVE_ACCESS_LOG=off)\n"
 		"  --healthcheck        GET /ping on the local port; exit 0 if 200, else 1\n"
 		"  --help, --version\n"
@@ -3317,7 +3624,7 @@ static int takes_value(const char *name)
 {
 	static const char *const with_value[] = { "--port", "--model-dir", "--workers", "--timeout",
 		"--max-body-mb", "--max-response-mb", "--max-buffered-mb", "--queue", "--idle-timeout",
-		"--header-timeout", "--body-timeout" };
+		"--header-timeout", "--body-timeout", "--stream-timeout" };
 	size_t i;
 	for (i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
 		if (!strcmp(name, with_value[i]))
@@ -3387,7 +3694,9 @@ static int parse_options(int argc, char **argv)
 		else if (!strcmp(a, "--max-body-mb"))
 			cfg.max_body = (size_t)parse_number("--max-body-mb", v, 1, 65536) * MIB;
 		else if (!strcmp(a, "--max-response-mb"))
-			cfg.max_response = (size_t)parse_number("--max-response-mb", v, 1, 65536) * MIB;
+			cfg.max_response = (size_t)parse_number("--max-response-mb", v, 0, 65536) * MIB;
+		else if (!strcmp(a, "--stream-timeout"))
+			cfg.stream_timeout_s = (int)parse_number("--stream-timeout", v, 1, 86400);
 		else if (!strcmp(a, "--max-buffered-mb"))
 			max_buffered_mb = (size_t)parse_number("--max-buffered-mb", v, 1, 1048576);
 		else if (!strcmp(a, "--queue"))
@@ -3539,10 +3848,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_line("smserve %s (plug-in %s) listening on 0.0.0.0:%d model_dir=%s workers=%d "
-		"timeout=%ds batch=%s max_body=%zu max_response=%zu queue=%d idle_timeout=%ds",
+		"timeout=%ds batch=%s stream_timeout=%ds max_body=%zu max_response=%zu queue=%d "
+		"idle_timeout=%ds",
 		SMSERVE_VERSION, model_plugin_name, cfg.port, cfg.model_dir, cfg.workers, cfg.timeout_s,
-		cfg.batch ? "on" : "off", cfg.max_body, cfg.max_response, cfg.queue_max,
-		cfg.idle_timeout_s);
+		cfg.batch ? "on" : "off", cfg.stream_timeout_s, cfg.max_body, cfg.max_response,
+		cfg.queue_max, cfg.idle_timeout_s);
 
 	event_loop();
 

@@ -32,7 +32,7 @@ ISO='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z '
 # ---- --version and the start-up line name the plug-in --------------------
 version=$("$SMSERVE" --version)
 expect_match "--version: server, model API and plug-in" \
-	'^smserve [0-9]+\.[0-9]+\.[0-9]+ \(model API 2, plug-in linear-learner [0-9.]+\)$' "$version"
+	'^smserve [0-9]+\.[0-9]+\.[0-9]+ \(model API 3, plug-in linear-learner [0-9.]+\)$' "$version"
 
 # ---- --name=value is the same option as --name value ----------------------
 port=$(free_port)

@@ -83,11 +83,25 @@ class Conn:
             hdrs[k.strip().lower().decode()] = v.strip().decode()
         if status < 200:
             return self.response()
+        if hdrs.get("transfer-encoding") == "chunked":   # a streamed answer
+            return status, hdrs, self.chunked_body()
         n = int(hdrs.get("content-length", "0"))
         while len(self.buf) < n:
             self.recv_more()
         body, self.buf = self.buf[:n], self.buf[n:]
         return status, hdrs, body
+    def chunked_body(self):
+        body = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self.recv_more()
+            line, _, self.buf = self.buf.partition(b"\r\n")
+            n = int(line, 16)
+            while len(self.buf) < n + 2:
+                self.recv_more()
+            body, self.buf = body + self.buf[:n], self.buf[n + 2:]
+            if n == 0:
+                return body
     def eof_within(self, t):
         """True if the server closes (EOF or reset) within t seconds."""
         self.s.settimeout(t)
