@@ -734,9 +734,9 @@ static int predict(const struct model *m, double *x, double *z, size_t *label, i
 	case KIND_BINARY:
 		z[0] = sigmoid(z[0]);
 		return 0;
-	case KIND_MULTINOMIAL:
+	case KIND_MULTINOMIAL: /* the top class's exp(0) is 1 exactly: a third of a 3-class batch's exp() */
 		for (k = 0; k < m->n_outputs; k++)
-			sum += z[k] = exp(z[k] - top);
+			sum += z[k] = z[k] == top ? 1.0 : exp(z[k] - top);
 		break;
 	case KIND_OVR:
 		for (k = 0; k < m->n_outputs; k++)

@@ -25,6 +25,7 @@ SEED=${NUMTEXT_SEED:-$((RANDOM * 32768 + RANDOM))} # a new sample each run, name
 PYTHON=$(command -v /usr/bin/python3 || command -v python3 || true)
 WARN=(-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 	-Wformat=2 -Wundef -Wcast-align -Wpointer-arith -Werror)
+# shellcheck disable=SC2054 # one flag with commas
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 passed=0 failed=0
 mkdir -p build

@@ -122,7 +122,21 @@ static void check_digits(double v, int is_float, uint64_t bits)
 	}
 }
 
-/* Every check on one double, both signs. */
+static uint64_t bits_of(double v)
+{
+	uint64_t b;
+	memcpy(&b, &v, sizeof b);
+	return b;
+}
+
+static uint32_t float_bits_of(float f)
+{
+	uint32_t b;
+	memcpy(&b, &f, sizeof b);
+	return b;
+}
+
+/* Every check on one double, both signs (bit for bit: -0.0 too). */
 static void check_double(uint64_t bits)
 {
 	char text[SMLIB_REPR_MAX + 8], oracle[40];
@@ -139,7 +153,7 @@ static void check_double(uint64_t bits)
 			continue;
 		}
 		back = strtod(text, NULL);
-		if (memcmp(&back, &v, sizeof v) != 0)
+		if (bits_of(back) != bits_of(v))
 			fail("repr does not read back", bits, text);
 		if (sign == 0 && v > 0)
 			check_digits(v, 0, bits);
@@ -157,24 +171,10 @@ static void check_float(uint32_t bits)
 		return;
 	}
 	back = strtof(text, NULL);
-	if (memcmp(&back, &f, sizeof f) != 0)
+	if (float_bits_of(back) != float_bits_of(f))
 		fail("float repr does not read back", bits, text);
 	if (f > 0)
 		check_digits(f, 1, bits);
-}
-
-static uint64_t bits_of(double v)
-{
-	uint64_t b;
-	memcpy(&b, &v, sizeof b);
-	return b;
-}
-
-static uint32_t float_bits_of(float f)
-{
-	uint32_t b;
-	memcpy(&b, &f, sizeof b);
-	return b;
 }
 
 /* xorshift64*: a fixed, fast sequence of 64-bit patterns. */
