@@ -47,7 +47,8 @@
  * The answer's type comes from Accept (q-values honoured); a missing Accept
  * or * / * (spaced here, as the three bytes would end this comment) means
  * SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else JSON. Numbers are
- * written as printf's "%.17g" would, so they read back as the same doubles.
+ * written as Python's repr writes them (lib/numtext.h): the shortest text
+ * that reads back as the same double.
  *
  * How a request flows. lib/invoke.h negotiates it, and lib/instances.h
  * reads the body once, front to back: each record is parsed into one
@@ -67,6 +68,7 @@
 
 #include "model.h"
 #include "lib/invoke.h"  /* requests: negotiation, the instance reader, the answer */
+#include "lib/numtext.h" /* numbers as Python writes them */
 
 #include <dirent.h>
 #include <errno.h>
@@ -90,7 +92,7 @@
 #define MAX_FEATURES 16777216UL  /* 2^24: 128 MiB per weight row already */
 #define MAX_LABELS 10000         /* classes; also bounds the duplicate check */
 #define MAX_LABEL_LEN 64         /* bytes of one label, as in docs/model-format.md */
-#define NUMBER_TEXT 32           /* room for "%.17g" of any double (24 + slack) */
+#define NUMBER_TEXT SMLIB_REPR_MAX /* room for any double's text (lib/numtext.h) */
 
 /* ======================================================================== */
 /* The model                                                                 */
@@ -139,182 +141,11 @@ struct model {
 /* ======================================================================== */
 /* Numbers                                                                   */
 /* ======================================================================== */
-/* Reading them: smlib_parse_number in lib/formats.h.
- *
- * Writing numbers: exactly what printf's "%.17g" writes (17 significant
- * digits always read back as the same double, so clients can compare exactly
- * what was computed), without printf's cost, which is most of the time of a
- * JSON answer. v = m * 2^be with m < 2^53; its 17 digits are
- *
- *   D = round(v * 10^s),  s = 16 - floor(log10 v),  10^16 <= D < 10^17
- *     = round(m * 5^s * 2^(s + be))
- *
- * m * 5^s is exact in 128 bits (two 64-bit halves) for s <= 32, so D is
- * rounded exactly (half to even, as glibc does) for 1e-16 <= |v| < 2^64,
- * which holds nearly every probability and regression value. Outside that
- * range (and for subnormals) snprintf does it.
- */
-
-static const uint64_t POW5[28] = {
-	1ULL, 5ULL, 25ULL, 125ULL, 625ULL, 3125ULL, 15625ULL, 78125ULL, 390625ULL,
-	1953125ULL, 9765625ULL, 48828125ULL, 244140625ULL, 1220703125ULL, 6103515625ULL,
-	30517578125ULL, 152587890625ULL, 762939453125ULL, 3814697265625ULL,
-	19073486328125ULL, 95367431640625ULL, 476837158203125ULL, 2384185791015625ULL,
-	11920928955078125ULL, 59604644775390625ULL, 298023223876953125ULL,
-	1490116119384765625ULL, 7450580596923828125ULL};
-
-/* The 128-bit product a * b as two 64-bit halves. */
-static void mul_64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
-{
-	uint64_t a0 = a & 0xffffffffU, a1 = a >> 32, b0 = b & 0xffffffffU, b1 = b >> 32;
-	uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
-	uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffU) + (p10 & 0xffffffffU);
-	*lo = (mid << 32) | (p00 & 0xffffffffU);
-	*hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
-}
-
-/* (hi:lo) / 2^k rounded half to even, for 1 <= k <= 127; UINT64_MAX if the
- * quotient does not fit in 64 bits (never for the callers' operands). */
-static uint64_t shift_round(uint64_t hi, uint64_t lo, int k)
-{
-	uint64_t q, rh, rl, hh, hl; /* quotient, remainder and half, as hi:lo */
-	if (k < 64) {
-		if (hi >> k)
-			return UINT64_MAX;
-		q = (lo >> k) | (hi << (64 - k));
-		rh = 0, rl = lo & ((1ULL << k) - 1);
-		hh = 0, hl = 1ULL << (k - 1);
-	} else if (k == 64) {
-		q = hi;
-		rh = 0, rl = lo;
-		hh = 0, hl = 1ULL << 63;
-	} else {
-		q = hi >> (k - 64);
-		rh = hi & ((1ULL << (k - 64)) - 1), rl = lo;
-		hh = 1ULL << (k - 65), hl = 0;
-	}
-	if (rh > hh || (rh == hh && rl > hl) || (rh == hh && rl == hl && (q & 1)))
-		q++;
-	return q;
-}
-
-/* The 17 digits D and decimal exponent e of v > 0 (v = D * 10^(e-16)),
- * correctly rounded; -1 outside the range where 128 bits are enough. */
-static int digits17(double v, uint64_t *digits, int *exp10)
-{
-	uint64_t bits, m, hi, lo, d;
-	int be, e, x;
-
-	memcpy(&bits, &v, sizeof bits);
-	be = (int)(bits >> 52 & 0x7ff);
-	if (be == 0 || be == 0x7ff)
-		return -1; /* subnormal, or not finite */
-	m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
-	be -= 1075;
-	/* floor(log10(2^(be+52))) = floor(x * 0.30103): 78913 / 2^18 is
-	 * log10(2) closely enough for |x| < 1000; it is floor(log10 v) or one
-	 * less, and the loop below steps up when D comes out with 18 digits. */
-	x = (be + 52) * 78913;
-	e = x >= 0 ? x / 262144 : -((-x + 262143) / 262144);
-	for (;; e++) {
-		int s = 16 - e, t = s + be;
-		if (s > 32 || be > 11)
-			return -1;
-		if (s >= 0) {
-			mul_64(m, POW5[s > 27 ? 27 : s], &hi, &lo);
-			if (s > 27) { /* times 5^(s-27) more: a 128 x 64 product */
-				uint64_t h2, l2;
-				mul_64(lo, POW5[s - 27], &h2, &l2);
-				hi = hi * POW5[s - 27] + h2;
-				lo = l2;
-			}
-			if (t >= 0) {
-				if (hi != 0 || t >= 64 || lo > (UINT64_MAX >> t))
-					return -1;
-				d = lo << t;
-			} else {
-				d = shift_round(hi, lo, -t);
-			}
-		} else { /* v >= 10^17: an integer below 2^64, divided by 10^-s */
-			uint64_t vi = m << be, p = 10, r;
-			for (x = 1; x < -s; x++)
-				p *= 10;
-			d = vi / p, r = vi % p;
-			if (r > p / 2 || (r == p / 2 && (d & 1)))
-				d++;
-		}
-		if (d < 100000000000000000ULL)
-			break;
-	}
-	if (d < 10000000000000000ULL)
-		return -1; /* cannot happen; printf will know */
-	*digits = d;
-	*exp10 = e;
-	return 0;
-}
-
-/* Writes the n low decimal digits of v into out[0..n), two at a time. */
-static void put_digits(char *out, uint32_t v, int n)
-{
-	static const char pairs[] =
-		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-		"8081828384858687888990919293949596979899";
-	for (; n >= 2; n -= 2, v /= 100)
-		memcpy(out + n - 2, pairs + 2 * (size_t)(v % 100), 2);
-	if (n == 1)
-		out[0] = (char)('0' + v % 10);
-}
-
-/* Writes v (finite) as printf("%.17g") would; returns the length (< 32). */
-static size_t format_double(char *buf, double v)
-{
-	char dig[17], *p = buf;
-	uint64_t d;
-	int e, i, nd = 17;
-
-	if (v == 0 || digits17(fabs(v), &d, &e) != 0) {
-		int n = snprintf(buf, NUMBER_TEXT, "%.17g", v);
-		return n > 0 ? (size_t)n : 0;
-	}
-	if (v < 0)
-		*p++ = '-';
-	put_digits(dig, (uint32_t)(d / 100000000), 9); /* two 32-bit halves: */
-	put_digits(dig + 9, (uint32_t)(d % 100000000), 8); /* cheaper than 64-bit */
-	while (nd > 1 && dig[nd - 1] == '0')
-		nd--; /* %g drops trailing zeros */
-	if (e < -4 || e >= 17) { /* d.ddde+XX */
-		int ae = e < 0 ? -e : e;
-		*p++ = dig[0];
-		if (nd > 1) {
-			*p++ = '.';
-			memcpy(p, dig + 1, (size_t)nd - 1);
-			p += nd - 1;
-		}
-		*p++ = 'e';
-		*p++ = e < 0 ? '-' : '+';
-		if (ae >= 100)
-			*p++ = (char)('0' + ae / 100);
-		*p++ = (char)('0' + ae / 10 % 10);
-		*p++ = (char)('0' + ae % 10);
-	} else if (e >= 0) { /* ddd.ddd */
-		for (i = 0; i <= e; i++)
-			*p++ = (char)(i < nd ? dig[i] : '0');
-		if (nd > e + 1) {
-			*p++ = '.';
-			memcpy(p, dig + e + 1, (size_t)(nd - e - 1));
-			p += nd - e - 1;
-		}
-	} else { /* 0.000ddd */
-		*p++ = '0';
-		*p++ = '.';
-		for (i = 0; i < -e - 1; i++)
-			*p++ = '0';
-		memcpy(p, dig, (size_t)nd);
-		p += nd;
-	}
-	return (size_t)(p - buf);
-}
+/* Reading them: smlib_parse_number in lib/formats.h. Writing them:
+ * smlib_repr_double in lib/numtext.h, Python's repr: the shortest text that
+ * reads back as the same double (so clients can compare exactly what was
+ * computed), as a Python container such as the Linear Learner writes it
+ * (json.dumps writes repr): 0.9731416412133416, 2.0, 1e-05. */
 
 /* ======================================================================== */
 /* Loading the model file                                                    */
@@ -903,9 +734,9 @@ static int predict(const struct model *m, double *x, double *z, size_t *label, i
 	case KIND_BINARY:
 		z[0] = sigmoid(z[0]);
 		return 0;
-	case KIND_MULTINOMIAL:
+	case KIND_MULTINOMIAL: /* the top class's exp(0) is 1 exactly: a third of a 3-class batch's exp() */
 		for (k = 0; k < m->n_outputs; k++)
-			sum += z[k] = exp(z[k] - top);
+			sum += z[k] = z[k] == top ? 1.0 : exp(z[k] - top);
 		break;
 	case KIND_OVR:
 		for (k = 0; k < m->n_outputs; k++)
@@ -929,9 +760,10 @@ static int predict(const struct model *m, double *x, double *z, size_t *label, i
  * after each in JSON Lines.
  */
 
+/* v (finite: predict refuses the rest) as Python's repr writes it. */
 static void w_double(struct smlib_writer *w, double v)
 {
-	w->len += format_double(w->buf + w->len, v);
+	w->len += smlib_repr_double(v, w->buf + w->len);
 }
 
 /* The record's features as predict takes them: a dense instance as it was

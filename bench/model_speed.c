@@ -5,17 +5,23 @@
  *
  *   cc -O2 -o model_speed bench/model_speed.c model.c -lm
  *   ./model_speed MODEL_DIR BODY_FILE [CONTENT_TYPE [ACCEPT [ROUNDS]]]
+ *   ./model_speed --numbers      nanoseconds per number of lib/numtext.h's
+ *                                smlib_repr_double and of snprintf("%.17g"),
+ *                                on probabilities and on random doubles
  *
  * bench/model.sh builds it with each compiler and optimisation the project
- * ships and runs it on the 1 MB CSV batch of bench/run.sh. The server side of
+ * ships and runs it on the 1 MB CSV batch of bench/run.sh; bench/json.sh
+ * runs it for CSV and JSON answers side by side. The server side of
  * model.h is a stub here: the answer is counted, not kept.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "../model.h"
+#include "../lib/numtext.h"
 
 struct model_response {
 	int status;
@@ -83,6 +89,44 @@ static double seconds(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* --numbers: 1,000,000 doubles of each kind, written 5 times over, the
+ * fastest pass kept. */
+static int time_numbers(void)
+{
+	enum { N = 1000000 };
+	static double v[N];
+	static const char *const kind[2] = {"probabilities in [0, 1)", "random bit patterns"};
+	char text[64];
+	uint64_t state = 88172645463325252ULL, bits;
+	size_t sum = 0;
+	int k, i, pass, way;
+	for (k = 0; k < 2; k++) {
+		double best[2] = {1e9, 1e9};
+		for (i = 0; i < N; i++) {
+			do { /* xorshift64 */
+				state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+				bits = k == 0 ? state >> 11 : state & 0x7fffffffffffffffULL;
+			} while (k == 1 && bits >= 0x7ff0000000000000ULL);
+			if (k == 0)
+				v[i] = (double)bits / 9007199254740992.0;
+			else
+				memcpy(&v[i], &bits, sizeof bits);
+		}
+		for (pass = 0; pass < 5; pass++)
+			for (way = 0; way < 2; way++) {
+				double t0 = seconds(), t;
+				for (i = 0; i < N; i++)
+					sum += way == 0 ? smlib_repr_double(v[i], text)
+							: (size_t)snprintf(text, sizeof text, "%.17g", v[i]);
+				t = (seconds() - t0) / N * 1e9;
+				best[way] = t < best[way] ? t : best[way];
+			}
+		printf("%s: smlib_repr_double %.1f ns per number, snprintf %%.17g %.1f ns\n", kind[k],
+		       best[0], best[1]);
+	}
+	return sum == 0;
+}
+
 int main(int argc, char **argv)
 {
 	char err[1024];
@@ -94,6 +138,8 @@ int main(int argc, char **argv)
 	int rounds, i;
 	double t0, t;
 
+	if (argc == 2 && strcmp(argv[1], "--numbers") == 0)
+		return time_numbers();
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s MODEL_DIR BODY_FILE [CONTENT_TYPE [ACCEPT [ROUNDS]]]\n", argv[0]);
 		return 2;
