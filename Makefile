@@ -146,7 +146,8 @@ fuzz:
 	bash fuzz/run.sh $(or $(SECONDS),60)
 
 LINT_FILES = smserve.c model.c examples/echo/model.c examples/xgboost/model.c tests/plugins/faulty.c \
-             bench/model_speed.c tools/elf_trim.c tests/codecs_test.c fuzz/fuzz_recordio.c fuzz/fuzz_npy.c
+             bench/model_speed.c tools/elf_trim.c tests/codecs_test.c fuzz/fuzz_recordio.c fuzz/fuzz_npy.c \
+             tests/numtext_check.c
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr $(LINT_FILES)

@@ -210,7 +210,7 @@ expect "iris jsonlines with CRLF, no final newline" ok "$(check csv "$VECTORS" "
 
 send '5.1,3.5,1.4,0.2' text/csv application/json
 expect "one record: the Linear Learner's JSON shape" \
-	'{"predictions":[{"score":[0.98469474660185408,0.01530519137358697,6.202455901346555e-08],"predicted_label":0}]}' "$BODY"
+	'{"predictions":[{"score":[0.9846947466018541,0.01530519137358697,6.202455901346555e-08],"predicted_label":0}]}' "$BODY"
 send '{"instances": []}' application/json application/json
 expect "no instances: no predictions" '200 {"predictions":[]}' "$STATUS $BODY"
 
@@ -519,18 +519,18 @@ expect "SAGEMAKER_INFERENCE_OUTPUT: label, its probability, all probabilities, l
 expect "SAGEMAKER_INFERENCE_OUTPUT: a CSV line per record" 150 "$(wc -l <"$T/body")"
 send '5.1,3.5,1.4,0.2' text/csv text/csv
 expect "SAGEMAKER_INFERENCE_OUTPUT: one record's line" \
-	'0,0.98469474660185408,"[0.98469474660185408, 0.01530519137358697, 6.202455901346555e-08]","[0, 1, 2]"' "$BODY"
+	'0,0.9846947466018541,"[0.9846947466018541, 0.01530519137358697, 6.202455901346555e-08]","[0, 1, 2]"' "$BODY"
 send '5.1,3.5,1.4,0.2' text/csv application/json
 expect "SAGEMAKER_INFERENCE_OUTPUT: JSON answers stay the Linear Learner's" \
-	'{"predictions":[{"score":[0.98469474660185408,0.01530519137358697,6.202455901346555e-08],"predicted_label":0}]}' "$BODY"
+	'{"predictions":[{"score":[0.9846947466018541,0.01530519137358697,6.202455901346555e-08],"predicted_label":0}]}' "$BODY"
 stop_server output
 mkdir -p "$T/yes-no"
 printf 'smserve-linear-model 1\nkind binary\nfeatures 1\nlabels no yes\nintercept 0\nweights 1\nend\n' >"$T/yes-no/linear-model.txt"
 SAGEMAKER_INFERENCE_OUTPUT=predicted_label,probability,probabilities,labels serve output-binary --model-dir "$T/yes-no" || { finish; exit 1; }
 send '-2\n2\n' text/csv text/csv
 expect "SAGEMAKER_INFERENCE_OUTPUT, binary: probability is P(second label), as Autopilot defines it" \
-	'no,0.11920292202211755,"[0.88079707797788243, 0.11920292202211755]","[""no"", ""yes""]"
-yes,0.88079707797788231,"[0.11920292202211769, 0.88079707797788231]","[""no"", ""yes""]"' "$BODY"
+	'no,0.11920292202211755,"[0.8807970779778824, 0.11920292202211755]","[""no"", ""yes""]"
+yes,0.8807970779778823,"[0.11920292202211769, 0.8807970779778823]","[""no"", ""yes""]"' "$BODY"
 stop_server output-binary
 SAGEMAKER_INFERENCE_OUTPUT=predicted_score serve output-regression --model-dir "$T/five" || { finish; exit 1; }
 send '1,2,3,4,5' text/csv text/csv
