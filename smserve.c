@@ -71,7 +71,9 @@
 #include <strings.h>
 #include <sys/select.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -168,6 +170,14 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define IN_BUF_IDLE_RELEASE_MS 1000 /* keep a large buffer this long after use */
 #define QUICK_ANSWER_US 500         /* how long a quick answer is waited for */
 
+/* Log lines and the connection table: neither may stop the loop. */
+#define LOG_BUFFER_BYTES ((size_t)64 * 1024)  /* per stream: about 700 lines for a slow reader */
+#define LOG_LINE_MAX 1024           /* longer lines are cut: one line, one atomic pipe write */
+#define LOG_DRAIN_MS 2000           /* at exit, lines still waiting get this long */
+#define FDS_PER_WORKER 2            /* the loop's ends of a worker's two pipes */
+#define FDS_FOR_RESPAWN 4           /* a respawn opens two pipes before closing the child's ends */
+#define DEFAULT_MIN_BODY_RATE 1024  /* bytes/s a body must average after --body-timeout s */
+
 /* ======================================================================== */
 /* 2. Configuration: set from the command line and environment in main(),   */
 /*    then only read.                                                       */
@@ -224,18 +234,252 @@ static size_t format_log_time(char out[LOG_TIME_LEN + 1], time_t t)
 	return LOG_TIME_LEN;
 }
 
+/* ---- Log lines never wait for their reader ----
+ * The loop's lines (stderr: events and errors; stdout: the access log) go
+ * through a bounded buffer per stream and are written only when the
+ * descriptor takes them without waiting: a reader that falls behind (a
+ * blocking log driver, a full pipe) would otherwise stop the loop inside
+ * write(), and /ping with it. A line that does not fit is dropped and
+ * counted; once there is room, a line on the same stream says how many.
+ *
+ * A buffer per stream, not one for both: stdout and stderr usually have
+ * different readers (docker reads each from its own pipe), and one slow
+ * reader must not cost the other stream its lines; no reader sees an order
+ * between two descriptors anyway. Within a stream the order is kept, and a
+ * line is written at once when nothing waits before it, as stdio would.
+ *
+ * stdout and stderr themselves stay blocking: O_NONBLOCK belongs to the
+ * open file description, which the workers (a plug-in may printf) and
+ * whoever started the server share, and their writes would start failing
+ * with EAGAIN. So the loop writes by a way that changes nothing for them:
+ *   - a pipe, FIFO or terminal: opened again through /proc/self/fd/N, which
+ *     gives the loop a file description of its own, made non-blocking;
+ *   - a socket (systemd's journal): send() with MSG_DONTWAIT, per call;
+ *   - anything else (a regular file, no /proc): poll() without waiting, then
+ *     one write. A pipe that poll() calls writable has room for PIPE_BUF
+ *     bytes, so this waits only if another writer fills it in between; a
+ *     regular file never waits for a reader.
+ * Each write is whole lines of at most PIPE_BUF bytes, which a pipe takes
+ * whole or not at all: lines a worker writes to the same pipe never land
+ * inside one of ours. Before the loop starts (start-up lines), and in any
+ * process other than the loop, lines are written at once as before; at
+ * exit, what is left gets LOG_DRAIN_MS. */
+enum log_route {
+	LOG_DIRECT,        /* before the loop starts: stdio, which may block */
+	LOG_OWN_COPY,      /* a non-blocking description of our own (out) */
+	LOG_SOCKET,        /* send() with MSG_DONTWAIT */
+	LOG_POLL_FIRST,    /* poll(), then write() */
+	LOG_BROKEN,        /* the reader is gone: lines are discarded */
+};
+
+struct log_stream {
+	int fd;                      /* 1 or 2, shared with the workers */
+	int out;                     /* where the loop writes: fd or its own copy */
+	enum log_route route;
+	const char *what;            /* named in the line that counts drops */
+	size_t start, end;           /* the bytes waiting are buf[start, end) */
+	unsigned long dropped;       /* lines lost since that line was last written */
+	char buf[LOG_BUFFER_BYTES];
+};
+
+/* The logging state lives here rather than in section 7: log_line, below,
+ * is used by every later section. */
+static struct log_stream log_err = { 2, 2, LOG_DIRECT, "log", 0, 0, 0, "" };
+static struct log_stream log_out = { 1, 1, LOG_DIRECT, "access log", 0, 0, 0, "" };
+static pid_t log_owner;                 /* the loop, once log_start ran; 0 before */
+
+/* Chooses how the loop writes to s without blocking (see above). */
+static void log_stream_start(struct log_stream *s)
+{
+	struct stat st;
+	char path[32];
+	int fd;
+	s->route = LOG_POLL_FIRST;
+	if (fstat(s->fd, &st) != 0)
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		s->route = LOG_SOCKET;
+		return;
+	}
+	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+		return;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", s->fd);
+	fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fd >= FD_SETSIZE) {     /* select() could not watch it */
+		close(fd);
+		return;
+	}
+	s->out = fd;
+	s->route = LOG_OWN_COPY;
+}
+
+static size_t log_waiting(const struct log_stream *s)
+{
+	return s->end - s->start;
+}
+
+/* Makes room for n more bytes at the end, moving what waits to the front
+ * if that is what it takes. Returns 0 when they would not fit. */
+static int log_room(struct log_stream *s, size_t n)
+{
+	if (s->end + n <= sizeof s->buf)
+		return 1;
+	if (log_waiting(s) + n > sizeof s->buf)
+		return 0;
+	memmove(s->buf, s->buf + s->start, log_waiting(s));
+	s->end -= s->start;
+	s->start = 0;
+	return 1;
+}
+
+/* One write of whole lines, at most PIPE_BUF bytes; returns what it wrote,
+ * 0 when the descriptor cannot take them now, -1 when it never will. */
+static ssize_t log_write_some(struct log_stream *s)
+{
+	size_t n = log_waiting(s);
+	const char *p = s->buf + s->start;
+	struct pollfd pfd;
+	ssize_t w;
+	if (n > PIPE_BUF) {
+		n = PIPE_BUF;
+		while (n > 1 && p[n - 1] != '\n')
+			n--;
+		if (n == 1)
+			n = PIPE_BUF;       /* no line end: a line cut at LOG_LINE_MAX cannot be */
+	}
+	pfd.fd = s->fd;
+	pfd.events = POLLOUT;
+	if (s->route == LOG_POLL_FIRST && (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT)))
+		return pfd.revents & (POLLERR | POLLNVAL) ? -1 : 0;
+	if (s->route == LOG_SOCKET)
+		w = send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	else
+		w = write(s->out, p, n);
+	if (w < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+	return w;
+}
+
+/* Queues n bytes if they fit; returns 0 when they do not. */
+static int log_queue(struct log_stream *s, const char *p, size_t n)
+{
+	if (!log_room(s, n))
+		return 0;
+	memcpy(s->buf + s->end, p, n);
+	s->end += n;
+	return 1;
+}
+
+/* After lines were dropped, the line that says how many goes where they
+ * would have been, before any later line. Returns 0 when it does not fit. */
+static int log_queue_drop_count(struct log_stream *s)
+{
+	char note[LOG_TIME_LEN + 128];
+	size_t n = format_log_time(note, time(NULL));
+	n += (size_t)snprintf(note + n, sizeof note - n, " smserve: %lu %s line(s) dropped: its "
+		"reader fell behind\n", s->dropped, s->what);
+	if (!log_queue(s, note, n))
+		return 0;
+	s->dropped = 0;
+	return 1;
+}
+
+/* Writes what waits, as far as the descriptor takes it without waiting. */
+static void log_flush(struct log_stream *s)
+{
+	for (;;) {
+		ssize_t w;
+		if (log_waiting(s) == 0) {
+			s->start = s->end = 0;
+			if (!s->dropped || !log_queue_drop_count(s))
+				return;
+		}
+		w = log_write_some(s);
+		if (w == 0)
+			return;
+		if (w < 0) {            /* EPIPE, EBADF: nobody will read these */
+			s->route = LOG_BROKEN;
+			s->start = s->end = 0;
+			return;
+		}
+		s->start += (size_t)w;
+	}
+}
+
+/* Queues a whole line (ending in '\n'), or drops it when the buffer is full. */
+static void log_append(struct log_stream *s, const char *line, size_t n)
+{
+	int idle = log_waiting(s) == 0;
+	if (s->route == LOG_DIRECT || getpid() != log_owner) {
+		fwrite(line, 1, n, s->fd == 1 ? stdout : stderr);
+		return;
+	}
+	if (s->route == LOG_BROKEN)
+		return;
+	if ((s->dropped && !log_queue_drop_count(s)) || !log_queue(s, line, n)) {
+		s->dropped++;
+		return;
+	}
+	if (idle)                   /* nothing waited before it: try now */
+		log_flush(s);
+}
+
+/* At exit from the loop process: lines still waiting get LOG_DRAIN_MS. */
+static void log_finish(void)
+{
+	int64_t until = monotonic_us() / 1000 + LOG_DRAIN_MS, left;
+	if (log_owner == 0 || getpid() != log_owner)
+		return;                 /* a worker (a plug-in calling exit) writes nothing of ours */
+	while ((log_waiting(&log_err) || log_waiting(&log_out)) &&
+	       (left = until - monotonic_us() / 1000) > 0) {
+		struct pollfd p[2] = { { log_err.fd, POLLOUT, 0 }, { log_out.fd, POLLOUT, 0 } };
+		p[0].fd = log_waiting(&log_err) && log_err.route != LOG_BROKEN ? log_err.fd : -1;
+		p[1].fd = log_waiting(&log_out) && log_out.route != LOG_BROKEN ? log_out.fd : -1;
+		if (poll(p, 2, (int)left) < 0 && errno != EINTR)
+			break;
+		log_flush(&log_err);
+		log_flush(&log_out);
+	}
+}
+
+/* Called as the loop starts: from now on its lines never wait. */
+static void log_start(void)
+{
+	if (log_owner)
+		return;
+	fflush(stdout);
+	fflush(stderr);
+	log_stream_start(&log_err);
+	log_stream_start(&log_out);
+	log_owner = getpid();
+	atexit(log_finish);
+}
+
+/* Adds the watched descriptor of a stream with lines waiting to the write
+ * set; returns the descriptor, or -1 when nothing waits. */
+static int log_descriptor(const struct log_stream *s)
+{
+	if (!log_waiting(s) || s->route == LOG_DIRECT || s->route == LOG_BROKEN)
+		return -1;
+	return s->route == LOG_OWN_COPY ? s->out : s->fd;
+}
+
 /* Log lines go to stderr (SageMaker sends it to CloudWatch), one per event. */
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_line(const char *fmt, ...)
 {
-	char buf[1024];
+	char buf[LOG_LINE_MAX];
 	size_t n = format_log_time(buf, time(NULL));
 	va_list ap;
 	n += (size_t)snprintf(buf + n, sizeof buf - n, " smserve: ");
 	va_start(ap, fmt);
-	vsnprintf(buf + n, sizeof buf - n, fmt, ap);
+	vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);   /* room kept for the '\n' */
 	va_end(ap);
-	fprintf(stderr, "%s\n", buf);
+	n = strlen(buf);
+	buf[n++] = '\n';
+	log_append(&log_err, buf, n);
 }
 
 static int set_nonblocking(int fd)
@@ -1345,11 +1589,14 @@ static void log_access(struct conn *c)
 {
 	if (!cfg.access_log || c->route == ROUTE_PING || c->req.method_name.n == 0)
 		return;
-	fprintf(stdout, "%s %.*s %.*s %d in=%zu out=%zu us=%lld\n", log_date,
-		(int)c->req.method_name.n, c->req.method_name.p,
+	char line[LOG_LINE_MAX];
+	int n = snprintf(line, sizeof line, "%s %.*s %.*s %d in=%zu out=%zu us=%lld\n", log_date,
+		(int)(c->req.method_name.n > 64 ? 64 : c->req.method_name.n), c->req.method_name.p,
 		(int)(c->req.path.n > 200 ? 200 : c->req.path.n), c->req.path.p, c->status,
 		c->req_end ? c->req_end : c->in_len, c->bytes_out,
 		(long long)(monotonic_us() - c->started_us));
+	if (n > 0 && (size_t)n < sizeof line)
+		log_append(&log_out, line, (size_t)n);
 }
 
 /* ======================================================================== */
@@ -3195,6 +3442,10 @@ static int64_t build_sets(fd_set *rd, fd_set *wr, int *maxfd)
 	watch(signal_pipe[0], rd, maxfd);
 	if (listen_fd >= 0)
 		watch(listen_fd, rd, maxfd);
+	if (log_descriptor(&log_err) >= 0)     /* log lines waiting for their reader */
+		watch(log_descriptor(&log_err), wr, maxfd);
+	if (log_descriptor(&log_out) >= 0)
+		watch(log_descriptor(&log_out), wr, maxfd);
 	for (i = 0; i < cfg.workers; i++) {
 		struct worker *w = &workers[i];
 		if (w->pid <= 0)
@@ -3243,9 +3494,19 @@ static void check_deadlines(void)
 	}
 }
 
+/* Writes a stream's waiting log lines if select() saw its reader ready. */
+static void flush_log_if_ready(struct log_stream *s, fd_set *wr)
+{
+	int fd = log_descriptor(s);
+	if (fd >= 0 && FD_ISSET(fd, wr))
+		log_flush(s);
+}
+
 static void handle_events(fd_set *rd, fd_set *wr)
 {
 	int fd, i;
+	flush_log_if_ready(&log_err, wr);
+	flush_log_if_ready(&log_out, wr);
 	if (listen_fd >= 0 && FD_ISSET(listen_fd, rd))
 		accept_clients();
 	for (i = 0; i < cfg.workers; i++) {
@@ -3271,6 +3532,7 @@ static void handle_events(fd_set *rd, fd_set *wr)
 
 static void event_loop(void)
 {
+	log_start();
 	for (;;) {
 		fd_set rd, wr;
 		int maxfd, n;
