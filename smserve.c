@@ -1385,6 +1385,14 @@ static volatile sig_atomic_t stop_signals;  /* SIGTERM/SIGINT seen */
 static int draining;                    /* SIGTERM seen: finish and exit */
 static int64_t drain_deadline;          /* ms; 0 until the drain begins */
 
+/* A full connection table, slow bodies, workers that cannot be replaced. */
+static int client_fd_limit = FD_SETSIZE;  /* clients get numbers below it; the rest
+                                           * stay free for the workers' pipes */
+static long min_body_rate = DEFAULT_MIN_BODY_RATE;  /* --min-body-rate: bytes/s, 0: none */
+static int64_t displaced_logged_ms = -1000;  /* make_room logs at most once a second */
+static long displaced_unlogged;         /* clients displaced since its last line */
+static int64_t respawn_failed_logged_ms = -1000;  /* the same for failed respawns */
+
 /* Functions called before their section: the state machine's entry point,
  * the queue's dispatcher, the checks for a client gone, and the speed-ups
  * of section 21. */
@@ -2175,6 +2183,7 @@ static int open_pipes(int req[2], int rep[2])
 		close(req[1]);
 		close(rep[0]);
 		close(rep[1]);
+		errno = EMFILE;         /* (what the log line says) */
 		return -1;
 	}
 	return 0;
@@ -2358,12 +2367,22 @@ static int start_workers(void)
 	return 0;
 }
 
+/* Replaces workers that died. Descriptors are kept for them (see
+ * client_limit_for_workers), so a failure here is fork's, or the system's
+ * file table's: logged once a second at most, and retried on every turn of
+ * the loop (at least once a second). */
 static void respawn_missing_workers(void)
 {
 	int i;
 	for (i = 0; i < cfg.workers; i++)
-		if (workers[i].pid <= 0 && worker_spawn(i) != 0)
-			break;                  /* retried on the next turn */
+		if (workers[i].pid <= 0 && worker_spawn(i) != 0) {
+			if (now_ms - respawn_failed_logged_ms >= 1000) {
+				log_line("cannot start a model worker (%d of %d running): %s; retrying",
+					workers_alive(), cfg.workers, strerror(errno));
+				respawn_failed_logged_ms = now_ms;
+			}
+			break;
+		}
 	dispatch_queued();
 }
 
@@ -3067,6 +3086,31 @@ static void request_complete(struct conn *c)
 /* 17. The connection state machine: parse what has arrived, act on it.     */
 /* ======================================================================== */
 
+/* A body must make progress every --body-timeout seconds, and, so that a
+ * byte sent just inside that cannot hold a connection for ever, arrive at
+ * --min-body-rate bytes a second on average, after a grace of
+ * --body-timeout seconds from the start of its request (the idea of
+ * Apache's mod_reqtimeout MinRate): each byte received buys 1/rate s more.
+ * Only decoded body bytes count, so chunk extensions and trailers sent
+ * slowly buy nothing. The default, 1 KiB/s, passes any real sender (a
+ * 6 MiB body may take over 100 minutes) and ends a trickle of a byte a
+ * minute after about a minute. Returns 0 when there is no minimum. */
+static int64_t body_rate_deadline(const struct conn *c)
+{
+	if (min_body_rate <= 0)
+		return 0;
+	return c->started_us / 1000 + (int64_t)cfg.body_timeout_s * 1000 +
+	       (int64_t)(c->body_len / (size_t)min_body_rate * 1000) +
+	       (int64_t)(c->body_len % (size_t)min_body_rate * 1000 / (size_t)min_body_rate);
+}
+
+/* The deadline of a body being read: the sooner of the two above. */
+static int64_t body_deadline(const struct conn *c)
+{
+	int64_t stall = seconds_from_now(cfg.body_timeout_s), rate = body_rate_deadline(c);
+	return rate && rate < stall ? rate : stall;
+}
+
 /* The head is parsed: route it, check the body's size, make room for it. */
 static void head_complete(struct conn *c)
 {
@@ -3090,7 +3134,7 @@ static void head_complete(struct conn *c)
 	}
 	c->raw_pos = r->head_len;
 	c->state = CONN_READ_BODY;
-	c->deadline = seconds_from_now(cfg.body_timeout_s);
+	c->deadline = body_deadline(c);
 	/* RFC 9110 10.1.1: answer 100-continue at once, not after a wait. */
 	if (r->expect_continue && c->in_len == r->head_len) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -3210,9 +3254,9 @@ static void conn_read(struct conn *c)
 		c->started_us = monotonic_us();
 		c->deadline = seconds_from_now(cfg.header_timeout_s);
 	}
-	if (c->state == CONN_READ_BODY)
-		c->deadline = seconds_from_now(cfg.body_timeout_s);
 	conn_process(c);
+	if (c->state == CONN_READ_BODY)  /* (what arrived counts: after processing) */
+		c->deadline = body_deadline(c);
 	if (has_pending_output(c))
 		conn_write(c);
 }
@@ -3229,7 +3273,13 @@ static void conn_timeout(struct conn *c)
 		fail_and_close(c, 408, "timed out reading the request head");
 		break;
 	case CONN_READ_BODY:
-		fail_and_close(c, 408, "timed out reading the request body");
+		if (min_body_rate > 0 && now_ms >= body_rate_deadline(c)) {
+			char msg[96];
+			snprintf(msg, sizeof msg, "request body slower than %ld bytes a second",
+				min_body_rate);
+			fail_and_close(c, 408, msg);
+		} else
+			fail_and_close(c, 408, "timed out reading the request body");
 		break;
 	case CONN_IN_MODEL:              /* only a queued request has a deadline */
 		model_abandon(c);
@@ -3267,25 +3317,146 @@ static void close_reading_what_came(int fd)
 	close(fd);
 }
 
-/* Sends a 503 on a connection we cannot keep, without waiting, and closes it. */
-static void refuse(int fd)
+/* Sends a 503 saying there are too many connections, without waiting;
+ * returns whether it all went. */
+static int send_too_many(int fd)
 {
 	static const char body[] = "{\"error\": \"server busy: too many connections\"}\n";
 	char msg[320];
 	int n = snprintf(msg, sizeof msg, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
 		"Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: %d\r\n"
 		"Connection: close\r\n\r\n%s", http_date, sizeof body - 1, RETRY_AFTER_S, body);
-	if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
+	return send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n;
+}
+
+/* Sends a 503 on a connection we cannot keep, without waiting, and closes it. */
+static void refuse(int fd)
+{
+	if (send_too_many(fd))
 		close_reading_what_came(fd);
 	else
 		close(fd);
 	refused_unlogged++;
 	if (now_ms - refused_logged_ms >= 1000) {
-		log_line("503 refused %ld connection(s): no descriptor select() can watch",
+		log_line("503 refused %ld connection(s): the table is full and every client in it is busy",
 			refused_unlogged);
 		refused_logged_ms = now_ms;
 		refused_unlogged = 0;
 	}
+}
+
+/* How useful a client is to keep when the table is full, lowest first:
+ * one that was answered and only lingers, then one idle between requests
+ * (or connected and silent), then one sending a head or body; one with a
+ * request in a worker or an answer being written is never displaced. */
+enum keep_rank { KEEP_LINGERING, KEEP_IDLE, KEEP_SENDING, KEEP_ALWAYS };
+
+static enum keep_rank keep_rank_of(const struct conn *c)
+{
+	if (c->state == CONN_LINGER)
+		return KEEP_LINGERING;
+	if (c->state == CONN_READ_HEAD && holds_no_request(c))
+		return KEEP_IDLE;
+	if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY)
+		return KEEP_SENDING;
+	return KEEP_ALWAYS;
+}
+
+/* Whether a is less useful than b, of the same rank: the one idle longest
+ * (its idle deadline is the nearest), or the one sending slowest (fewest
+ * bytes a second since its request began). */
+static int less_useful(const struct conn *a, const struct conn *b, enum keep_rank rank)
+{
+	int64_t now_us = now_ms * 1000 + 1000;   /* (now_ms is rounded down) */
+	if (rank != KEEP_SENDING)
+		return a->deadline < b->deadline;
+	return (double)a->in_len / (double)(now_us - a->started_us) <
+	       (double)b->in_len / (double)(now_us - b->started_us);
+}
+
+/* The client a newcomer displaces when the table is full; NULL if all are
+ * busy with a worker or an answer. A scan of the table: it runs only when
+ * the table is full, once per newcomer. */
+static struct conn *least_useful_client(void)
+{
+	struct conn *best = NULL;
+	enum keep_rank best_rank = KEEP_ALWAYS;
+	int fd;
+	for (fd = 0; fd <= max_conn_fd; fd++) {
+		struct conn *c = conns[fd];
+		enum keep_rank rank;
+		if (!c)
+			continue;
+		rank = keep_rank_of(c);
+		if (rank < best_rank || (rank == best_rank && rank != KEEP_ALWAYS && less_useful(c, best, rank))) {
+			best = c;
+			best_rank = rank;
+		}
+	}
+	return best_rank == KEEP_ALWAYS ? NULL : best;
+}
+
+/* Says how many clients were displaced, at most once a second: at once
+ * for the first, and on the loop's next turn a second later for the rest. */
+static void log_displaced(void)
+{
+	if (displaced_unlogged == 0 || now_ms - displaced_logged_ms < 1000)
+		return;
+	log_line("connection table full: %ld client(s) displaced by new ones (the lingering and "
+		"idle first, then the slowest senders)", displaced_unlogged);
+	displaced_logged_ms = now_ms;
+	displaced_unlogged = 0;
+}
+
+/* Closes a client to make room: an idle or lingering one just closes (a
+ * server may close an idle connection at any time, RFC 9112 9.6, and
+ * clients retry); one sending a request gets the 503 of a full table. */
+static void displace(struct conn *c)
+{
+	char sink[4096];
+	int reads = 0;
+	if (keep_rank_of(c) == KEEP_SENDING && send_too_many(c->fd))
+		while (reads++ < 16 && recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+			continue;           /* (unread input would turn the close into a reset) */
+	conn_close(c);
+	displaced_unlogged++;
+	log_displaced();
+}
+
+/* A newcomer whose descriptor is past client_fd_limit takes the place of
+ * the least useful client, under that client's number (dup2), so select()
+ * can watch it and the numbers above stay free for workers. Returns the
+ * number, or -1 when nobody could be displaced (the newcomer is refused). */
+static int make_room(int fd)
+{
+	struct conn *victim = least_useful_client();
+	int place;
+	if (!victim) {
+		refuse(fd);
+		return -1;
+	}
+	place = victim->fd;
+	displace(victim);
+	if (dup2(fd, place) != place) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return place;
+}
+
+/* Descriptors below FD_SETSIZE (and the file limit) are shared out at
+ * start: every worker's two pipe ends, and room to open two new pipes for a
+ * respawn, are kept above client_fd_limit; clients get the numbers below
+ * it. So a full table never stops a worker from being replaced. */
+static void client_limit_for_workers(void)
+{
+	struct rlimit rl;
+	long top = FD_SETSIZE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)top)
+		top = (long)rl.rlim_cur;
+	client_fd_limit = (int)(top - (long)cfg.workers * FDS_PER_WORKER - FDS_FOR_RESPAWN);
 }
 
 static void accept_clients(void)
@@ -3309,8 +3480,11 @@ static void accept_clients(void)
 			}
 			return;
 		}
-		/* select() cannot watch a descriptor at or above FD_SETSIZE. */
-		if (fd >= FD_SETSIZE || set_nonblocking(fd) != 0) {
+		/* Past the clients' numbers (select() watches below FD_SETSIZE;
+		 * the numbers above the limit are the workers'): displace one. */
+		if (fd >= client_fd_limit && (fd = make_room(fd)) < 0)
+			continue;
+		if (set_nonblocking(fd) != 0) {
 			refuse(fd);
 			continue;
 		}
@@ -3533,6 +3707,7 @@ static void handle_events(fd_set *rd, fd_set *wr)
 static void event_loop(void)
 {
 	log_start();
+	client_limit_for_workers();
 	for (;;) {
 		fd_set rd, wr;
 		int maxfd, n;
@@ -3567,6 +3742,7 @@ static void event_loop(void)
 			drain_deadline = now_ms + (int64_t)DRAIN_LIMIT_S * 1000;
 		check_deadlines();
 		check_waiting_clients();
+		log_displaced();            /* (the rest of a second's count) */
 		/* Draining, a worker lost to a client gone is still replaced while
 		 * requests wait for one (worker_fail replaces its own at once). */
 		if (!draining || queue.head)
@@ -3747,6 +3923,8 @@ static void usage(FILE *f)
 		"  --idle-timeout S     keep-alive idle timeout (default 75)\n"
 		"  --header-timeout S   time allowed for a request head (default 30)\n"
 		"  --body-timeout S     longest pause in a body read; time to take an answer (default 60)\n"
+		"  --min-body-rate N    bytes/s a body must average after its first --body-timeout s\n"
+		"                       (default 1024; 0: no minimum)\n"
 		"  --no-access-log      no line per request (env SMSERVE_ACCESS_LOG=off)\n"
 		"  --healthcheck        GET /ping on the local port; exit 0 if 200, else 1\n"
 		"  --help, --version\n"
@@ -3886,7 +4064,8 @@ static int takes_value(const char *name)
 {
 	static const char *const with_value[] = { "--port", "--model-dir", "--workers", "--timeout",
 		"--max-body-mb", "--max-response-mb", "--max-buffered-mb", "--queue", "--idle-timeout",
-		"--header-timeout", "--body-timeout", "--stream-timeout" };
+		"--header-timeout", "--body-timeout", "--stream-timeout",
+		"--min-body-rate" };
 	size_t i;
 	for (i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
 		if (!strcmp(name, with_value[i]))
@@ -3969,6 +4148,8 @@ static int parse_options(int argc, char **argv)
 			cfg.header_timeout_s = (int)parse_number("--header-timeout", v, 1, 86400);
 		else if (!strcmp(a, "--body-timeout"))
 			cfg.body_timeout_s = (int)parse_number("--body-timeout", v, 1, 86400);
+		else if (!strcmp(a, "--min-body-rate"))
+			min_body_rate = parse_number("--min-body-rate", v, 0, 1L << 30);
 		else if (!strcmp(a, "--no-access-log"))
 			cfg.access_log = 0;
 		else if (!strcmp(a, "--healthcheck"))
