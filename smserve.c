@@ -3363,13 +3363,15 @@ static enum keep_rank keep_rank_of(const struct conn *c)
 }
 
 /* Whether a is less useful than b, of the same rank: the one idle longest
- * (its idle deadline is the nearest), or the one sending slowest (fewest
- * bytes a second since its request began). */
+ * (its idle deadline is the nearest; then the one that began waiting
+ * first), or the one sending slowest (fewest bytes a second since its
+ * request began). */
 static int less_useful(const struct conn *a, const struct conn *b, enum keep_rank rank)
 {
 	int64_t now_us = now_ms * 1000 + 1000;   /* (now_ms is rounded down) */
 	if (rank != KEEP_SENDING)
-		return a->deadline < b->deadline;
+		return a->deadline < b->deadline ||
+		       (a->deadline == b->deadline && a->started_us < b->started_us);
 	return (double)a->in_len / (double)(now_us - a->started_us) <
 	       (double)b->in_len / (double)(now_us - b->started_us);
 }
@@ -3464,6 +3466,7 @@ static void accept_clients(void)
 	int i;
 	for (i = 0; i < ACCEPTS_PER_TURN; i++) {
 		int fd = accept(listen_fd, NULL, NULL), one = 1;
+		struct conn *c;
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE) {
 				/* Out of descriptors: the pending connection would keep the
@@ -3489,8 +3492,10 @@ static void accept_clients(void)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		if (!conn_new(fd))
+		if (!(c = conn_new(fd)))
 			refuse(fd);
+		else
+			c->started_us = monotonic_us();  /* idle since: see less_useful */
 	}
 }
 
