@@ -10,10 +10,10 @@
  * -------------------
  * One process (the "loop") runs a select() loop over the listening socket,
  * every client connection, two pipes per model worker and a self-pipe that
- * turns signals into readable bytes. The loop never waits on a client or a
- * worker (only its log lines are written synchronously) and never runs model
- * code, so /ping and new connections are answered at once even while every
- * worker is busy in a long inference (SageMaker gives /ping 2 s).
+ * turns signals into readable bytes. The loop never waits on a client, a
+ * worker or the reader of its log lines, and never runs model code, so
+ * /ping and new connections are answered at once even while every worker
+ * is busy in a long inference (SageMaker gives /ping 2 s).
  *
  *        clients                 loop process                  workers
  *     ---------------     +-----------------------+     +-----------------+
@@ -255,10 +255,10 @@ static size_t format_log_time(char out[LOG_TIME_LEN + 1], time_t t)
  *   - a pipe, FIFO or terminal: opened again through /proc/self/fd/N, which
  *     gives the loop a file description of its own, made non-blocking;
  *   - a socket (systemd's journal): send() with MSG_DONTWAIT, per call;
- *   - anything else (a regular file, no /proc): poll() without waiting, then
- *     one write. A pipe that poll() calls writable has room for PIPE_BUF
- *     bytes, so this waits only if another writer fills it in between; a
- *     regular file never waits for a reader.
+ *   - a regular file: write(), which never waits for a reader;
+ *   - anything else (no /proc): poll() without waiting, then one write. A
+ *     pipe that poll() calls writable has room for PIPE_BUF bytes, so this
+ *     waits only if another writer fills it in between.
  * Each write is whole lines of at most PIPE_BUF bytes, which a pipe takes
  * whole or not at all: lines a worker writes to the same pipe never land
  * inside one of ours. Before the loop starts (start-up lines), and in any
@@ -266,7 +266,8 @@ static size_t format_log_time(char out[LOG_TIME_LEN + 1], time_t t)
  * exit, what is left gets LOG_DRAIN_MS. */
 enum log_route {
 	LOG_DIRECT,        /* before the loop starts: stdio, which may block */
-	LOG_OWN_COPY,      /* a non-blocking description of our own (out) */
+	LOG_WRITE,         /* write() on out: a non-blocking description of our
+	                    * own, or a regular file (never waits for a reader) */
 	LOG_SOCKET,        /* send() with MSG_DONTWAIT */
 	LOG_POLL_FIRST,    /* poll(), then write() */
 	LOG_BROKEN,        /* the reader is gone: lines are discarded */
@@ -274,7 +275,7 @@ enum log_route {
 
 struct log_stream {
 	int fd;                      /* 1 or 2, shared with the workers */
-	int out;                     /* where the loop writes: fd or its own copy */
+	int out;                     /* where LOG_WRITE writes: fd or our own copy */
 	enum log_route route;
 	const char *what;            /* named in the line that counts drops */
 	size_t start, end;           /* the bytes waiting are buf[start, end) */
@@ -301,6 +302,10 @@ static void log_stream_start(struct log_stream *s)
 		s->route = LOG_SOCKET;
 		return;
 	}
+	if (S_ISREG(st.st_mode)) {
+		s->route = LOG_WRITE;
+		return;
+	}
 	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
 		return;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", s->fd);
@@ -312,7 +317,7 @@ static void log_stream_start(struct log_stream *s)
 		return;
 	}
 	s->out = fd;
-	s->route = LOG_OWN_COPY;
+	s->route = LOG_WRITE;
 }
 
 static size_t log_waiting(const struct log_stream *s)
@@ -463,7 +468,7 @@ static int log_descriptor(const struct log_stream *s)
 {
 	if (!log_waiting(s) || s->route == LOG_DIRECT || s->route == LOG_BROKEN)
 		return -1;
-	return s->route == LOG_OWN_COPY ? s->out : s->fd;
+	return s->route == LOG_WRITE ? s->out : s->fd;
 }
 
 /* Log lines go to stderr (SageMaker sends it to CloudWatch), one per event. */
