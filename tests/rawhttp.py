@@ -142,7 +142,10 @@ class _Reader:
 def _head(r, a):
     while True:
         a.line = r.line().decode("latin-1")
-        a.status = int(a.line.split(" ")[1])
+        code = a.line.split(" ")[1:2]
+        if not a.line.startswith("HTTP/1.") or not code or not code[0].isdigit():
+            raise _Ended("bad framing: status line %r" % a.line[:60])
+        a.status = int(code[0])
         a.headers, a.repeated = {}, []
         while True:
             l = r.line()
@@ -218,6 +221,8 @@ def answer(sock, sink=None, head=False):
             _chunked(r, a, take)
         elif cl is not None:
             a.framing = "length"
+            if not cl.isdigit():
+                raise _Ended("bad framing: Content-Length %r" % cl)
             r.exactly(int(cl), take)
         else:
             a.framing = "close"
