@@ -6,10 +6,10 @@
 # (close-delimited for HTTP/1.0); the loop's and the worker's memory flat
 # under a 100 MB answer; a flushed piece reaching the client before the
 # model has finished; an error, crash or hang after a flush (a broken
-# stream, a log line, the worker replaced); --timeout against
-# --stream-timeout; --max-response-mb before and after the first piece;
-# X-Amzn-SageMaker-Accept; a client that reads nothing; requests pipelined
-# behind chunked answers.
+# stream: no last chunk, or a reset for HTTP/1.0; a log line, the worker
+# replaced); --timeout against --stream-timeout; --max-response-mb before
+# and after the first piece; X-Amzn-SageMaker-Accept; a client that reads
+# nothing; requests pipelined behind chunked answers.
 #
 #   SMSERVE=./build/smserve-faulty bash tests/stream.sh     (or: bash test.sh stream)
 #
@@ -323,6 +323,11 @@ a = answer(s)
 check("%s: 200 chunked, the flushed piece, then the stream broken (no last chunk, closed)" % cmd,
       a.status == 200 and a.framing == "chunked" and a.body == b"first piece, flushed\n" and
       a.ended in ("closed", "reset"), "%s %r" % (shape(a), a.body[:200]))
+s = connect(timeout=20)
+s.sendall(invocation(cmd.encode(), b"x", b"HTTP/1.0"))
+a = answer(s)
+check("%s, HTTP/1.0: close-delimited, ended by a reset (an orderly close would pass for the end)" % cmd,
+      a.status == 200 and a.framing == "close" and a.ended == "reset", shape(a))
 PY
 )
 		report "$cmd" "$out" $?
