@@ -129,6 +129,12 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
  * other. An answer that fits in one goes out with Content-Length, as from
  * any server; a larger one, or one the model flushes, is sent chunked. */
 #define ANSWER_PIECE ((size_t)1 << 20)
+/* What the loop keeps of an answer its client is slow to take, before the
+ * worker's next piece waits for the client, while no request waits for a
+ * worker: enough that a slow reader of an answer of a few MB does not hold
+ * a worker, small enough that an answer of any size keeps the loop's memory
+ * flat. (While requests wait, it keeps more, within --max-buffered-mb.) */
+#define ANSWER_KEEP_MAX (8 * ANSWER_PIECE)
 #define LENGTH_UNKNOWN SIZE_MAX     /* respond_full: the body is streamed */
 /* All bodies held in memory at once, across connections: a flood of large
  * uploads gets 503s, not an out-of-memory kill. */
@@ -1321,6 +1327,7 @@ struct conn {
 	size_t tail_len;
 	char *owned;              /* the rest of an answer the client was slow to take */
 	size_t owned_len;         /* charged to --max-buffered-mb */
+	size_t owned_cap;
 	size_t out_off;           /* bytes of head+body+tail already written */
 	size_t bytes_out;         /* bytes of the whole response written, for the log */
 	int streaming;            /* an answer in pieces, more of them to come */
@@ -1684,7 +1691,7 @@ static void drop_owned_answer(struct conn *c)
 	free(c->owned);
 	buffered_bytes -= c->owned_len;
 	c->owned = NULL;
-	c->owned_len = 0;
+	c->owned_len = c->owned_cap = 0;
 }
 
 /* Frees a connection. Who may call it, so that a reader can see where a
@@ -2521,7 +2528,7 @@ static void put_accept(char *meta, size_t *n, const struct http_request *r)
 		*n += r->accept[i].n;
 	}
 	for (i = 0; i < r->amzn_count && *n == start; i++)
-		if (slice_eq_nocase(r->amzn_name[i], "X-Amzn-SageMaker-Accept")) {
+		if (slice_eq_nocase(r->amzn_name[i], "x-amzn-sagemaker-accept")) {
 			memcpy(meta + *n, r->amzn_value[i].p, r->amzn_value[i].n);
 			*n += r->amzn_value[i].n;
 		}
@@ -2645,13 +2652,19 @@ static void piece_output(struct conn *c, const char *data, size_t len, int last)
  * --max-buffered-mb, which may pass it: see piece_arrived). */
 static int keep_output(struct conn *c, const char *data, size_t len)
 {
-	char *p;
 	if (len == 0)
 		return 0;
-	if (!(p = realloc(c->owned, c->owned_len + len)))
-		return -1;
-	memcpy(p + c->owned_len, data, len);
-	c->owned = p;
+	if (c->owned_len + len > c->owned_cap) {   /* doubling: few reallocs, few copies */
+		size_t cap = c->owned_cap ? c->owned_cap : IN_BUF_KEEP;
+		char *p;
+		while (cap < c->owned_len + len)
+			cap *= 2;
+		if (!(p = realloc(c->owned, cap)))
+			return -1;
+		c->owned = p;
+		c->owned_cap = cap;
+	}
+	memcpy(c->owned + c->owned_len, data, len);
 	c->owned_len += len;
 	buffered_bytes += len;
 	c->body = c->owned;               /* the output is the kept bytes alone */
@@ -2723,10 +2736,31 @@ static int piece_to_client(struct conn *c, const char *data, size_t len, int las
 	return 0;
 }
 
-/* One frame of the answer has arrived (section 6). Kept bytes are charged
- * to --max-buffered-mb; while they pass it, a worker's next piece waits for
- * its client to take the last one (the ack waits), so a client that does
- * not read holds up its own answer, not the server's memory. */
+/* Whether the worker of a client slow to take its answer may go on with
+ * the next piece now, the loop keeping what the client has not taken, or
+ * must wait for the client (its ack waits). Kept bytes are charged to
+ * --max-buffered-mb, which is never passed for this. Within it, a worker
+ * is worth the memory while requests wait for one; otherwise the loop keeps
+ * at most ANSWER_KEEP_MAX of the answer, and memory stays flat however
+ * large the answer. */
+static int may_keep_more(const struct conn *c)
+{
+	return buffered_bytes <= cfg.max_buffered && (queue.head || c->owned_len <= ANSWER_KEEP_MAX);
+}
+
+/* A request was queued: workers held back by slow clients may go on, if
+ * the budget allows, to be free for it sooner. */
+static void release_held_workers(void)
+{
+	int i;
+	for (i = 0; i < cfg.workers; i++) {
+		struct worker *w = &workers[i];
+		if (w->pid > 0 && w->conn && w->conn->ack_owed && may_keep_more(w->conn))
+			send_ack(w, w->conn);
+	}
+}
+
+/* One frame of the answer has arrived (section 6). */
 static void piece_arrived(struct worker *w, const struct frame_reply *fr, const char *meta)
 {
 	struct conn *c = w->conn;
@@ -2767,7 +2801,7 @@ static void piece_arrived(struct worker *w, const struct frame_reply *fr, const 
 		w->conn = NULL;
 		note_answer_time(w);          /* (section 21) */
 		dispatch_queued();
-	} else if (!has_pending_output(c) || buffered_bytes <= cfg.max_buffered)
+	} else if (!has_pending_output(c) || may_keep_more(c))
 		send_ack(w, c);
 	else
 		c->ack_owed = 1;
@@ -3067,6 +3101,7 @@ static void serve_invocation(struct conn *c)
 	queue_push(c);
 	/* A request may wait for a worker no longer than it may run in one. */
 	c->deadline = seconds_from_now(cfg.timeout_s);
+	release_held_workers();
 }
 
 /* The request (head and body) is complete. */

@@ -21,6 +21,20 @@
  *   tagged CMD      set the custom attributes to "tagged", then run CMD
  *   die-after-reply echo after 0.2 s; the worker is killed (SIGKILL) 0.5 s
  *                   after the request came, idle by then
+ *
+ * Streamed answers (model API 3). Their bytes follow one pattern, byte i of
+ * the body being i % 251, so a client can check every byte of any size:
+ *
+ *   stream N W      write N pattern bytes in writes of W bytes (no flush)
+ *   flushed N W     the same, with a flush after every write
+ *   flush-sleep K MS  K times: write "piece I of K written at T us\n" (T:
+ *                   CLOCK_MONOTONIC when written), flush, flush again with
+ *                   nothing new, sleep MS ms; then end
+ *   flush-first     flush before writing anything, then write "after\n"
+ *   status-flush N  set status N, flush, then echo (unless N is 204)
+ *   error-after-flush  write and flush a piece, then model_response_error(500)
+ *   crash-after-flush  write and flush a piece, then die of SIGSEGV
+ *   hang-after-flush   write and flush a piece, then never return
  */
 #define _POSIX_C_SOURCE 200809L  /* kill, nanosleep */
 #include <signal.h>
@@ -104,6 +118,76 @@ static void echo(const model_request *req, model_response *out)
 	model_response_write(out, req->body, req->body_len);
 }
 
+/* The period of the pattern streamed answers follow: a prime, so no power-of-
+ * two piece or write size lines up with it. */
+#define PATTERN_PERIOD 251
+#define STREAM_WRITE_MAX (16L << 20)
+
+/* Writes total pattern bytes in writes of write_size, flushing after each
+ * write when asked. A pattern buffer one period longer than a write lets
+ * every write start at any phase of the pattern. */
+static void stream_pattern(model_response *out, const char *args, int flush_each)
+{
+	char *end;
+	long total = strtol(args, &end, 10), write_size = strtol(end, NULL, 10), sent = 0, i;
+	unsigned char *pattern;
+	if (write_size < 1 || write_size > STREAM_WRITE_MAX || total < 0) {
+		model_response_error(out, 400, "stream: expected N and a write size of 1 to 16 MiB");
+		return;
+	}
+	pattern = malloc((size_t)(write_size + PATTERN_PERIOD));
+	if (!pattern) {
+		model_response_error(out, 500, "stream: out of memory");
+		return;
+	}
+	for (i = 0; i < write_size + PATTERN_PERIOD; i++)
+		pattern[i] = (unsigned char)(i % PATTERN_PERIOD);
+	model_response_type(out, "application/octet-stream");
+	while (sent < total) {
+		long n = total - sent < write_size ? total - sent : write_size;
+		if (model_response_write(out, pattern + sent % PATTERN_PERIOD, (size_t)n) != 0)
+			break;
+		sent += n;
+		if (flush_each && model_response_flush(out) != 0)
+			break;
+	}
+	free(pattern);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&t, NULL);
+}
+
+/* Pieces that each say when they were written, so a client can tell that a
+ * piece reached it before a later one existed (causality, not speed). The
+ * second flush has nothing new to send: it must not end the stream with an
+ * empty chunk. */
+static void flush_sleep(model_response *out, const char *args)
+{
+	char *end, line[128];
+	long pieces = strtol(args, &end, 10), ms = strtol(end, NULL, 10), i;
+	model_response_type(out, "text/plain");
+	for (i = 0; i < pieces; i++) {
+		int n = snprintf(line, sizeof line, "piece %ld of %ld written at %lld us\n", i, pieces,
+			now_us());
+		if (model_response_write(out, line, written(n, sizeof line)) != 0 ||
+		    model_response_flush(out) != 0 || model_response_flush(out) != 0)
+			return;
+		sleep_ms(ms);
+	}
+}
+
+/* The first piece of an answer that then goes wrong. */
+static void first_piece(model_response *out)
+{
+	static const char piece[] = "first piece, flushed\n";
+	model_response_type(out, "text/plain");
+	model_response_write(out, piece, sizeof piece - 1);
+	model_response_flush(out);
+}
+
 void model_invoke(model *m, const model_request *req, model_response *out)
 {
 	const char *cmd = req->custom_attributes;
@@ -163,6 +247,32 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		model_response_write(out, req->body, req->body_len);
 	} else if (!strcmp(cmd, "empty")) {
 		return;
+	} else if (!strncmp(cmd, "stream ", 7)) {
+		stream_pattern(out, cmd + 7, 0);
+	} else if (!strncmp(cmd, "flushed ", 8)) {
+		stream_pattern(out, cmd + 8, 1);
+	} else if (!strncmp(cmd, "flush-sleep ", 12)) {
+		flush_sleep(out, cmd + 12);
+	} else if (!strcmp(cmd, "flush-first")) {
+		model_response_type(out, "text/plain");
+		model_response_flush(out);
+		model_response_write(out, "after\n", 6);
+	} else if (!strncmp(cmd, "status-flush ", 13)) {
+		model_response_status(out, atoi(cmd + 13));
+		model_response_flush(out);
+		if (atoi(cmd + 13) != 204)
+			echo(req, out);
+	} else if (!strcmp(cmd, "error-after-flush")) {
+		first_piece(out);
+		model_response_error(out, 500, "failed after a flush");
+	} else if (!strcmp(cmd, "crash-after-flush")) {
+		first_piece(out);
+		signal(SIGSEGV, SIG_DFL);
+		raise(SIGSEGV);
+	} else if (!strcmp(cmd, "hang-after-flush")) {
+		first_piece(out);
+		for (;;)
+			pause();
 	} else {
 		echo(req, out);
 	}
