@@ -6,6 +6,8 @@
 #   bash bench/xgboost_native.sh [ROUNDS]     (default 20; each figure the best)
 #   XGB_BENCH_DIR=DIR ...                     keep the models and records in DIR
 #                                             (made on the first run, reused after)
+#   SMSERVE=PATH ...                          another build of the server (default
+#                                             build/smserve-xgboost, made here)
 #
 # Two models, trained here on 20 features (bench/xgboost_native.py):
 # binary:logistic with 200 trees of depth 6, and multi:softprob with 10
@@ -25,7 +27,11 @@ ROUNDS=${1:-20}
 PY=/usr/bin/python3
 
 $PY -c 'import xgboost' 2>/dev/null || { echo "bench/xgboost_native.sh: needs python3-xgboost" >&2; exit 2; }
-make -s build/smserve-xgboost || exit 1
+SMSERVE=${SMSERVE:-}
+if [[ -z $SMSERVE ]]; then
+	make -s build/smserve-xgboost || exit 1
+	SMSERVE=./build/smserve-xgboost
+fi
 
 work=${XGB_BENCH_DIR:-$(mktemp -d)}
 server=
@@ -41,7 +47,7 @@ free_port() { $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0
 results=()
 for name in binary multi; do
 	port=$(free_port)
-	./build/smserve-xgboost --port "$port" --model-dir "$work/$name" --workers 1 --no-access-log \
+	"$SMSERVE" --port "$port" --model-dir "$work/$name" --workers 1 --no-access-log \
 		2>"$work/$name.log" &
 	server=$!
 	for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/ping" && break; sleep 0.1; done

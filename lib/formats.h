@@ -217,14 +217,14 @@ static SMLIB_UNUSED int smlib_parse_number(const char **pp, const char *end,
  * has its address taken, so the compiler keeps p, m and the value in
  * registers (passing &p down kept p in memory, and every field waited on a
  * store and a reload of it). */
-static SMLIB_UNUSED const char *smlib_decimal_quick(const char *p, const char *end, double *out)
+static inline const char *smlib_decimal_quick(const char *p, const char *end, double *out)
 {
 	uint64_t m = 0;
-	int neg = 0, digits = 0, frac = -1; /* frac: digits after the '.', if any */
+	int neg, digits = 0, frac = -1; /* frac: digits after the '.', if any */
 	double v;
 
-	if (p < end && *p == '-')
-		neg = 1, p++;
+	neg = p < end && *p == '-';
+	p += neg; /* not a branch: signs come at random, and a missed guess costs more */
 	for (; p < end; p++) {
 		unsigned d = (unsigned)(unsigned char)*p - '0';
 		if (d < 10) {

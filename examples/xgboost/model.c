@@ -2340,6 +2340,13 @@ static int py_float(const char *s, const char *e, double *v)
 	return 0;
 }
 
+/* Where the CSV field at f ends: the next delim, or the line's end eol. */
+static const char *csv_end(const char *f, const char *eol, char delim)
+{
+	const char *e = memchr(f, delim, (size_t)(eol - f));
+	return e != NULL ? e : eol;
+}
+
 /* The CSV field at f, up to the next delim or the line's end eol, read
  * into *v as py_float reads it (NaN when empty): 0 with *fe at its end, or
  * -1. Most fields are plain decimals: smlib_decimal_quick reads them in one
@@ -2353,14 +2360,43 @@ static int csv_field(const char *f, const char *eol, char delim, int quick, cons
 		*fe = e;
 		return 0;
 	}
-	if ((e = memchr(f, delim, (size_t)(eol - f))) == NULL)
-		e = eol;
-	*fe = e;
+	*fe = e = csv_end(f, eol, delim);
 	if (f == e) {
 		*v = NAN; /* an empty field: missing */
 		return 0;
 	}
 	return py_float(f, e, v) || fabs(*v) >= SMLIB_FLOAT32_INFINITE ? -1 : 0;
+}
+
+/* Reads the CSV line from *f to eol into the rows, which have room for
+ * its first n_features fields: returns how many fields it has, with *f set
+ * to NULL; or, at a field that is not a number, its place (counted from 1),
+ * with *f at it. The rows' arrays are kept in locals here, so that the
+ * compiler need not reload them after every store. */
+static size_t csv_line(struct rows *r, size_t n_features, const char **f, const char *eol,
+		       char delim, int quick)
+{
+	uint32_t *col = r->col;
+	float *val = r->val;
+	size_t n = r->n_entries, fields = 0;
+	const char *p = *f, *fe;
+	double v;
+
+	for (;; p = fe + 1) {
+		if (csv_field(p, eol, delim, quick, &fe, &v)) {
+			*f = p;
+			break;
+		}
+		if (fields < n_features && !isnan(v))
+			col[n] = (uint32_t)fields, val[n++] = to_float(v);
+		fields++;
+		if (fe == eol) {
+			*f = NULL;
+			break;
+		}
+	}
+	r->n_entries = n;
+	return *f == NULL ? fields : fields + 1;
 }
 
 /* Room for one more row (and its end mark), and for need more entries. */
@@ -2459,20 +2495,11 @@ static int read_csv(struct model *m, const char *s, const char *e, char *msg, si
 		if (rows_room(r, m->n_features + 1))
 			goto memory;
 		rows_begin(r);
-		for (;;) {
-			const char *fe;
-			double v;
-			fields++;
-			if (csv_field(f, eol, delim, quick, &fe, &v)) {
-				smlib_format(msg, size, "text/csv: line %zu, field %zu: expected a finite "
-					     "number, got '%s'", line, fields, smlib_shown(got, f, fe));
-				return 415;
-			}
-			if (fields <= m->n_features && !isnan(v))
-				rows_add(r, fields - 1, to_float(v));
-			if (fe == eol)
-				break;
-			f = fe + 1;
+		fields = csv_line(r, m->n_features, &f, eol, delim, quick);
+		if (f != NULL) {
+			smlib_format(msg, size, "text/csv: line %zu, field %zu: expected a finite "
+				     "number, got '%s'", line, fields, smlib_shown(got, f, csv_end(f, eol, delim)));
+			return 415;
 		}
 		rows_end(r);
 		if (line == 1)
