@@ -2059,9 +2059,9 @@ static size_t walk_one(const struct model *m, const struct tree *t, const float 
 static void block_tree(const struct model *m, const struct tree *t, const float *xb, size_t n,
 		       int missing, float *sum, size_t stride)
 {
-	const struct split *s = m->splits + t->first;
-	const float *leaf = m->leaves + t->leaves;
-	size_t at[BLOCK_RECORDS], r = 0, first_leaf = ((size_t)1 << t->depth) - 1;
+	const struct split *s;
+	const float *leaf;
+	size_t at[BLOCK_RECORDS], r = 0, first_leaf;
 	int level = 0;
 
 	if (t->depth < 0) {
@@ -2069,6 +2069,9 @@ static void block_tree(const struct model *m, const struct tree *t, const float 
 			sum[r * stride] += tree_leaf(m->nodes, (uint32_t)t->first, xb + r, m->block);
 		return;
 	}
+	s = m->splits + t->first;
+	leaf = m->leaves + t->leaves;
+	first_leaf = ((size_t)1 << t->depth) - 1;
 	if (!missing) {
 		if (n == BLOCK_RECORDS && t->depth >= TOP_LEVELS)
 			walk_top(s, xb, at), level = TOP_LEVELS;
