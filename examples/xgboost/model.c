@@ -69,12 +69,14 @@
  * Numbers go out as the shortest decimal that reads back as the same float32,
  * so a client that parses them gets XGBoost's exact value.
  *
- * How a request flows: as in the default model (model.c), lib/invoke.h
- * negotiates it and lib/instances.h reads each record into one scratch
- * vector; it is predicted here, and its answer appended to a 64 KiB output
- * buffer: nothing is allocated per record. A bad record anywhere makes the
- * whole answer a 400 naming the record and field; unsupported types get 415
- * and 406.
+ * How a request flows: the whole body is read into the records' arrays (CSV
+ * and libsvm here, recordio-protobuf and NPY with lib/recordio.h and
+ * lib/npy.h, the JSON formats with lib/instances.h), as the container reads
+ * it before predicting; then the records are predicted 64 at a time (see
+ * "Prediction") and their answers appended to a 64 KiB output buffer: the
+ * arrays grow as requests need, and nothing is allocated per record. A bad
+ * record anywhere makes the whole answer a 400 (or 415) naming the record
+ * and field; unsupported types get 415 and 406.
  *
  * Sections, in reading order: limits; the model; small helpers; numbers;
  * finding and reading the model file; the document reader (JSON and
