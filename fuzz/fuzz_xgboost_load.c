@@ -7,9 +7,10 @@
  * <temporary directory>/xgboost-model and loaded with model_load, as the
  * server loads /opt/ml/model. A model it refuses must come with a message; a
  * model it accepts is then asked for predictions on records that give some
- * features, none, and missing values, in CSV and libsvm, so that every tree
- * is walked: a reader that let through a child index out of range, a
- * feature index past the record or a cycle would show here.
+ * features, none, and missing values, in CSV and libsvm, and on batches of
+ * its width with and without holes, so that every path of the block
+ * predictor walks every tree: a reader that let through a child index out
+ * of range, a feature index past the record or a cycle would show here.
  *
  * Seeds: the small models of tests/xgboost/ (fuzz/run.sh copies them).
  * Build: clang -fsanitize=fuzzer,address,undefined fuzz/fuzz_xgboost_load.c
@@ -133,6 +134,36 @@ static void predict_some(model *m)
 	}
 }
 
+/* A CSV batch of 70 records of m's width (a full block of 64 and a tail of
+ * 6), so that the block predictor's paths run: the top levels compared at
+ * once, eight walks side by side, one by one; with holes, the paths that
+ * check for missing values. */
+static void predict_batch(model *m, int holes)
+{
+	static char body[70 * 64 * 8];
+	size_t len = 0, r, j;
+	model_request req;
+	model_response out = {200, 0};
+	if (m->n_features > 64)
+		return;
+	for (r = 0; r < 70; r++)
+		for (j = 0; j < m->n_features; j++) {
+			int v = (int)((r * 7 + j * 5) % 23) - 11;
+			if (!(holes && (r + j) % 9 == 0))
+				len += (size_t)snprintf(body + len, 8, "%d.5", v);
+			body[len++] = j + 1 < m->n_features ? ',' : '\n';
+		}
+	memset(&req, 0, sizeof req);
+	req.content_type = "text/csv";
+	req.accept = "text/csv";
+	req.custom_attributes = "";
+	req.body = (const unsigned char *)body;
+	req.body_len = len;
+	model_invoke(m, &req, &out);
+	if (out.status != 200)
+		broken("a batch of the model's width was refused");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[1024] = "";
@@ -147,6 +178,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	predict_some(m);
+	predict_batch(m, 0);
+	predict_batch(m, 1);
 	model_unload(m);
 	return 0;
 }

@@ -208,6 +208,44 @@ static SMLIB_UNUSED int smlib_parse_number(const char **pp, const char *end,
 	return SMLIB_NUM_OK;
 }
 
+/* The usual decimal, read in one pass: an optional '-', then 1 to 15 digits
+ * with at most one '.' among them ("5", "-0.25", "3.", ".5"). With 15
+ * digits m < 2^53, so m / 10^k rounds correctly (Clinger's fast path, as
+ * above): the double strtod gives. Returns the end of the number, with *out
+ * set; or NULL for anything else (more digits, no digit, a '+'), which
+ * smlib_parse_number decides. The caller checks what follows. Nothing here
+ * has its address taken, so the compiler keeps p, m and the value in
+ * registers (passing &p down kept p in memory, and every field waited on a
+ * store and a reload of it). */
+static inline const char *smlib_decimal_quick(const char *p, const char *end, double *out)
+{
+	uint64_t m = 0;
+	int neg, digits = 0, frac = -1; /* frac: digits after the '.', if any */
+	double v;
+
+	neg = p < end && *p == '-';
+	p += neg; /* not a branch: signs come at random, and a missed guess costs more */
+	for (; p < end; p++) {
+		unsigned d = (unsigned)(unsigned char)*p - '0';
+		if (d < 10) {
+			m = m * 10 + d;
+			digits++;
+			frac += frac >= 0;
+		} else if (*p == '.' && frac < 0) {
+			frac = 0;
+		} else {
+			break;
+		}
+	}
+	if (digits == 0 || digits > 15)
+		return NULL;
+	v = (double)(int64_t)m; /* m < 2^53: exact, and a signed conversion is one instruction */
+	if (frac > 0)
+		v /= SMLIB_POW10[frac];
+	*out = neg ? -v : v;
+	return p;
+}
+
 /* ======================================================================== */
 /* JSON syntax                                                               */
 /* ======================================================================== */

@@ -244,41 +244,15 @@ static SMLIB_UNUSED int smlib_csv_field_end(const char *p, const char *end)
 	return *p == ',' || *p == '\n' || (*p == '\r' && (p + 1 == end || p[1] == '\n'));
 }
 
-/* The usual CSV field, read in one pass: an optional '-', then at most 15
- * digits with at most one '.', up to a ',', the line's end or the body's.
- * With 15 digits m < 2^53, so m / 10^k rounds correctly (Clinger's fast
- * path, as in smlib_parse_number). Returns the end of the field, or NULL
- * for anything else (exponents, long mantissas, errors): smlib_csv_slow
- * decides those. Nothing here has its address taken, so the compiler keeps
- * p, m and v in registers (passing &p down to smlib_parse_number kept p in
- * memory, and every field waited on a store and a reload of it). */
+/* The usual CSV field: a number smlib_decimal_quick reads, up to a ',', the
+ * line's end or the body's. Returns the end of the field, or NULL for
+ * anything else (exponents, long mantissas, errors): smlib_csv_slow decides
+ * those. */
 static SMLIB_UNUSED const char *smlib_csv_simple(const char *p, const char *end, double *out)
 {
-	uint64_t m = 0;
-	int neg = 0, digits = 0, frac = -1; /* frac: digits after the '.', if any */
-	double v;
-
-	if (p < end && *p == '-')
-		neg = 1, p++;
-	for (; p < end; p++) {
-		unsigned d = (unsigned)(unsigned char)*p - '0';
-		if (d < 10) {
-			m = m * 10 + d;
-			digits++;
-			frac += frac >= 0;
-		} else if (*p == '.' && frac < 0) {
-			frac = 0;
-		} else {
-			break;
-		}
-	}
-	if (digits == 0 || digits > 15 ||
-	    (p < end && *p != ',' && !smlib_csv_field_end(p, end)))
+	p = smlib_decimal_quick(p, end, out);
+	if (p == NULL || (p < end && *p != ',' && !smlib_csv_field_end(p, end)))
 		return NULL;
-	v = (double)(int64_t)m; /* m < 2^53: exact, and a signed conversion is one instruction */
-	if (frac > 0)
-		v /= SMLIB_POW10[frac];
-	*out = neg ? -v : v;
 	return p;
 }
 
