@@ -134,6 +134,7 @@ run: smserve
 bench:
 	bash bench/run.sh
 	bash bench/latency.sh
+	bash bench/xgboost_native.sh
 
 # test.sh builds what the scripts it runs need (warnings as errors).
 check:
