@@ -204,7 +204,7 @@ PY
 npy() { "$PY" "$T/npy.py" "$@"; }
 # post_binary: post, for a binary answer (bash warns of the NUL bytes it drops from $BODY).
 post_binary() { post "$@" 2>/dev/null; }
-for data in cancer diabetes iris; do
+for data in cancer diabetes iris cancer200 iris150 synth200; do
 	rio csv "$T/$data.dense.rio" "$FIX/$data.csv" dense
 	rio csv "$T/$data.sparse.rio" "$FIX/$data.csv" sparse
 	npy csv "$T/$data.f4.npy" "$FIX/$data.csv" f4
@@ -305,6 +305,9 @@ load_fails() {
 # Which input set each model reads.
 data_of() {
 	case $1 in
+	deep6_softprob) echo iris150 ;;
+	deep10_*) echo synth200 ;;
+	deep*) echo cancer200 ;;
 	multi_* | dart_multi_* | forest_*) echo iris ;;
 	reg_logistic | binary_* | dart_binary_* | early_*) echo cancer ;;
 	*) echo diabetes ;;
@@ -313,7 +316,7 @@ data_of() {
 
 # ---- 1. every model, format, request and answer ---------------------------
 
-MODELS=(binary_logistic reg_logistic binary_logitraw reg_squarederror count_poisson reg_tweedie
+MODELS=(deep6_binary deep10_binary deep6_softprob binary_logistic reg_logistic binary_logitraw reg_squarederror count_poisson reg_tweedie
 	reg_gamma rank_pairwise multi_softprob multi_softmax dart_binary_logistic dart_multi_softprob
 	forest_softprob early_stopping binary_logistic_saturated reg_squaredlogerror reg_pseudohubererror
 	reg_absoluteerror binary_hinge rank_ndcg rank_map survival_cox survival_aft)

@@ -59,6 +59,16 @@ def with_missing(x, seed):
     return x
 
 
+def blocks_with_and_without_holes(x):
+    """200 records: holes in the first block of 64 and in the tail, none in
+    the two blocks between (the plug-in walks a block with no missing value
+    by a faster path)."""
+    x = x.copy()
+    x[:64] = with_missing(x[:64], 4)
+    x[192:] = with_missing(x[192:], 7)
+    return x
+
+
 def number(v):
     """A float64 as the shortest text that reads back as the same float64."""
     return repr(float(v))
@@ -153,14 +163,25 @@ def as_xgboost3(src, dst):
 def main():
     os.makedirs(OUT, exist_ok=True)
     for old in os.listdir(OUT):
-        os.remove(os.path.join(OUT, old))
+        if os.path.isfile(os.path.join(OUT, old)):   # (golden/ is make_xgboost_golden.py's)
+            os.remove(os.path.join(OUT, old))
 
     xc, yc = load_breast_cancer(return_X_y=True)  # 30 features, 0/1
     xi, yi = load_iris(return_X_y=True)           # 4 features, 3 classes
     xd, yd = load_diabetes(return_X_y=True)       # 10 features, 25..346
+    # 12 features, 0/1, with interactions enough that trees grow past depth 8
+    rng = np.random.default_rng(11)
+    xs = rng.normal(size=(4000, 12))
+    ys = ((xs[:, 0] * xs[:, 1] + np.sin(3 * xs[:, 2]) + xs[:, 3] ** 2 - 1
+           + 0.3 * rng.normal(size=4000)) > 0).astype(float)
     sets = {"cancer": with_missing(xc[::14][:ROWS], 1),
             "iris": with_missing(xi[::4][:ROWS], 2),
-            "diabetes": with_missing(xd[::11][:ROWS], 3)}
+            "diabetes": with_missing(xd[::11][:ROWS], 3),
+            # Larger sets for the plug-in's blocked prediction: three blocks
+            # of 64 records and a short tail, with and without holes.
+            "cancer200": blocks_with_and_without_holes(xc[::2][:200]),
+            "iris150": with_missing(xi, 5),
+            "synth200": with_missing(xs[:200], 6)}
     for name, x in sets.items():
         write_inputs(name, x)
 
@@ -201,6 +222,14 @@ def main():
         ("survival_cox", "diabetes", {"objective": "survival:cox"}, 4, (xd, yd)),
         ("survival_aft", "diabetes", {"objective": "survival:aft", "aft_loss_distribution": "normal"}, 4,
          (xd, yd), {"bounds": True}),
+        # Deeper trees: depth 6 walks padded complete trees, depth 10 the
+        # trees kept as linked nodes (examples/xgboost/model.c, "Speed").
+        ("deep6_binary", "cancer200", {"objective": "binary:logistic", "max_depth": 6,
+                                       "min_child_weight": 0}, 8, (xc, yc)),
+        ("deep10_binary", "synth200", {"objective": "binary:logistic", "max_depth": 10,
+                                       "min_child_weight": 0, "eta": 0.5}, 4, (xs[200:], ys[200:])),
+        ("deep6_softprob", "iris150", {"objective": "multi:softprob", "num_class": 3, "max_depth": 6,
+                                       "min_child_weight": 0}, 4, (xi, yi)),
     ]
     for spec in models:
         name, data, params, rounds, (x, y) = spec[:5]
