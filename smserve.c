@@ -3327,11 +3327,16 @@ static void conn_timeout(struct conn *c)
 		respond_error_with(c, 503, "server busy: no model worker became free in time",
 			"Retry-After: 1\r\n");
 		break;
-	case CONN_WRITE:                 /* a client that did not take its answer */
-		log_line("client did not take its answer within %d s: connection closed",
+	case CONN_WRITE: {               /* a client that did not take its answer */
+		/* With a reset: a plain close would leave the kernel sending what
+		 * it holds of the answer (megabytes) at the client's pace. */
+		struct linger reset = { 1, 0 };
+		log_line("client did not take its answer within %d s: connection reset",
 			cfg.body_timeout_s);
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
 		conn_close(c);
 		return;
+	}
 	default:                         /* linger over */
 		conn_close(c);
 		return;

@@ -86,5 +86,37 @@ expect_match "a worker held back by an attacker is stopped and replaced" "client
 	"$(cat "$SERVER_LOG")"
 out=$(curl -s -H 'Content-Type: text/csv' -H 'Accept: text/csv' -d '6.7,3.0,5.2,2.3' "$(url /invocations)")
 expect "after the attack, the server answers as before" 2 "$out"
+
+# A client that does read, 8 KiB a second: each 1 MiB of the answer must go
+# within --body-timeout (6 s), not merely some byte of it, or a trickle of
+# reads would hold the answer for ever.
+out=$("$PY" - "$PORT" "$T/1mb.csv" <<'PY'
+import socket, sys, time
+port, body = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", port))
+s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+          b"Accept: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+t0, got, how = time.monotonic(), 0, "still open after 16 s"
+s.settimeout(1)
+while time.monotonic() - t0 < 16:
+    try:
+        b = s.recv(4096)
+    except socket.timeout:
+        continue
+    except ConnectionResetError:
+        how = "reset"
+        break
+    if not b:
+        how = "closed"
+        break
+    got += len(b)
+    time.sleep(0.5)
+print(how, "within 13 s" if time.monotonic() - t0 < 13 else "late", got < 6000000)
+PY
+)
+expect "a client trickling its reads is dropped once a 1 MiB piece takes longer than --body-timeout" \
+	"closed within 13 s True" "${out/reset/closed}"
 stop_server budget
 finish
