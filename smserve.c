@@ -2330,16 +2330,24 @@ static void worker_forget(struct worker *w)
 	w->got = 0;
 }
 
+/* Makes the coming close a reset (SO_LINGER of 0, socket(7)): what the
+ * kernel still holds to send is dropped, and the client sees an error, not
+ * an end of stream. */
+static void reset_at_close(struct conn *c)
+{
+	struct linger reset = { 1, 0 };
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+}
+
 /* An answer that already streams cannot become an error: its connection is
  * closed without the last chunk, which tells an HTTP/1.1 client the answer
  * is incomplete (RFC 9112 7.1); an HTTP/1.0 client, whose body ends at the
  * close, is sent a reset instead. */
 static void answer_break(struct conn *c)
 {
-	struct linger reset = { 1, 0 };
 	c->streaming = 0;
 	if (!c->chunked)
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+		reset_at_close(c);   /* a close would pass for the end of the body */
 	conn_close(c);
 }
 
@@ -3327,16 +3335,14 @@ static void conn_timeout(struct conn *c)
 		respond_error_with(c, 503, "server busy: no model worker became free in time",
 			"Retry-After: 1\r\n");
 		break;
-	case CONN_WRITE: {               /* a client that did not take its answer */
+	case CONN_WRITE:                 /* a client that did not take its answer */
 		/* With a reset: a plain close would leave the kernel sending what
 		 * it holds of the answer (megabytes) at the client's pace. */
-		struct linger reset = { 1, 0 };
 		log_line("client did not take its answer within %d s: connection reset",
 			cfg.body_timeout_s);
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+		reset_at_close(c);
 		conn_close(c);
 		return;
-	}
 	default:                         /* linger over */
 		conn_close(c);
 		return;
