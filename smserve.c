@@ -184,6 +184,15 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define FDS_FOR_RESPAWN 4           /* a respawn opens two pipes before closing the child's ends */
 #define DEFAULT_MIN_BODY_RATE 1024  /* bytes/s a body must average after --body-timeout s */
 
+/* Code that runs once, at start-up (options, environment, --healthcheck):
+ * optimized for size, not speed, where the compiler can (GCC's and Clang's
+ * cold attribute); nothing on a request's path is marked so. */
+#if defined(__GNUC__)
+#define START_ONLY __attribute__((cold))
+#else
+#define START_ONLY
+#endif
+
 /* ======================================================================== */
 /* 2. Configuration: set from the command line and environment in main(),   */
 /*    then only read.                                                       */
@@ -286,13 +295,14 @@ struct log_stream {
 	const char *what;            /* named in the line that counts drops */
 	size_t start, end;           /* the bytes waiting are buf[start, end) */
 	unsigned long dropped;       /* lines lost since that line was last written */
-	char buf[LOG_BUFFER_BYTES];
+	char *buf;                   /* LOG_BUFFER_BYTES */
 };
 
 /* The logging state lives here rather than in section 7: log_line, below,
  * is used by every later section. */
-static struct log_stream log_err = { 2, 2, LOG_DIRECT, "log", 0, 0, 0, "" };
-static struct log_stream log_out = { 1, 1, LOG_DIRECT, "access log", 0, 0, 0, "" };
+static char log_err_buf[LOG_BUFFER_BYTES], log_out_buf[LOG_BUFFER_BYTES];  /* (zeroed: no file bytes) */
+static struct log_stream log_err = { 2, 2, LOG_DIRECT, "log", 0, 0, 0, log_err_buf };
+static struct log_stream log_out = { 1, 1, LOG_DIRECT, "access log", 0, 0, 0, log_out_buf };
 static pid_t log_owner;                 /* the loop, once log_start ran; 0 before */
 
 /* Chooses how the loop writes to s without blocking (see above). */
@@ -335,9 +345,9 @@ static size_t log_waiting(const struct log_stream *s)
  * if that is what it takes. Returns 0 when they would not fit. */
 static int log_room(struct log_stream *s, size_t n)
 {
-	if (s->end + n <= sizeof s->buf)
+	if (s->end + n <= LOG_BUFFER_BYTES)
 		return 1;
-	if (log_waiting(s) + n > sizeof s->buf)
+	if (log_waiting(s) + n > LOG_BUFFER_BYTES)
 		return 0;
 	memmove(s->buf, s->buf + s->start, log_waiting(s));
 	s->end -= s->start;
@@ -3961,7 +3971,7 @@ static int wait_for_events(int maxfd, fd_set *rd, fd_set *wr, struct timeval *tv
 /* 22. Options, start-up and main                                           */
 /* ======================================================================== */
 
-static void usage(FILE *f)
+START_ONLY static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: smserve [serve] [options]\n"
@@ -4018,7 +4028,7 @@ static long usable_cpus(void)
 static int bad_setting_exit = 2;
 
 /* Parses a decimal integer in [lo, hi] or exits naming the setting. */
-static long parse_number(const char *what, const char *s, long lo, long hi)
+START_ONLY static long parse_number(const char *what, const char *s, long lo, long hi)
 {
 	long v = 0;
 	const char *p = s;
@@ -4075,7 +4085,7 @@ static long parse_log_level(const char *s)
 	exit(bad_setting_exit);
 }
 
-static void read_environment(void)
+START_ONLY static void read_environment(void)
 {
 	const char *v;
 	if ((v = getenv("SAGEMAKER_BIND_TO_PORT")) && *v)
@@ -4116,7 +4126,7 @@ static void read_environment(void)
 }
 
 /* Whether an option takes a value. */
-static int takes_value(const char *name)
+START_ONLY static int takes_value(const char *name)
 {
 	static const char *const with_value[] = { "--port", "--model-dir", "--workers", "--timeout",
 		"--max-body-mb", "--max-response-mb", "--max-buffered-mb", "--queue", "--idle-timeout",
@@ -4130,7 +4140,7 @@ static int takes_value(const char *name)
 }
 
 /* Whether an option is a known flag (one that takes no value). */
-static int is_flag(const char *name)
+START_ONLY static int is_flag(const char *name)
 {
 	return !strcmp(name, "--no-access-log") || !strcmp(name, "--healthcheck") ||
 	       !strcmp(name, "--help") || !strcmp(name, "--version");
@@ -4139,7 +4149,7 @@ static int is_flag(const char *name)
 /* Reads the option at argv[*i] into name, and returns its value: after an
  * '=' (--port=8080) or the next argument (--port 8080); NULL for an option
  * that takes none. Exits 2 when a value is missing or not wanted. */
-static const char *next_option(int argc, char **argv, int *i, char *name, size_t size)
+START_ONLY static const char *next_option(int argc, char **argv, int *i, char *name, size_t size)
 {
 	const char *arg = argv[*i], *eq = strchr(arg, '=');
 	size_t len = eq && !strncmp(arg, "--", 2) ? (size_t)(eq - arg) : strlen(arg);
@@ -4166,7 +4176,7 @@ static const char *next_option(int argc, char **argv, int *i, char *name, size_t
 	return argv[++*i];
 }
 
-static int parse_options(int argc, char **argv)
+START_ONLY static int parse_options(int argc, char **argv)
 {
 	int i = 1, healthcheck = 0;
 	size_t max_buffered_mb = 0;
@@ -4240,7 +4250,7 @@ static int parse_options(int argc, char **argv)
 
 /* --healthcheck says why it failed, on stderr: an orchestrator shows it
  * (docker inspect keeps a health check's output). Returns 1. */
-static int healthcheck_failed(const char *what, const char *detail)
+START_ONLY static int healthcheck_failed(const char *what, const char *detail)
 {
 	fprintf(stderr, "smserve: healthcheck: %s on 127.0.0.1:%d: %s\n", what, cfg.port, detail);
 	return 1;
@@ -4249,7 +4259,7 @@ static int healthcheck_failed(const char *what, const char *detail)
 /* --healthcheck: the image has no shell and no curl, so the binary checks
  * itself for orchestrators other than SageMaker (ECS, Kubernetes, docker):
  * GET /ping on the local port; exit 0 on a 200, else 1 with the reason. */
-static int healthcheck(void)
+START_ONLY static int healthcheck(void)
 {
 	struct sockaddr_in a;
 	struct timeval tv = { 2, 0 };

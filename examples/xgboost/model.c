@@ -87,6 +87,7 @@
 #define _POSIX_C_SOURCE 200809L /* opendir, stat */
 
 #include "../../model.h"
+#include "../../lib/attributes.h" /* SMLIB_COLD: the loader is optimized for size */
 #include "../../lib/invoke.h"  /* JSON requests: the instance reader, the answer buffer */
 #include "../../lib/numtext.h" /* numbers as Python writes them */
 #include "../../lib/recordio.h" /* application/x-recordio-protobuf in and out */
@@ -334,7 +335,7 @@ static float to_float(double d)
  * plug-in functions at the end).
  */
 
-static int is_file(const char *path)
+SMLIB_COLD static int is_file(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -383,7 +384,7 @@ struct cont {
 };
 
 static void doc_report(struct doc *d, const char *fmt, ...) SMLIB_PRINTF_LIKE(2, 3);
-static void doc_report(struct doc *d, const char *fmt, ...)
+SMLIB_COLD static void doc_report(struct doc *d, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -400,10 +401,10 @@ static void doc_report(struct doc *d, const char *fmt, ...)
  * functions) sees the -1 that stops the reading. */
 #define doc_error(d, ...) (doc_report((d), __VA_ARGS__), -1)
 
-static int doc_left(const struct doc *d, size_t n) { return (size_t)(d->end - d->p) >= n; }
+SMLIB_COLD static int doc_left(const struct doc *d, size_t n) { return (size_t)(d->end - d->p) >= n; }
 
 /* JSON: skips whitespace. */
-static void dj_space(struct doc *d)
+SMLIB_COLD static void dj_space(struct doc *d)
 {
 	while (d->p < d->end && (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r'))
 		d->p++;
@@ -411,7 +412,7 @@ static void dj_space(struct doc *d)
 
 /* UBJSON: the marker of the next value (consumed), skipping no-ops; -1 at
  * the end of the file. */
-static int ubj_marker(struct doc *d)
+SMLIB_COLD static int ubj_marker(struct doc *d)
 {
 	int m = d->implicit;
 	if (m) {
@@ -424,7 +425,7 @@ static int ubj_marker(struct doc *d)
 }
 
 /* UBJSON: the next marker without consuming it (the implicit one, if set). */
-static int ubj_peek(struct doc *d)
+SMLIB_COLD static int ubj_peek(struct doc *d)
 {
 	if (d->implicit)
 		return d->implicit;
@@ -434,7 +435,7 @@ static int ubj_peek(struct doc *d)
 }
 
 /* UBJSON: an n-byte big-endian unsigned value. */
-static uint64_t ubj_be(struct doc *d, int n)
+SMLIB_COLD static uint64_t ubj_be(struct doc *d, int n)
 {
 	uint64_t v = 0;
 	int i;
@@ -445,7 +446,7 @@ static uint64_t ubj_be(struct doc *d, int n)
 }
 
 /* UBJSON: the bytes a number with marker m takes; 0 if m is no number. */
-static int ubj_width(int m)
+SMLIB_COLD static int ubj_width(int m)
 {
 	switch (m) {
 	case 'i': case 'U': return 1;
@@ -457,7 +458,7 @@ static int ubj_width(int m)
 }
 
 /* UBJSON: the value of a number with marker m (already consumed). */
-static int ubj_number(struct doc *d, int m, double *v)
+SMLIB_COLD static int ubj_number(struct doc *d, int m, double *v)
 {
 	int n = ubj_width(m);
 	uint64_t u;
@@ -480,7 +481,7 @@ static int ubj_number(struct doc *d, int m, double *v)
 }
 
 /* UBJSON: a length (a non-negative integer value). */
-static int ubj_length(struct doc *d, size_t *n)
+SMLIB_COLD static int ubj_length(struct doc *d, size_t *n)
 {
 	int m = ubj_marker(d);
 	double v;
@@ -496,7 +497,7 @@ static int ubj_length(struct doc *d, size_t *n)
 }
 
 /* Opens the object (object = 1) or array that must come next. */
-static int doc_open(struct doc *d, struct cont *c, int object)
+SMLIB_COLD static int doc_open(struct doc *d, struct cont *c, int object)
 {
 	int want = object ? '{' : '[';
 	c->object = object, c->first = 1, c->count = -1, c->type = 0;
@@ -533,7 +534,7 @@ static int doc_open(struct doc *d, struct cont *c, int object)
 }
 
 /* Is there another member or element? 1 yes, 0 no (container closed), -1 error. */
-static int doc_next(struct doc *d, struct cont *c)
+SMLIB_COLD static int doc_next(struct doc *d, struct cont *c)
 {
 	int close = c->object ? '}' : ']';
 	if (d->ubj) {
@@ -577,7 +578,7 @@ static int doc_next(struct doc *d, struct cont *c)
 
 /* JSON: a string's raw bytes (escapes other than \" kept as they are: the
  * names and values we compare are plain ASCII). */
-static int dj_string(struct doc *d, const unsigned char **s, size_t *n)
+SMLIB_COLD static int dj_string(struct doc *d, const unsigned char **s, size_t *n)
 {
 	const unsigned char *q;
 	dj_space(d);
@@ -596,7 +597,7 @@ static int dj_string(struct doc *d, const unsigned char **s, size_t *n)
 
 /* A string value (or, with key set, an object member's name) as a pointer
  * into the file and a length. */
-static int doc_text_ref(struct doc *d, const unsigned char **s, size_t *n, int key)
+SMLIB_COLD static int doc_text_ref(struct doc *d, const unsigned char **s, size_t *n, int key)
 {
 	int m;
 	if (!d->ubj)
@@ -616,7 +617,7 @@ static int doc_text_ref(struct doc *d, const unsigned char **s, size_t *n, int k
 
 /* A string value (or an object member's name) into buf, cut to cap - 1
  * bytes and NUL-terminated; *len is the full length. */
-static int doc_text(struct doc *d, char *buf, size_t cap, size_t *len, int key)
+SMLIB_COLD static int doc_text(struct doc *d, char *buf, size_t cap, size_t *len, int key)
 {
 	const unsigned char *s;
 	size_t n;
@@ -631,7 +632,7 @@ static int doc_text(struct doc *d, char *buf, size_t cap, size_t *len, int key)
 }
 
 /* An object member's name, after doc_next said 1. */
-static int doc_key(struct doc *d, struct cont *c, char *buf, size_t cap)
+SMLIB_COLD static int doc_key(struct doc *d, struct cont *c, char *buf, size_t cap)
 {
 	size_t len;
 	if (doc_text(d, buf, cap, &len, 1))
@@ -650,7 +651,7 @@ static int doc_key(struct doc *d, struct cont *c, char *buf, size_t cap)
 }
 
 /* JSON: a number token, including XGBoost's NaN and Infinity spellings. */
-static int dj_number(struct doc *d, double *v)
+SMLIB_COLD static int dj_number(struct doc *d, double *v)
 {
 	char buf[SMLIB_MAX_NUMBER_LEN + 1], *end;
 	const unsigned char *s;
@@ -673,7 +674,7 @@ static int dj_number(struct doc *d, double *v)
 
 /* A number; true and false read as 1 and 0 (XGBoost 3 writes default_left
  * as booleans). */
-static int doc_number(struct doc *d, double *v)
+SMLIB_COLD static int doc_number(struct doc *d, double *v)
 {
 	int m;
 	if (!d->ubj) {
@@ -691,7 +692,7 @@ static int doc_number(struct doc *d, double *v)
 }
 
 /* An integer from lo to hi. */
-static int doc_int(struct doc *d, double lo, double hi, const char *what, int64_t *out)
+SMLIB_COLD static int doc_int(struct doc *d, double lo, double hi, const char *what, int64_t *out)
 {
 	double v;
 	if (doc_number(d, &v))
@@ -705,7 +706,7 @@ static int doc_int(struct doc *d, double lo, double hi, const char *what, int64_
 
 /* A float32 exactly as written: strtof on JSON text, so that no double
  * rounding happens on the way. */
-static int doc_float(struct doc *d, float *out)
+SMLIB_COLD static int doc_float(struct doc *d, float *out)
 {
 	double v;
 	if (!d->ubj) {
@@ -731,7 +732,7 @@ static int doc_float(struct doc *d, float *out)
 }
 
 /* Skips one value of any kind. */
-static int doc_skip(struct doc *d)
+SMLIB_COLD static int doc_skip(struct doc *d)
 {
 	struct cont c;
 	char key[8];
@@ -822,20 +823,20 @@ struct builder {
 	struct raw_tree t;
 };
 
-static void raw_tree_free(struct raw_tree *t)
+SMLIB_COLD static void raw_tree_free(struct raw_tree *t)
 {
 	free(t->left), free(t->right), free(t->feature), free(t->dleft), free(t->split_type);
 	free(t->cond), free(t->queue), free(t->seen);
 }
 
-static void builder_free(struct builder *b)
+SMLIB_COLD static void builder_free(struct builder *b)
 {
 	free(b->nodes), free(b->root), free(b->tree_info), free(b->indptr), free(b->weight_drop);
 	raw_tree_free(&b->t);
 }
 
 /* Checks the raw tree's arrays against each other; returns its node count. */
-static int tree_shape(struct doc *d, struct builder *b, size_t *count)
+SMLIB_COLD static int tree_shape(struct doc *d, struct builder *b, size_t *count)
 {
 	struct raw_tree *t = &b->t;
 	size_t n = t->n_left;
@@ -856,7 +857,7 @@ static int tree_shape(struct doc *d, struct builder *b, size_t *count)
 }
 
 /* Appends the raw tree to the model, breadth first; see the banner. */
-static int build_tree(struct doc *d, struct builder *b)
+SMLIB_COLD static int build_tree(struct doc *d, struct builder *b)
 {
 	struct raw_tree *t = &b->t;
 	size_t n = 0, head = 0, tail = 0, next;
@@ -938,7 +939,7 @@ static int build_tree(struct doc *d, struct builder *b)
  */
 
 /* An array of integers from lo to hi into a growing buffer. */
-static int read_ints(struct doc *d, int64_t **buf, size_t *cap, size_t *n, double lo, double hi,
+SMLIB_COLD static int read_ints(struct doc *d, int64_t **buf, size_t *cap, size_t *n, double lo, double hi,
 		     const char *what)
 {
 	struct cont c;
@@ -956,7 +957,7 @@ static int read_ints(struct doc *d, int64_t **buf, size_t *cap, size_t *n, doubl
 	return rc;
 }
 
-static int read_floats(struct doc *d, float **buf, size_t *cap, size_t *n)
+SMLIB_COLD static int read_floats(struct doc *d, float **buf, size_t *cap, size_t *n)
 {
 	struct cont c;
 	int rc;
@@ -975,7 +976,7 @@ static int read_floats(struct doc *d, float **buf, size_t *cap, size_t *n)
 
 /* A parameter written as a string holding a whole number ("3"), or as a
  * plain number. */
-static int read_param(struct doc *d, const char *name, int64_t max, int64_t *out)
+SMLIB_COLD static int read_param(struct doc *d, const char *name, int64_t max, int64_t *out)
 {
 	char text[NAME_CAP], *end;
 	size_t len;
@@ -996,7 +997,7 @@ static int read_param(struct doc *d, const char *name, int64_t max, int64_t *out
 
 /* An object of parameters: calls read_param for the names in names[],
  * storing into outs[]; skips the rest. */
-static int read_params(struct doc *d, const char *const *names, int64_t *const *outs,
+SMLIB_COLD static int read_params(struct doc *d, const char *const *names, int64_t *const *outs,
 		       const int64_t *maxes, size_t count)
 {
 	struct cont c;
@@ -1016,7 +1017,7 @@ static int read_params(struct doc *d, const char *const *names, int64_t *const *
 	return rc;
 }
 
-static int walk_tree(struct doc *d, struct builder *b)
+SMLIB_COLD static int walk_tree(struct doc *d, struct builder *b)
 {
 	static const char *const names[] = {"num_nodes", "size_leaf_vector"};
 	static const int64_t maxes[] = {(int64_t)MAX_NODES, 1 << 20};
@@ -1057,7 +1058,7 @@ static int walk_tree(struct doc *d, struct builder *b)
 	return rc < 0 ? -1 : build_tree(d, b);
 }
 
-static int walk_trees(struct doc *d, struct builder *b)
+SMLIB_COLD static int walk_trees(struct doc *d, struct builder *b)
 {
 	struct cont c;
 	int rc;
@@ -1070,7 +1071,7 @@ static int walk_trees(struct doc *d, struct builder *b)
 }
 
 /* gbtree's "model": the trees and which output group each adds to. */
-static int walk_gbtree_model(struct doc *d, struct builder *b)
+SMLIB_COLD static int walk_gbtree_model(struct doc *d, struct builder *b)
 {
 	static const char *const names[] = {"num_parallel_tree"};
 	static const int64_t maxes[] = {1 << 20};
@@ -1103,7 +1104,7 @@ static int walk_gbtree_model(struct doc *d, struct builder *b)
 }
 
 /* "gradient_booster", or dart's inner "gbtree" (nested = 1). */
-static int walk_booster(struct doc *d, struct builder *b, int nested)
+SMLIB_COLD static int walk_booster(struct doc *d, struct builder *b, int nested)
 {
 	struct cont c;
 	char key[NAME_CAP], name[NAME_CAP] = "";
@@ -1136,7 +1137,7 @@ static int walk_booster(struct doc *d, struct builder *b, int nested)
 }
 
 /* "attributes": strings; best_iteration is the one that changes predictions. */
-static int walk_attributes(struct doc *d, struct builder *b)
+SMLIB_COLD static int walk_attributes(struct doc *d, struct builder *b)
 {
 	struct cont c;
 	char key[NAME_CAP], value[NAME_CAP], *end;
@@ -1163,7 +1164,7 @@ static int walk_attributes(struct doc *d, struct builder *b)
 }
 
 /* "learner_model_param": base_score is kept as text (a number or a list). */
-static int walk_learner_param(struct doc *d, struct builder *b)
+SMLIB_COLD static int walk_learner_param(struct doc *d, struct builder *b)
 {
 	static const char *const names[] = {"num_class", "num_feature", "num_target"};
 	static const int64_t maxes[] = {(int64_t)MAX_CLASSES, (int64_t)MAX_FEATURES, 1 << 20};
@@ -1192,7 +1193,7 @@ static int walk_learner_param(struct doc *d, struct builder *b)
 	return rc;
 }
 
-static int walk_objective(struct doc *d, struct builder *b)
+SMLIB_COLD static int walk_objective(struct doc *d, struct builder *b)
 {
 	struct cont c;
 	char key[NAME_CAP];
@@ -1210,7 +1211,7 @@ static int walk_objective(struct doc *d, struct builder *b)
 	return rc;
 }
 
-static int walk_learner(struct doc *d, struct builder *b)
+SMLIB_COLD static int walk_learner(struct doc *d, struct builder *b)
 {
 	struct cont c;
 	char key[NAME_CAP];
@@ -1238,7 +1239,7 @@ static int walk_learner(struct doc *d, struct builder *b)
 
 /* An object holding "learner": the model document itself, or a pickled
  * Booster's snapshot {"Config": ..., "Model": {"learner": ...}}. */
-static int walk_model(struct doc *d, struct builder *b, int *have)
+SMLIB_COLD static int walk_model(struct doc *d, struct builder *b, int *have)
 {
 	struct cont c;
 	char key[NAME_CAP];
@@ -1257,7 +1258,7 @@ static int walk_model(struct doc *d, struct builder *b, int *have)
 }
 
 /* The whole document, and nothing after it. */
-static int walk_document(struct doc *d, struct builder *b)
+SMLIB_COLD static int walk_document(struct doc *d, struct builder *b)
 {
 	int have = 0;
 	if (walk_model(d, b, &have))
@@ -1306,12 +1307,12 @@ static int walk_document(struct doc *d, struct builder *b)
 #define BIN_NODE 20
 #define BIN_NODE_STAT 16
 
-static uint32_t le32(const unsigned char *p)
+SMLIB_COLD static uint32_t le32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static int bin_need(struct doc *d, size_t n, const char *what)
+SMLIB_COLD static int bin_need(struct doc *d, size_t n, const char *what)
 {
 	if (!doc_left(d, n))
 		return doc_error(d, "expected %s (%zu bytes), got the end of the file after %zu",
@@ -1320,7 +1321,7 @@ static int bin_need(struct doc *d, size_t n, const char *what)
 }
 
 /* A 64-bit count of items of item_size bytes each, that must fit in the rest. */
-static int bin_count(struct doc *d, size_t item_size, const char *what, size_t *n)
+SMLIB_COLD static int bin_count(struct doc *d, size_t item_size, const char *what, size_t *n)
 {
 	uint64_t v;
 	if (bin_need(d, 8, what))
@@ -1335,7 +1336,7 @@ static int bin_count(struct doc *d, size_t item_size, const char *what, size_t *
 }
 
 /* A string into buf (cut to cap - 1 bytes); returns its full length in *len. */
-static int bin_string(struct doc *d, char *buf, size_t cap, const char *what, size_t *len)
+SMLIB_COLD static int bin_string(struct doc *d, char *buf, size_t cap, const char *what, size_t *len)
 {
 	size_t n;
 	if (bin_count(d, 1, what, &n))
@@ -1347,9 +1348,9 @@ static int bin_string(struct doc *d, char *buf, size_t cap, const char *what, si
 	return 0;
 }
 
-static int32_t bin_i32(const unsigned char *p) { return (int32_t)le32(p); }
+SMLIB_COLD static int32_t bin_i32(const unsigned char *p) { return (int32_t)le32(p); }
 
-static float bin_f32(const unsigned char *p)
+SMLIB_COLD static float bin_f32(const unsigned char *p)
 {
 	uint32_t u = le32(p);
 	float f;
@@ -1358,7 +1359,7 @@ static float bin_f32(const unsigned char *p)
 }
 
 /* One tree into b->t, then build_tree. */
-static int bin_tree(struct doc *d, struct builder *b)
+SMLIB_COLD static int bin_tree(struct doc *d, struct builder *b)
 {
 	struct raw_tree *t = &b->t;
 	int32_t n;
@@ -1400,7 +1401,7 @@ static int bin_tree(struct doc *d, struct builder *b)
 }
 
 /* The attributes: best_iteration is the one that matters. */
-static int bin_attributes(struct doc *d, struct builder *b)
+SMLIB_COLD static int bin_attributes(struct doc *d, struct builder *b)
 {
 	size_t n, i, klen, vlen;
 	char key[NAME_CAP], value[NAME_CAP], *end;
@@ -1419,7 +1420,7 @@ static int bin_attributes(struct doc *d, struct builder *b)
 	return 0;
 }
 
-static int read_binary(struct doc *d, struct builder *b, int header)
+SMLIB_COLD static int read_binary(struct doc *d, struct builder *b, int header)
 {
 	int32_t num_trees, extra_attrs, i;
 	size_t len, n;
@@ -1484,7 +1485,7 @@ struct finisher {
 };
 
 static int finish_error(struct finisher *f, const char *fmt, ...) SMLIB_PRINTF_LIKE(2, 3);
-static int finish_error(struct finisher *f, const char *fmt, ...)
+SMLIB_COLD static int finish_error(struct finisher *f, const char *fmt, ...)
 {
 	char msg[384];
 	va_list ap;
@@ -1496,7 +1497,7 @@ static int finish_error(struct finisher *f, const char *fmt, ...)
 }
 
 /* The booster, the objective and the shape. */
-static int finish_kind(struct finisher *f)
+SMLIB_COLD static int finish_kind(struct finisher *f)
 {
 	struct builder *b = f->b;
 	struct model *m = f->m;
@@ -1532,7 +1533,7 @@ static int finish_kind(struct finisher *f)
 }
 
 /* tree_info, dart weights, and best_iteration. */
-static int finish_trees(struct finisher *f)
+SMLIB_COLD static int finish_trees(struct finisher *f)
 {
 	struct builder *b = f->b;
 	size_t i, keep = b->n_trees;
@@ -1579,7 +1580,7 @@ static int finish_trees(struct finisher *f)
 
 /* base_score: "0.5", or "[0.5]" or one per class in XGBoost 3.1+; each
  * through the objective's inverse link, in float as XGBoost does it. */
-static int finish_base(struct finisher *f)
+SMLIB_COLD static int finish_base(struct finisher *f)
 {
 	struct builder *b = f->b;
 	struct model *m = f->m;
@@ -1637,11 +1638,11 @@ static int finish_base(struct finisher *f)
 	return 0;
 }
 
-static int lay_out_trees(struct model *m, const uint32_t *root, const uint32_t *group,
+SMLIB_COLD static int lay_out_trees(struct model *m, const uint32_t *root, const uint32_t *group,
 			 size_t nodes_end); /* in "Prediction" */
 
 /* Moves the builder's arrays into the model, and lays its trees out. */
-static int finish_model(struct builder *b, struct model *m, const char *path, char *err, size_t err_size)
+SMLIB_COLD static int finish_model(struct builder *b, struct model *m, const char *path, char *err, size_t err_size)
 {
 	struct finisher f;
 	uint32_t *group;
@@ -1667,7 +1668,7 @@ enum model_format { MF_BINARY, MF_BINARY_BARE, MF_JSON, MF_UBJSON, MF_UNKNOWN };
 /* XGBoost before 1.0 wrote the binary format without "binf": it starts
  * with the learner parameters, then the objective's name. Recognised by that
  * name: a length from 1 to 63, then bytes that an objective name has. */
-static int bare_binary(const unsigned char *s, size_t n)
+SMLIB_COLD static int bare_binary(const unsigned char *s, size_t n)
 {
 	size_t len, i;
 	if (n < BIN_LEARNER_PARAM + 8 + 1)
@@ -1684,7 +1685,7 @@ static int bare_binary(const unsigned char *s, size_t n)
 	return 1;
 }
 
-static enum model_format detect_format(const unsigned char *s, size_t n)
+SMLIB_COLD static enum model_format detect_format(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
 	if (n >= 4 && memcmp(s, "binf", 4) == 0)
@@ -1717,7 +1718,7 @@ static enum model_format detect_format(const unsigned char *s, size_t n)
 /* What follows a pickle opcode: returns the size of a fixed argument, or
  * sets *len_size (data preceded by a little-endian length of that many
  * bytes) or *lines (text to that many newlines); -1 for an unknown opcode. */
-static int pickle_arg(int op, int *len_size, int *lines)
+SMLIB_COLD static int pickle_arg(int op, int *len_size, int *lines)
 {
 	static const char none[] = "(.012NRabd}el]ostu)\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98";
 	*len_size = 0, *lines = 0;
@@ -1739,7 +1740,7 @@ static int pickle_arg(int op, int *len_size, int *lines)
 
 /* Finds the model inside a pickle: sets *s, *n to the largest bytes object
  * (opcodes B, C, 0x8e, 0x96) that holds one. Returns 0, or -1 with err set. */
-static int pickle_model(const char *path, const unsigned char *p, size_t size,
+SMLIB_COLD static int pickle_model(const char *path, const unsigned char *p, size_t size,
 			const unsigned char **s, size_t *n, char *err, size_t err_size)
 {
 	const unsigned char *end = p + size, *start = p;
@@ -1782,7 +1783,7 @@ static int pickle_model(const char *path, const unsigned char *p, size_t size,
 /* Whether the file is the default plug-in's linear model (docs/model-format.md):
  * its first line other than blanks and '#' comments starts with
  * "smserve-linear-model". */
-static int linear_model(const unsigned char *s, size_t n)
+SMLIB_COLD static int linear_model(const unsigned char *s, size_t n)
 {
 	static const char name[] = "smserve-linear-model";
 	const unsigned char *p = s, *end = s + n;
@@ -1799,7 +1800,7 @@ static int linear_model(const unsigned char *s, size_t n)
 }
 
 /* Reads the model file's bytes into the builder, in whichever format. */
-static int read_model(const char *path, const unsigned char *buf, size_t size, struct builder *b,
+SMLIB_COLD static int read_model(const char *path, const unsigned char *buf, size_t size, struct builder *b,
 		      char *err, size_t err_size)
 {
 	struct doc d;
