@@ -41,7 +41,8 @@
  *          5   TIME   time passes: 1 s up to every deadline
  *          6   END    the client half-closes (how < 4) or closes
  *          7   MISC   SIGCHLD; the next forks fail; a stand-in is killed
- *                     (as by the OOM killer); SIGTERM (a drain)
+ *                     (as by the OOM killer), maybe reaped before the loop
+ *                     sees its pipe close; SIGTERM (a drain)
  *   After the script, a finale lets stand-ins answer and clients read until
  *   nothing moves; then every response is checked and everything is closed.
  *
@@ -186,6 +187,7 @@ struct client {
 	int n_ids;
 	char *got;                      /* what it received */
 	size_t got_len, got_cap;
+	int cut;                        /* past RECEIVED_MAX: the rest was dropped */
 	int eof;                        /* the server's end closed */
 };
 
@@ -226,6 +228,7 @@ static struct {
 	size_t slot_used[MAX_WORKERS][2];  /* answer bytes written per slot, to poison */
 	struct script sc;
 	long progress;                  /* anything moved: ends the finale early */
+	int settled;                    /* the finale ended with nothing moving */
 } h;
 
 static int verbose;                 /* FUZZ_DISPATCH_LOG */
@@ -515,6 +518,7 @@ static void client_read(struct client *cl, size_t max)
 		}
 		h.progress++;
 		keep = (size_t)r < RECEIVED_MAX - cl->got_len ? (size_t)r : RECEIVED_MAX - cl->got_len;
+		cl->cut |= keep < (size_t)r;
 		if (cl->got_len + keep > cl->got_cap) {
 			size_t cap = (cl->got_len + keep) * 2;
 			char *q = realloc(cl->got, cap);
@@ -565,6 +569,8 @@ static void check_state(void)
 	}
 	if (n != queue.len)
 		fail("the queue does not hold queue.len connections", n);
+	if (queue.head && idle_worker())   /* (a turn ends with dispatch_queued) */
+		fail("a request waits in the queue while a worker is idle", queue.len);
 	for (i = 0; i < cfg.workers; i++) {
 		const struct worker *w = &workers[i];
 		if (w->pid > 0 && w->conn && conns[w->conn->fd] != w->conn)
@@ -983,6 +989,15 @@ static void misc(int what)
 		struct stand_in *s = stand_in_of_slot(what & 1);
 		if (s)
 			stand_in_dies(s, SIGKILL);
+		if (s && (what & 2)) {
+			/* It died while the loop was in handle_events, after the
+			 * workers' part, with an earlier SIGCHLD's byte seen: the
+			 * reaping comes before its pipe's end of file. */
+			char sig = SIGCHLD;
+			if (write(signal_pipe[1], &sig, 1) != 1)
+				abort();
+			handle_signals();
+		}
 	} else if (what < 24) {
 		h.fork_failures = what & 7;
 	} else if (what == 31) {
@@ -1056,8 +1071,18 @@ static void finale(void)
 			client_read(cl, SIZE_MAX);
 		}
 		loop_turn();
-		if (h.progress == before)
+		if (h.progress == before) {
+			h.settled = 1;
 			break;
+		}
+	}
+	if (!h.settled)
+		return;
+	/* Every client has read all there is: nothing holds an ack back. */
+	for (i = 0; i < cfg.workers; i++) {
+		struct stand_in *s = stand_in_of_slot(i);
+		if (s && s->req_fd >= 0 && s->awaiting_ack)
+			fail("a worker waits for an ack the loop will never send", (long)s->pid);
 	}
 }
 
@@ -1197,6 +1222,9 @@ static void check_answer(const struct client *cl, const struct response *r, int 
 		fail("a streamed answer went out with Content-Length", r->id);
 	if (!complete && q->end == END_BROKEN && cl->fd >= 0 && !cl->eof)
 		fail("a broken answer's connection was left open", r->id);
+	if (!complete && q->end == END_DONE && h.settled && cl->fd >= 0 && !cl->eof && !cl->cut &&
+	    (r->chunked || r->has_length))
+		fail("an answer the worker finished never all reached its client", r->id);
 }
 
 static void check_responses(const struct client *cl)
@@ -1226,7 +1254,11 @@ static void check_responses(const struct client *cl)
 			fail("more responses than requests: a request answered twice?", next);
 		q = &h.requests[cl->ids[next++]];
 		left = cl->got_len - at;
-		if (q->head || r.status == 204 || r.status == 205) {
+		if (q->head && r.close && r.has_length) {
+			/* An error to a head not yet parsed (408, 503) has its body:
+			 * the server did not know the method. Nothing may follow. */
+			body = r.length < left ? r.length : left;
+		} else if (q->head || r.status == 204 || r.status == 205) {
 			if (r.chunked || (r.status == 204 && r.has_length) ||
 			    (!q->head && r.has_length && r.length != 0))
 				fail("a response without a body is framed as having one", r.status);
@@ -1272,6 +1304,7 @@ static void start_input(const uint8_t *data, size_t size)
 	memset(&h.clients, 0, sizeof h.clients);
 	h.n_requests = h.n_stand_ins = h.pipes_made = h.fork_failures = 0;
 	h.progress = 0;
+	h.settled = 0;
 	h.sc.p = data + 1;
 	h.sc.n = size - 1;
 	h.sc.at = 0;
@@ -1383,8 +1416,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	finale();
 	for (i = 0; i < h.n_clients; i++) {
 		const struct client *cl = &h.clients[i];
-		note("client %d received %zu bytes%s:\n%.*s", i, cl->got_len, cl->eof ? ", then the end" : "",
-			(int)(cl->got_len < 1500 ? cl->got_len : 1500), cl->got ? cl->got : "");
+		size_t shown = cl->got_len < 1500 ? cl->got_len : 1500, tail = cl->got_len - shown;
+		note("client %d received %zu bytes%s:\n%.*s%s%.*s", i, cl->got_len,
+			cl->eof ? ", then the end" : "", (int)shown, cl->got ? cl->got : "",
+			tail ? "\n[...]\n" : "", (int)(tail < 600 ? tail : 600),
+			tail ? cl->got + cl->got_len - (tail < 600 ? tail : 600) : "");
 		check_responses(cl);
 	}
 	end_input();
