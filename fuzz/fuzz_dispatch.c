@@ -420,12 +420,30 @@ static void append_body(struct client *cl, int id, size_t from, size_t n)
 	}
 }
 
+/* The Accept lines of request id (one of four kinds, by id), or with
+ * amzn only X-Amzn-SageMaker-Accept (InvokeEndpointWithResponseStream),
+ * and the accept the worker must see (put_accept, REQ-67). */
+static void append_accept(struct client *cl, int id, int amzn)
+{
+	static const char *const lines[4] = { "Accept: application/json\r\n",
+		"Accept: application/json\r\nAccept: text/csv\r\n",
+		"Accept:\r\nX-Amzn-SageMaker-Accept: application/jsonlines\r\n", "" };
+	append_str(cl, amzn ? "X-Amzn-SageMaker-Accept: application/jsonlines\r\n" : lines[id % 4]);
+}
+
+static const char *accept_of(int id, int amzn)
+{
+	static const char *const accept[4] = { "application/json", "application/json, text/csv",
+		"application/jsonlines", "" };
+	return amzn ? "application/jsonlines" : accept[id % 4];
+}
+
 /* A request, from two script bytes. shape: bits 0-1 the route (0, 1
  * /invocations; 2 /ping, HEAD with bit 2; 3 /execution-parameters), bit 2
  * a chunked body, bit 3 HTTP/1.0, bit 4 the client asks to close, bit 5
- * Expect: 100-continue, bit 6 X-Amzn-SageMaker-Accept instead of Accept,
- * bit 7 a Content-Type. size: the body's length, past --max-body-mb at
- * the top. */
+ * Expect: 100-continue, bit 6 X-Amzn-SageMaker-Accept instead of Accept
+ * lines (append_accept), bit 7 a Content-Type. size: the body's length,
+ * past --max-body-mb at the top. */
 static void make_request(struct client *cl, int client_index)
 {
 	uint8_t shape = next_byte(), size = next_byte();
@@ -444,7 +462,7 @@ static void make_request(struct client *cl, int client_index)
 	r->body_len = size < 224 ? (size_t)size * size / 4 : size < 252 ? (size_t)(size - 223) * 1100
 	                                                              : cfg.max_body + size - 251;
 	r->content_type = shape & 128 ? "text/csv" : "";
-	r->accept = shape & 64 ? "application/jsonlines" : "application/json";
+	r->accept = accept_of(id, shape & 64);
 	cl->ids[cl->n_ids++] = id;
 	snprintf(line, sizeof line, "%s %s HTTP/1.%d\r\nHost: h\r\n",
 		r->invocation ? "POST" : r->head ? "HEAD" : "GET",
@@ -461,8 +479,7 @@ static void make_request(struct client *cl, int client_index)
 	append_str(cl, line);
 	if (*r->content_type)
 		append_str(cl, "Content-Type: text/csv\r\n");
-	append_str(cl, shape & 64 ? "X-Amzn-SageMaker-Accept: application/jsonlines\r\n"
-	                          : "Accept: application/json\r\n");
+	append_accept(cl, id, shape & 64);
 	if (shape & 32)
 		append_str(cl, "Expect: 100-continue\r\n");
 	if (!chunked) {
@@ -1388,7 +1405,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	verbose = getenv("FUZZ_DISPATCH_LOG") != NULL;
 	signal(SIGPIPE, SIG_IGN);                /* as install_signals() does */
-	cfg.access_log = 0;
+	cfg.access_log = 1;                      /* (its lines are dropped with the rest) */
 	cfg.max_body = 32 * 1024;                /* small: 413 is reachable, regions small */
 	the_model = (model *)(void *)&the_stub_model;   /* /ping: 200 while a worker lives */
 	now_ms = BASE_MS;
