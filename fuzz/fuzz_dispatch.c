@@ -6,7 +6,8 @@
  *
  * The real loop code runs (smserve.c is included whole); only the process
  * calls are redirected: fork, kill, waitpid and pipe are macros for the
- * harness_* functions below. So worker_spawn's parent path runs for real
+ * harness_* functions below (and fprintf and fwrite, which drop the log
+ * lines). So worker_spawn's parent path runs for real
  * over real pipes, but "fork" returns a made-up pid whose worker is a
  * STAND-IN played by this harness in the same process: it holds dup()s of
  * the child's pipe ends, reads the request frame the loop sends, reads the
@@ -52,8 +53,10 @@
  *     the request; it never gets a request (or a stray ack) while it owes
  *     an answer, nor an ack it is not waiting for; a request reaches a
  *     worker at most once (a requeue happens only when none got it);
- *   - a worker that sent a malformed frame is stopped; kill() is never
- *     given a pid <= 0; the loop never closes a live worker's pipes;
+ *   - a worker that sent a malformed frame gets nothing more (it is to be
+ *     stopped); kill() is never given a pid <= 0; the loop never closes a
+ *     live worker's pipes; a slot whose piece was acked is overwritten at
+ *     once (as a worker may), so a loop still sending from it shows;
  *   - after each turn: every queued connection is open, in the model state
  *     and on the queue once; every connection in the model state is queued
  *     or has a live worker, and so has every streaming one (else it would
@@ -61,7 +64,11 @@
  *     output points into a shared region once the loop has read a piece
  *     (piece_to_client keeps what the client did not take);
  *     buffered_bytes is exactly what the connections hold (input buffers
- *     past IN_BUF_INITIAL, kept answer bytes);
+ *     past IN_BUF_INITIAL, kept answer bytes); no worker is idle while a
+ *     request waits in the queue;
+ *   - once the finale settles (clients have read all there is): no worker
+ *     waits for an ack, and every answer a worker finished reached its
+ *     client whole, unless the connection ended;
  *   - clients receive HTTP/1.1 responses, framed right (Content-Length,
  *     valid chunks, or a close-delimited body only for HTTP/1.0 and with
  *     Connection: close) up to where their stream ends; no more final
@@ -80,36 +87,14 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
-/* smserve.c's system headers, included before the macros below so that
- * they declare the real functions. */
+/* The headers that declare what the macros below rename, included first
+ * so that they declare the real functions (smserve.c includes them again,
+ * to no effect). */
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sched.h>
-#include <arpa/inet.h>
 #include <signal.h>
-#include <stddef.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <sys/select.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
-#ifdef __linux__
-#include <pthread.h>
-#include <sys/prctl.h>
-#endif
-#include <time.h>
 #include <unistd.h>
 
 static pid_t harness_fork(void);
@@ -117,11 +102,13 @@ static int harness_kill(pid_t pid, int sig);
 static pid_t harness_waitpid(pid_t pid, int *status, int options);
 static int harness_pipe(int fds[2]);
 static int harness_fprintf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static size_t harness_fwrite(const void *p, size_t size, size_t n, FILE *f);
 #define fork harness_fork
 #define kill harness_kill
 #define waitpid harness_waitpid
 #define pipe harness_pipe
 #define fprintf harness_fprintf
+#define fwrite harness_fwrite
 /* features.h redefined these; smserve.c defines them again, as it likes */
 #undef _POSIX_C_SOURCE
 #undef _DEFAULT_SOURCE
@@ -131,6 +118,7 @@ static int harness_fprintf(FILE *f, const char *fmt, ...) __attribute__((format(
 #undef waitpid
 #undef pipe
 #undef fprintf
+#undef fwrite
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
@@ -143,7 +131,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define RECEIVED_MAX (4 * MIB)      /* response bytes kept per client */
 #define FD_CHECK_MAX 256            /* descriptors looked at for leaks */
 #define BASE_MS ((int64_t)1000000)
-#define FAKE_PID_BASE 4000000       /* above any pid_max: never a real process */
+#define FAKE_PID_BASE 0x40000000    /* past Linux's PID_MAX_LIMIT: never a real process */
 
 enum { F_TWO_WORKERS = 1, F_SMALL_SNDBUF = 2, F_SMALL_BUDGET = 4, F_SHORT_QUEUE = 8 };
 enum { OP_SEND = 0, OP_SEND2, OP_READ, OP_STEP, OP_STEP2, OP_TIME, OP_END, OP_MISC };
@@ -151,7 +139,7 @@ enum { OP_SEND = 0, OP_SEND2, OP_READ, OP_STEP, OP_STEP2, OP_TIME, OP_END, OP_MI
 /* What a stand-in does with a request (take_plan). */
 enum action {
 	A_COMPLETE,          /* k PIECE_MORE, then PIECE_LAST */
-	A_COMPLETE2,
+	A_COMPLETE2,         /* the same: the plain answer, twice as likely */
 	A_BREAK,             /* k PIECE_MORE, then PIECE_BROKEN */
 	A_MALFORMED,         /* k PIECE_MORE, then a frame the loop must refuse */
 	A_DIE,               /* k PIECE_MORE, then exit (maybe in mid-frame) */
@@ -164,7 +152,6 @@ enum answer_end { END_NONE, END_DONE, END_BROKEN };
 
 /* A request as the harness made it, and what the model side did with it. */
 struct request {
-	int client;
 	int invocation, head, http10;
 	size_t body_len;
 	const char *content_type;       /* as the worker must see them */
@@ -179,7 +166,6 @@ struct request {
 
 struct client {
 	int fd;                         /* the client's end; -1 once closed */
-	int server_fd;
 	int write_shut;
 	char *out;                      /* requests made, sent up to out_sent */
 	size_t out_len, out_sent, out_cap;
@@ -266,6 +252,11 @@ static int harness_fprintf(FILE *f, const char *fmt, ...)
 	n = vfprintf(f, fmt, ap);
 	va_end(ap);
 	return n;
+}
+
+static size_t harness_fwrite(const void *p, size_t size, size_t n, FILE *f)
+{
+	return verbose ? fwrite(p, size, n, f) : n;
 }
 
 /* Real pipes; the last two are the ones worker_spawn forks with. */
@@ -444,7 +435,7 @@ static const char *accept_of(int id, int amzn)
  * Expect: 100-continue, bit 6 X-Amzn-SageMaker-Accept instead of Accept
  * lines (append_accept), bit 7 a Content-Type. size: the body's length,
  * past --max-body-mb at the top. */
-static void make_request(struct client *cl, int client_index)
+static void make_request(struct client *cl)
 {
 	uint8_t shape = next_byte(), size = next_byte();
 	struct request *r;
@@ -455,7 +446,6 @@ static void make_request(struct client *cl, int client_index)
 	id = ++h.n_requests;
 	r = &h.requests[id];
 	memset(r, 0, sizeof *r);
-	r->client = client_index;
 	r->http10 = (shape & 8) != 0;
 	r->invocation = route < 2;
 	r->head = route == 2 && chunked;
@@ -503,13 +493,13 @@ static void make_request(struct client *cl, int client_index)
 	}
 }
 
-static void client_send(struct client *cl, int client_index, size_t n)
+static void client_send(struct client *cl, size_t n)
 {
 	ssize_t w;
 	if (cl->fd < 0 || cl->write_shut)
 		return;
 	if (cl->out_sent == cl->out_len)
-		make_request(cl, client_index);
+		make_request(cl);
 	if (n > cl->out_len - cl->out_sent)
 		n = cl->out_len - cl->out_sent;
 	if (n == 0)
@@ -1034,7 +1024,7 @@ static void run_op(uint8_t op)
 	switch (what) {
 	case OP_SEND:
 	case OP_SEND2:
-		client_send(cl, who % h.n_clients, send_sizes[how]);
+		client_send(cl, send_sizes[how]);
 		break;
 	case OP_READ:
 		client_read(cl, read_sizes[how]);
@@ -1084,7 +1074,7 @@ static void finale(void)
 		for (i = 0; i < h.n_clients; i++) {
 			struct client *cl = &h.clients[i];
 			if (cl->out_sent < cl->out_len)
-				client_send(cl, i, SIZE_MAX);
+				client_send(cl, SIZE_MAX);
 			client_read(cl, SIZE_MAX);
 		}
 		loop_turn();
@@ -1345,7 +1335,6 @@ static void start_input(const uint8_t *data, size_t size)
 		if (!conn_new(sv[0]))
 			abort();
 		cl->fd = sv[1];
-		cl->server_fd = sv[0];
 	}
 	for (i = 0; i < cfg.workers; i++) {      /* as start_workers, regions kept */
 		workers[i].to_worker = workers[i].from_worker = -1;
