@@ -4,6 +4,10 @@
 #
 #   fuzz_parser, fuzz_chunked, fuzz_conn   the server's HTTP parser, chunked
 #                                          decoder and connection state machine
+#   fuzz_dispatch                          the loop's side of the workers:
+#                                          dispatch, streamed answers, worker
+#                                          failure, requeue, respawn (workers
+#                                          are stand-ins in the harness)
 #   fuzz_model, fuzz_xgboost               the request readers of model.c and
 #                                          the XGBoost plug-in (fuzz_model.c)
 #   fuzz_xgboost_load                      the XGBoost model file readers
@@ -11,7 +15,8 @@
 #                                          write again, read back
 #
 # Seeds come from fuzz/corpus/ (HTTP requests, chunked bodies, request
-# bodies, recordio-protobuf and NPY bodies) and tests/xgboost/ (models); the HTTP targets read a few control
+# bodies, recordio-protobuf and NPY bodies, fuzz_dispatch's scripts) and
+# tests/xgboost/ (models); the HTTP targets read a few control
 # bytes first (see the comment at the top of each .c file), so the seeds are
 # copied into build/fuzz/corpus-<target> with a control prefix put in front,
 # and the source tree stays clean. The corpus directories are kept between
@@ -31,7 +36,7 @@ SECONDS_PER_TARGET=${1:-60}
 OUT=build/fuzz
 CFLAGS="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror -g -O1 -fno-omit-frame-pointer
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Dmain=smserve_main"
-TARGETS=(fuzz_parser fuzz_chunked fuzz_conn fuzz_model fuzz_xgboost fuzz_xgboost_load fuzz_recordio fuzz_npy)
+TARGETS=(fuzz_parser fuzz_chunked fuzz_conn fuzz_dispatch fuzz_model fuzz_xgboost fuzz_xgboost_load fuzz_recordio fuzz_npy)
 failed=0
 declare -A verdict             # target -> what failed, empty when nothing
 
@@ -49,6 +54,7 @@ seed_files() {
 	fuzz_model | fuzz_xgboost) echo fuzz/corpus/model/* ;;     # control byte included
 	fuzz_recordio) echo fuzz/corpus/recordio/* ;;              # flags byte included
 	fuzz_npy) echo fuzz/corpus/npy/* ;;
+	fuzz_dispatch) echo fuzz/corpus/dispatch/* ;;               # scripts, flags byte included
 	fuzz_xgboost_load) find tests/xgboost -name '*.json' -size -16k -o -name '*.ubj' -size -16k \
 		-o -name '*.bin' -size -16k | sort ;;
 	*) echo fuzz/corpus/requests/* ;;
@@ -76,6 +82,7 @@ dict() {
 	fuzz_model | fuzz_xgboost) echo fuzz/body.dict ;;
 	fuzz_xgboost_load) echo fuzz/xgboost.dict ;;
 	fuzz_recordio | fuzz_npy) ;;            # binary formats: libFuzzer's compare tracing finds the words
+	fuzz_dispatch) ;;                       # a script of ops, not HTTP: requests are generated
 	*) echo fuzz/http.dict ;;
 	esac
 }

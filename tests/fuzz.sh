@@ -18,7 +18,7 @@ if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; (void)n;
 fi
 out=$(bash fuzz/run.sh "${1:-10}" 2>&1)
 status=$?
-for t in fuzz_parser fuzz_chunked fuzz_conn fuzz_model fuzz_xgboost fuzz_xgboost_load fuzz_recordio fuzz_npy; do
+for t in fuzz_parser fuzz_chunked fuzz_conn fuzz_dispatch fuzz_model fuzz_xgboost fuzz_xgboost_load fuzz_recordio fuzz_npy; do
 	line=$(grep -E "^$t +[0-9?]+ execs" <<<"$out")
 	echo "# ${line:-$t: no result}"
 	if [[ $line =~ \ ok$ ]]; then
