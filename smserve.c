@@ -2672,7 +2672,7 @@ static int keep_output(struct conn *c, const char *data, size_t len)
 {
 	if (len == 0)
 		return 0;
-	if (c->owned_len + len > c->owned_cap) {   /* doubling: few reallocs, few copies */
+	if (!c->owned || c->owned_len + len > c->owned_cap) {  /* doubling: few reallocs */
 		size_t cap = c->owned_cap ? c->owned_cap : IN_BUF_KEEP;
 		char *p;
 		while (cap < c->owned_len + len)
