@@ -1510,7 +1510,7 @@ static void mm_request_complete(struct conn *c);
 static void mm_watch(fd_set *rd, int *maxfd, int64_t *next);
 static void mm_events(fd_set *rd);
 static void mm_check(void);
-static void mm_child_reaped(pid_t pid);
+static int mm_child_reaped(pid_t pid);
 
 /* ======================================================================== */
 /* 8. Responses: the status line, the headers, error bodies, the access log */
@@ -3884,12 +3884,17 @@ static void mm_check(void)
 		mm_finish_unloads();
 }
 
-static void mm_child_reaped(pid_t pid)
+/* A child was reaped: if it was a loader, its pid is never signalled
+ * again. Returns whether it was one. */
+static int mm_child_reaped(pid_t pid)
 {
 	int i;
 	for (i = 0; i < LOADS_AT_ONCE; i++)
-		if (loaders[i].m && loaders[i].pid == pid)
-			loaders[i].pid = -pid;   /* never signal this pid again */
+		if (loaders[i].m && loaders[i].pid == pid) {
+			loaders[i].pid = -pid;
+			return 1;
+		}
+	return 0;
 }
 
 /* At exit: loaders still running are stopped. */
@@ -4960,12 +4965,10 @@ static void reap_children(void)
 	int st;
 	pid_t pid;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		int i, worker = 0;
-		mm_child_reaped(pid);
+		int i, loader = mm_child_reaped(pid);
 		for (i = 0; i < cfg.workers; i++) {
 			if (workers[i].pid != pid || pid <= 0)
 				continue;
-			worker = 1;
 			workers[i].pid = -pid;   /* reaped: never signal this pid again */
 			if (workers[i].conn)
 				worker_fail(&workers[i], 500, "the model worker crashed during the request");
@@ -4975,7 +4978,7 @@ static void reap_children(void)
 			}
 		}
 		if (WIFSIGNALED(st) && !draining)
-			log_line("%s %ld ended by signal %d", worker ? "worker" : "model loader", (long)pid,
+			log_line("%s %ld ended by signal %d", loader ? "model loader" : "worker", (long)pid,
 				WTERMSIG(st));
 	}
 }
