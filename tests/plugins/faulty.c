@@ -21,6 +21,12 @@
  *   tagged CMD      set the custom attributes to "tagged", then run CMD
  *   die-after-reply echo after 0.2 s; the worker is killed (SIGKILL) 0.5 s
  *                   after the request came, idle by then
+ *   whoami [MS]     after MS milliseconds (default 0), answer "DIR pid P\n":
+ *                   the directory the model was loaded from and the
+ *                   worker's pid (which model and which worker answered)
+ *   touch-model [MS]  read every page of the model's alloc-mb memory (so
+ *                   this worker maps it), wait MS ms, answer "touched N
+ *                   bytes, sum S, pid P\n"
  *
  * Streamed answers (model API 3). Their bytes follow one pattern, byte i of
  * the body being i % 251, so a client can check every byte of any size:
@@ -35,6 +41,18 @@
  *   error-after-flush  write and flush a piece, then model_response_error(500)
  *   crash-after-flush  write and flush a piece, then die of SIGSEGV
  *   hang-after-flush   write and flush a piece, then never return
+ *
+ * Loading misbehaves on command too. FAULTY_FAIL_LOAD (set in the
+ * environment) fails every load. For multi-model tests, where one load must
+ * go wrong while others succeed, a file in the model directory says what to
+ * do (its content, a number, where one is needed):
+ *
+ *   fail-on-load    fail, the error naming this file
+ *   crash-on-load   die of SIGSEGV
+ *   hang-on-load    never return
+ *   sleep-on-load   sleep N milliseconds, then load
+ *   alloc-mb        allocate N MiB with malloc and write every byte, so the
+ *                   model occupies a known amount of memory
  */
 #define _POSIX_C_SOURCE 200809L  /* kill, nanosleep */
 #include <signal.h>
@@ -46,27 +64,96 @@
 
 #include "../../model.h"
 
+/* Everything a model holds comes from malloc and calloc, and the directory
+ * is copied into the model itself: a multi-model server may load in one
+ * process and invoke in others, so nothing may point into memory that only
+ * the loading process had. */
 struct model {
-	int loads;
+	size_t alloc_bytes;
+	unsigned char *alloc;   /* alloc-mb's memory, every byte written */
+	char dir[];             /* the directory it was loaded from */
 };
 
 const char model_plugin_name[] = "faulty (test plug-in) 1.0";
 
+/* Whether DIR/NAME exists; when it does and value is not NULL, *value is the
+ * number the file starts with (0 when none). */
+static int load_command(const char *dir, const char *name, long *value)
+{
+	char path[4096];
+	FILE *f;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (value && fscanf(f, "%ld", value) != 1)
+		*value = 0;
+	fclose(f);
+	return 1;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&t, NULL);
+}
+
+/* The load-time commands of the model directory that stop a load. Returns
+ * -1 (err set) when the load must fail. */
+static int misbehave_on_load(const char *dir, char *err, size_t err_size)
+{
+	long ms = 0;
+	if (load_command(dir, "crash-on-load", NULL)) {
+		signal(SIGSEGV, SIG_DFL);       /* a plain segfault, not a sanitizer report */
+		raise(SIGSEGV);
+	}
+	if (load_command(dir, "hang-on-load", NULL))
+		for (;;)
+			pause();
+	if (load_command(dir, "sleep-on-load", &ms))
+		sleep_ms(ms);
+	if (load_command(dir, "fail-on-load", NULL)) {
+		snprintf(err, err_size, "%s/fail-on-load: refusing to load (the file says so)", dir);
+		return -1;
+	}
+	return 0;
+}
+
 model *model_load(const char *dir, char *err, size_t err_size)
 {
 	model *m;
+	size_t dir_len = strlen(dir);
+	long mb = 0;
 	if (getenv("FAULTY_FAIL_LOAD")) {
 		snprintf(err, err_size, "%s/model.bin: refusing to load (FAULTY_FAIL_LOAD is set)", dir);
 		return NULL;
 	}
-	m = calloc(1, sizeof *m);
-	if (!m)
+	if (misbehave_on_load(dir, err, err_size) != 0)
+		return NULL;
+	m = calloc(1, sizeof *m + dir_len + 1);
+	if (!m) {
 		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	memcpy(m->dir, dir, dir_len + 1);
+	if (load_command(dir, "alloc-mb", &mb) && mb > 0) {
+		m->alloc_bytes = (size_t)mb << 20;
+		m->alloc = malloc(m->alloc_bytes);
+		if (!m->alloc) {
+			snprintf(err, err_size, "%s/alloc-mb: out of memory for %ld MiB", dir, mb);
+			free(m);
+			return NULL;
+		}
+		/* Not zeros: pages of zeros could be left unbacked or merged. */
+		memset(m->alloc, 0x5a, m->alloc_bytes);
+	}
 	return m;
 }
 
 void model_unload(model *m)
 {
+	if (m)
+		free(m->alloc);
 	free(m);
 }
 
@@ -154,12 +241,6 @@ static void stream_pattern(model_response *out, const char *args, int flush_each
 	free(pattern);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&t, NULL);
-}
-
 /* Pieces that each say when they were written, so a client can tell that a
  * piece reached it before a later one existed (causality, not speed). The
  * second flush has nothing new to send: it must not end the stream with an
@@ -188,16 +269,46 @@ static void first_piece(model_response *out)
 	model_response_flush(out);
 }
 
+/* Which model and which worker answered. */
+static void whoami(const model *m, model_response *out)
+{
+	char line[4200];
+	int n = snprintf(line, sizeof line, "%s pid %ld\n", m->dir, (long)getpid());
+	model_response_type(out, "text/plain");
+	model_response_write(out, line, written(n, sizeof line));
+}
+
+/* Reads one byte of every page of the model's memory, so that this worker
+ * maps all of it (a multi-model server's worker maps a model on demand). */
+static void touch_model(const model *m, model_response *out)
+{
+	char line[128];
+	unsigned long sum = 0;
+	size_t i;
+	int n;
+	for (i = 0; i < m->alloc_bytes; i += 4096)
+		sum += ((const volatile unsigned char *)m->alloc)[i];
+	n = snprintf(line, sizeof line, "touched %zu bytes, sum %lu, pid %ld\n", m->alloc_bytes,
+		sum, (long)getpid());
+	model_response_type(out, "text/plain");
+	model_response_write(out, line, written(n, sizeof line));
+}
+
 void model_invoke(model *m, const model_request *req, model_response *out)
 {
 	const char *cmd = req->custom_attributes;
-	(void)m;
 	if (!strncmp(cmd, "tagged ", 7)) {
 		model_response_custom_attributes(out, "tagged");
 		cmd += 7;
 	}
 	if (!strcmp(cmd, "inspect")) {
 		inspect(req, out);
+	} else if (!strcmp(cmd, "whoami") || !strncmp(cmd, "whoami ", 7)) {
+		sleep_ms(atol(cmd + 6));
+		whoami(m, out);
+	} else if (!strcmp(cmd, "touch-model") || !strncmp(cmd, "touch-model ", 12)) {
+		touch_model(m, out);
+		sleep_ms(atol(cmd + 11));
 	} else if (!strncmp(cmd, "sleep ", 6)) {
 		sleep((unsigned)atoi(cmd + 6));
 		echo(req, out);

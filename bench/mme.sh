@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# bench/mme.sh - multi-model endpoints at scale (issue 22, item 6).
+#
+#   bash bench/mme.sh            1,000 iris-sized linear models
+#   bash bench/mme.sh 10000      10,000
+#   BENCH_SECONDS=N              wrk's run per figure (default 5)
+#
+# With the default plug-in (build/smserve-default, 2 workers, no access log):
+#   1. N models loaded one after another on one kept-alive connection, each
+#      from its own directory: each load's time (p50, p99, max) and the rate.
+#   2. The last 1,000 unloaded, then loaded again 4 at a time (a burst) while
+#      a client pings: /ping's p50, p99 and max during the burst.
+#   3. One model's one-record invocations (wrk, 1 thread, 32 connections)
+#      with the N models loaded, against the same model in single-model mode
+#      (/invocations), the two taking turns, 3 rounds, medians kept.
+#   4. The sum of Pss over the server's processes with the N models loaded.
+# Prints the figures; writes nothing. Not part of make test or make bench.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+N=${1:-1000}
+DUR=${BENCH_SECONDS:-5}
+ROUNDS=3
+PY=/usr/bin/python3
+BURST=1000
+((N >= BURST)) || BURST=$N
+make -s build/smserve-default || exit 1
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() {
+	local p
+	while :; do
+		p=$((10000 + RANDOM % 22000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+# serve LOG ARGS...: starts the default server, waits for /ping 200; prints the port.
+serve() {
+	local log=$1 port i
+	shift
+	port=$(free_port)
+	./build/smserve-default --port "$port" --workers 2 --no-access-log "$@" >"$work/$log.log" 2>&1 &
+	pids+=($!)
+	for i in $(seq 200); do
+		[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping") == 200 ]] && break
+		sleep 0.05
+	done
+	echo "$port"
+}
+
+# pss_kb PID: the sum of Pss (KiB) over PID and its descendants.
+pss_kb() {
+	local sum=0 p v
+	for p in $(tree "$1"); do
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+tree() { local c; echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }
+
+echo "# bench/mme.sh: $N models, $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD)"
+echo "# making $N model directories (models/iris's linear-model.txt, one copy each)"
+"$PY" - "$work/models" "$N" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+text = open("models/iris/linear-model.txt").read()
+for i in range(n):
+    d = os.path.join(root, "m%05d" % i, "model")
+    os.makedirs(d)
+    with open(os.path.join(d, "linear-model.txt"), "w") as f:
+        f.write(text)
+PY
+
+mport=$(serve mme --multi-model)
+mpid=${pids[-1]}
+grep -m1 'listening on' "$work/mme.log" | sed 's/^/# /'
+
+cat >"$work/load.py" <<'PY'
+import http.client, json, sys, threading, time
+port, root, n, burst = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def conn():
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+def call(c, method, path, body=None):
+    h = {"Content-Type": "application/json", "Accept": "application/json"} if body else {}
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    r.read()
+    return r.status
+
+def load(c, i):
+    name = "m%05d" % i
+    return call(c, "POST", "/models", json.dumps({"model_name": name, "url": "%s/%s/model" % (root, name)}))
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000
+
+# 1. N loads, one after another
+c, times, bad = conn(), [], 0
+t0 = time.monotonic()
+for i in range(n):
+    t = time.monotonic()
+    s = load(c, i)
+    times.append(time.monotonic() - t)
+    bad += s != 200
+took = time.monotonic() - t0
+print("loads, one at a time: %d models in %.2f s (%.0f/s), p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d not 200"
+      % (n, took, n / took, pct(times, 0.5), pct(times, 0.99), max(times) * 1000, bad))
+
+# 2. the last `burst` unloaded, then loaded again 4 at a time beside a pinger
+for i in range(n - burst, n):
+    call(c, "DELETE", "/models/m%05d" % i)
+done, pings, badp = threading.Event(), [], [0]
+def pinger():
+    pc = conn()
+    while not done.is_set():
+        t = time.monotonic()
+        if call(pc, "GET", "/ping") != 200:
+            badp[0] += 1
+        pings.append(time.monotonic() - t)
+        time.sleep(0.001)
+lt, bad_loads = [], [0]
+def loader(k):
+    lc = conn()
+    for i in range(n - burst + k, n, 4):
+        t = time.monotonic()
+        if load(lc, i) != 200:
+            bad_loads[0] += 1
+        lt.append(time.monotonic() - t)
+p = threading.Thread(target=pinger)
+p.start()
+time.sleep(0.2)
+t0 = time.monotonic()
+ls = [threading.Thread(target=loader, args=(k,)) for k in range(4)]
+for t in ls: t.start()
+for t in ls: t.join()
+took = time.monotonic() - t0
+done.set()
+p.join()
+print("burst of %d loads, 4 at a time: %.2f s, load p50 %.2f ms, p99 %.2f ms, %d not 200"
+      % (burst, took, pct(lt, 0.5), pct(lt, 0.99), bad_loads[0]))
+print("/ping during the burst: %d pings, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d not 200"
+      % (len(pings), pct(pings, 0.5), pct(pings, 0.99), max(pings) * 1000, badp[0]))
+PY
+"$PY" "$work/load.py" "$mport" "$work/models" "$N" "$BURST" || exit 1
+curl -s "http://127.0.0.1:$mport/models?limit=1" | head -c 200 | sed 's/^/# a first page: /'
+echo
+echo "server processes' Pss with $N models loaded: $(pss_kb "$mpid") KiB" \
+	"(loop and workers: $(tree "$mpid" | wc -l) processes)"
+
+if ! command -v wrk >/dev/null; then
+	echo "# SKIP: the hot model's invocation rate (wrk is not installed)"
+	exit 0
+fi
+sport=$(serve single --model-dir models/iris)
+printf 'wrk.method = "POST"\nwrk.body = "5.1,3.5,1.4,0.2"\nwrk.headers["Content-Type"] = "text/csv"\nwrk.headers["Accept"] = "text/csv"\n' >"$work/record.lua"
+rate() { wrk -t1 -c32 -d"${DUR}s" -s "$work/record.lua" "$1" 2>/dev/null | awk '/^Requests\/sec/ {printf "%d", $2}'; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+hot=m00000
+[[ $(curl -s -H 'Content-Type: text/csv' -d 5.1,3.5,1.4,0.2 "http://127.0.0.1:$mport/models/$hot/invoke") == \{* ]] ||
+	{ echo "mme: $hot does not answer" >&2; exit 1; }
+m_rates= s_rates=
+for r in $(seq "$ROUNDS"); do
+	m_rates+=" $(rate "http://127.0.0.1:$mport/models/$hot/invoke")"
+	s_rates+=" $(rate "http://127.0.0.1:$sport/invocations")"
+done
+m=$(median <<<"$m_rates") s=$(median <<<"$s_rates")
+echo "one-record invocations (wrk -t1 -c32, ${DUR}s, median of $ROUNDS): multi-model ($N loaded) $m/s" \
+	"[$m_rates ], single-model $s/s [$s_rates ], ratio $(awk -v a="$m" -v b="$s" 'BEGIN {printf "%.3f", a / b}')"
