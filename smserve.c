@@ -1446,6 +1446,7 @@ struct mm_model {
 struct loader {
 	struct mm_model *m;        /* the load it runs; NULL: the slot is free */
 	pid_t pid;                 /* > 0 running; < 0 reaped */
+	pid_t ended;               /* the last loader of this slot, not yet reaped */
 	int fd;                    /* the read end of its reply pipe */
 	int64_t deadline;          /* ms: --load-timeout */
 	char reply[1024];          /* a struct mm_load_reply, as it arrives */
@@ -3668,9 +3669,16 @@ static void loader_main(struct mm_model *m, int to_loop, size_t cap)
 	char err[sizeof r.error];
 	model *handle;
 	ssize_t w;
+	struct stat st;
 	memset(&r, 0, sizeof r);
 	err[0] = '\0';
-	if (map_extent(m->extent, MAP_SHARED) != 0) {
+	/* SageMaker gives a directory (REQ-59); a plug-in that needs no file
+	 * must not make a wrong path look loaded. */
+	if (stat(m->url, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		const char *why = stat(m->url, &st) != 0 ? strerror(errno) : "not a directory";
+		r.status = 400;
+		snprintf(r.error, sizeof r.error, "%.*s: %s", (int)sizeof r.error - 64, m->url, why);
+	} else if (map_extent(m->extent, MAP_SHARED) != 0) {
 		r.status = 500;
 		snprintf(r.error, sizeof r.error, "cannot map the model's memory: %s", strerror(errno));
 	} else {
@@ -3775,6 +3783,7 @@ static void loader_end(struct loader *l)
 	close(l->fd);
 	l->fd = -1;
 	l->m = NULL;
+	l->ended = l->pid > 0 ? l->pid : 0;
 	l->pid = 0;
 }
 
@@ -3889,11 +3898,16 @@ static void mm_check(void)
 static int mm_child_reaped(pid_t pid)
 {
 	int i;
-	for (i = 0; i < LOADS_AT_ONCE; i++)
+	for (i = 0; i < LOADS_AT_ONCE; i++) {
 		if (loaders[i].m && loaders[i].pid == pid) {
 			loaders[i].pid = -pid;
 			return 1;
 		}
+		if (loaders[i].ended == pid) {
+			loaders[i].ended = 0;
+			return 1;
+		}
+	}
 	return 0;
 }
 
