@@ -557,6 +557,7 @@ test_worker_killed() {
 	done
 	expect "after the kill, every model answers from its own directory (4 times each)" 0 "$bad"
 	expect_match "... the new worker among those answering" " ${new% } " " $pids "
+	for i in 1 2 3; do unload "w$i"; done
 }
 
 # ---- 7. /ping during a burst of loads --------------------------------------
