@@ -32,8 +32,9 @@
 #    by DELETE, a large artifact file that occupies nothing.
 # 9. One copy per model: the sum of Pss over the server's processes grows by
 #    about a 64 MiB model's size after all 4 workers read it, not 4 times;
-#    DELETE gives it back (skipped under the sanitizers, whose allocator
-#    and shadow memory blur Pss).
+#    DELETE gives it back; a model its 4 workers write to (a copy each)
+#    gives back those copies too (skipped under the sanitizers, whose
+#    allocator and shadow memory blur Pss).
 # 10. SIGTERM with loads in flight (one hanging): exit 0, no process left.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -607,12 +608,13 @@ test_budget() {
 
 # ---- 9. one copy per model -------------------------------------------------
 
-# touch_all NAME: 4 invocations at once that read the model's memory; prints
-# how many distinct workers answered.
+# touch_all NAME [touch|dirty]: 4 invocations at once that read (or write)
+# the model's memory; prints how many distinct workers answered.
 touch_all() {
 	local i
 	for i in 1 2 3 4; do
-		curl -s -m 30 -H 'X-Amzn-SageMaker-Custom-Attributes: touch-model 700' -d x "$(url "/models/$1/invoke")" &
+		curl -s -m 30 -H "X-Amzn-SageMaker-Custom-Attributes: ${2:-touch}-model 700" -d x \
+			"$(url "/models/$1/invoke")" &
 	done >"$T/touch.out"
 	wait_clients
 	sed -n 's/.* pid //p' "$T/touch.out" | sort -u | wc -l
@@ -650,6 +652,29 @@ test_one_copy() {
 		not_ok "DELETE gives the 64 MiB back (Pss falls)" "fell $back KiB"
 	invoke small whoami
 	expect "... the other model still answers" 200 "$STATUS"
+
+	# A model its invocations write to (as both plug-ins write work arrays in
+	# theirs): each worker has its own copy of what it wrote, and DELETE
+	# must give those back too.
+	base=$(pss_kb)
+	load dirty "$(model_dir dirty16 alloc-mb=16)"
+	workers=$(touch_all dirty dirty)
+	touched=$(pss_kb)
+	unload dirty
+	expect "4 workers write to a 16 MiB model, then DELETE: 200" "4 200" "$workers $STATUS"
+	for _ in $(seq 30); do
+		freed=$(pss_kb)
+		((touched - freed >= (touched - base) * 7 / 10)) && break
+		sleep 0.1
+	done
+	echo "# sum of Pss: $base KiB, $touched after 4 workers wrote to every page of a 16 MiB model," \
+		"$freed after DELETE"
+	((touched - base >= 16384 * 3)) && ok "... each writing worker has its own copy (the test works)" ||
+		not_ok "... each writing worker has its own copy (the test works)" "grew $((touched - base)) KiB"
+	((touched - freed >= (touched - base) * 7 / 10)) &&
+		ok "DELETE gives back the workers' written copies too (within 3 s)" ||
+		not_ok "DELETE gives back the workers' written copies too (within 3 s)" \
+			"grew $((touched - base)) KiB, fell $((touched - freed)) KiB"
 	stop_server pss
 }
 
