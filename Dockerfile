@@ -33,6 +33,9 @@ COPY --from=files / /
 
 EXPOSE 8080
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# Multi-model endpoints (CreateModel Mode=MultiModel): SageMaker then sets
+# SAGEMAKER_MULTI_MODEL=true and loads models through /models (docs/mme.md).
+LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
 
 # For ECS, Kubernetes, `docker run`: the image has no shell and no curl, so the
 # binary itself requests /ping on its own port and exits 0 (200) or 1.

@@ -46,8 +46,18 @@ STATIC_CC = $(if $(MUSL_GCC),musl-gcc,$(CC))
 # A recipe that fails part way (the trim after the link) leaves no target.
 .DELETE_ON_ERROR:
 
+# The plug-in is compiled apart from the server, with its allocation
+# functions renamed to smserve's (smserve.c, section 16b): in a multi-model
+# loader they allocate inside the model's shared extent, everywhere else
+# they are libc's. smserve.c itself keeps calling libc's.
+PLUGIN_ALLOC = -Dmalloc=smserve_plugin_malloc -Dcalloc=smserve_plugin_calloc \
+               -Drealloc=smserve_plugin_realloc -Dfree=smserve_plugin_free \
+               -Dstrdup=smserve_plugin_strdup -Dstrndup=smserve_plugin_strndup
+
 smserve: smserve.c model.h $(PLUGIN_LIB) $(MODEL) .model
-	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(MODEL) $(LDFLAGS) -lm
+	@mkdir -p build
+	$(CC) $(WARN) $(CFLAGS) $(PLUGIN_ALLOC) -c -o build/plugin.o $(MODEL)
+	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c build/plugin.o $(LDFLAGS) -lm
 
 # Size matters in a scratch image: drop unused functions and unwind tables,
 # and do not pad the file to page boundaries. RELRO is off: in a static
@@ -84,7 +94,8 @@ $(ELF_TRIM): tools/elf_trim.c
 	$(BUILD_CC) $(WARN) -O2 -o $@ tools/elf_trim.c
 
 smserve-static: build/server-static.o $(PLUGIN_LIB) $(MODEL) .model $(ELF_TRIM)
-	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o $(MODEL) -lm
+	$(STATIC_CC) $(WARN) $(STATIC_CFLAGS) $(PLUGIN_ALLOC) -c -o build/plugin-static.o $(MODEL)
+	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o build/plugin-static.o -lm
 	$(ELF_TRIM) $@
 
 static: smserve-static
@@ -104,14 +115,17 @@ image: smserve-static
 # and with AddressSanitizer + UndefinedBehaviorSanitizer.
 build/smserve-%: smserve.c model.h $(PLUGIN_LIB)
 	@mkdir -p build
-	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $(PLUGIN_$*) $(LDFLAGS) -lm
+	$(CC) $(WARN) $(CFLAGS) $(PLUGIN_ALLOC) -c -o $@-plugin.o $(PLUGIN_$*)
+	$(CC) $(WARN) $(CFLAGS) -o $@ smserve.c $@-plugin.o $(LDFLAGS) -lm
 build/asan-%: smserve.c model.h $(PLUGIN_LIB)
 	@mkdir -p build
-	$(CC) $(WARN) -O1 -g $(SAN) -o $@ smserve.c $(PLUGIN_$*) -lm
+	$(CC) $(WARN) -O1 -g $(SAN) $(PLUGIN_ALLOC) -c -o $@-plugin.o $(PLUGIN_$*)
+	$(CC) $(WARN) -O1 -g $(SAN) -o $@ smserve.c $@-plugin.o -lm
 
 # Static (musl when installed) builds of the same plug-ins, as the image ships them.
 build/static-%: build/server-static.o $(PLUGIN_LIB) $(ELF_TRIM)
-	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o $(PLUGIN_$*) -lm
+	$(STATIC_CC) $(WARN) $(STATIC_CFLAGS) $(PLUGIN_ALLOC) -c -o $@-plugin.o $(PLUGIN_$*)
+	$(STATIC_CC) $(WARN) $(STATIC_FLAGS) -o $@ build/server-static.o $@-plugin.o -lm
 	$(ELF_TRIM) $@
 build/static-echo: examples/echo/model.c
 build/static-default: model.c

@@ -184,6 +184,21 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define FDS_FOR_RESPAWN 4           /* a respawn opens two pipes before closing the child's ends */
 #define DEFAULT_MIN_BODY_RATE 1024  /* bytes/s a body must average after --body-timeout s */
 
+/* Multi-model endpoints (SAGEMAKER_MULTI_MODEL, REQ-57 to REQ-65; section
+ * 16b, docs/mme.md). Each model gets an extent of the shared model file, of
+ * one fixed size; the file and the address range reserved for it are as
+ * large as every extent together, but cost only what models occupy. */
+#define DEFAULT_MAX_MODELS 10000
+#define DEFAULT_MAX_MODEL_MB 256     /* one extent: the largest model */
+#define DEFAULT_LOAD_TIMEOUT_S 120   /* SageMaker goes on loading for 360 s (REQ-64) */
+#define LOADS_AT_ONCE 4              /* loader processes running; more loads wait in order */
+#define MODEL_NAME_MAX 1024          /* bytes, decoded (a hash in practice, REQ-59) */
+#define MODEL_URL_MAX 4096           /* PATH_MAX */
+#define LIST_DEFAULT_LIMIT 100       /* GET /models?limit= (MMS's default, REQ-60) */
+#define LIST_MAX_LIMIT 1000
+#define BUDGET_RESERVE_MIN (256 * MIB)  /* kept from the default budget for the server */
+#define BUDGET_WITHOUT_LIMIT ((size_t)1 << 30)  /* no cgroup limit and no /proc/meminfo */
+
 /* Code that runs once, at start-up (options, environment, --healthcheck):
  * optimized for size, not speed, where the compiler can (GCC's and Clang's
  * cold attribute); nothing on a request's path is marked so. */
@@ -213,6 +228,11 @@ struct config {
 	int body_timeout_s;
 	int access_log;             /* one line per request, /ping excepted */
 	int batch;                  /* SAGEMAKER_BATCH=true: serving a batch transform */
+	int multi_model;            /* SAGEMAKER_MULTI_MODEL=true: models loaded by /models */
+	int max_models;             /* models loaded (or loading, unloading) at once */
+	size_t max_model_bytes;     /* one model's extent */
+	size_t model_budget;        /* bytes all models may occupy together */
+	int load_timeout_s;         /* a model_load running longer fails */
 };
 
 static struct config cfg = {
@@ -220,6 +240,7 @@ static struct config cfg = {
 	DEFAULT_MAX_BODY,
 	DEFAULT_MAX_RESPONSE, DEFAULT_MAX_BUFFERED, DEFAULT_QUEUE,
 	DEFAULT_IDLE_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_BODY_TIMEOUT_S, 1, 0,
+	0, DEFAULT_MAX_MODELS, (size_t)DEFAULT_MAX_MODEL_MB * MIB, 0, DEFAULT_LOAD_TIMEOUT_S,
 };
 
 /* ======================================================================== */
@@ -1273,8 +1294,10 @@ struct frame_request {
 	uint32_t magic;
 	uint32_t meta_len;
 	uint32_t header_count;
-	uint32_t reserved;
+	uint32_t extent;           /* multi-model: the model's extent (section 16b) */
 	uint64_t body_len;
+	uint64_t handle;           /* multi-model: the model's handle; 0: the_model */
+	uint64_t generation;       /* multi-model: which load of the extent it is */
 };
 
 struct frame_reply {
@@ -1304,7 +1327,10 @@ enum conn_state {
 	CONN_LINGER,      /* response sent, half-closed, discarding input */
 };
 
-enum route { ROUTE_PING, ROUTE_EXEC_PARAMS, ROUTE_INVOCATIONS, ROUTE_ERROR };
+enum route { ROUTE_PING, ROUTE_EXEC_PARAMS, ROUTE_INVOCATIONS, ROUTE_MODEL_LIST,
+	ROUTE_MODEL_LOAD, ROUTE_MODEL_DESCRIBE, ROUTE_MODEL_UNLOAD, ROUTE_MODEL_INVOKE, ROUTE_ERROR };
+
+struct mm_model;
 
 struct conn {
 	int fd;
@@ -1347,6 +1373,8 @@ struct conn {
 	int status;
 	char small_body[ERROR_BODY_MAX + 64];  /* error JSON, /execution-parameters */
 	struct conn *next_queued;
+	struct mm_model *mm;      /* multi-model: the model this invocation is for */
+	struct mm_model *awaits;  /* multi-model: the load or unload this waits for */
 };
 
 struct worker {
@@ -1389,13 +1417,53 @@ static int64_t next_client_check_ms;    /* check_waiting_clients' next turn */
 
 /* Workers and the model. */
 static struct worker workers[MAX_WORKERS];  /* cfg.workers of them are used */
-/* The one model, loaded before the fork. Multi-model endpoints (models
- * loaded while running, SAGEMAKER_MULTI_MODEL) will keep a table of handles
- * keyed by name instead, load them in a worker-owned way, and add the model's
- * name to the request frame; nothing else in the loop depends on there being
- * one model. */
+/* The one model, loaded before the fork; NULL in multi-model mode, where
+ * the table below holds the models (section 16b). */
 static model *the_model;
 static pid_t loop_pid;                  /* for the workers' parent-death check */
+
+/* Multi-model endpoints (section 16b). A model is in the name table from
+ * its POST until its DELETE; then in the unloading list until the
+ * invocations running on it end. */
+enum mm_state { MM_LOADING, MM_LOADED, MM_UNLOADING };
+
+struct mm_model {
+	char *name;                /* opaque bytes (not NUL-terminated for use) */
+	size_t name_len;
+	char *url;                 /* the directory model_load is given */
+	enum mm_state state;
+	uint64_t handle;           /* the plug-in's model: an address valid in every process */
+	uint32_t extent;           /* its place in the model file */
+	uint64_t generation;       /* which load of that extent (workers remap on a change) */
+	size_t bytes;              /* what it occupies in its extent */
+	struct conn *waiter;       /* the POST or DELETE waiting for it, or NULL */
+	int64_t load_started_us;
+	struct mm_model *next_in_bucket;
+	struct mm_model *next;     /* in the loads waiting for a loader, or the unloading list */
+};
+
+/* A loader process: forked from the loop for one load (section 16b). */
+struct loader {
+	struct mm_model *m;        /* the load it runs; NULL: the slot is free */
+	pid_t pid;                 /* > 0 running; < 0 reaped */
+	int fd;                    /* the read end of its reply pipe */
+	int64_t deadline;          /* ms: --load-timeout */
+	char reply[1024];          /* a struct mm_load_reply, as it arrives */
+	size_t got;
+};
+
+static struct mm_model **mm_buckets;    /* the name table: chained, a power of two */
+static size_t mm_bucket_mask;
+static uint32_t *mm_free_extents;       /* a stack of free extents */
+static size_t mm_free_count;
+static struct mm_model *mm_waiting_head, *mm_waiting_tail;  /* loads waiting for a loader */
+static struct mm_model *mm_unloading;   /* unloads waiting for invocations to end */
+static struct loader loaders[LOADS_AT_ONCE];
+static size_t mm_occupied;              /* bytes the loaded and unloading models occupy */
+static uint64_t mm_generation;          /* the last generation given out */
+static int mm_fd = -1;                  /* the model file (memfd), shared by every process */
+static char *mm_base;                   /* the range reserved for it, at one address in all */
+static size_t mm_span;                  /* its size: every extent */
 
 /* Descriptors that are not connections or worker pipes. */
 static int listen_fd = -1;
@@ -1434,6 +1502,15 @@ static void worker_mark_as_batch(void);
 #endif
 static void note_answer_time(struct worker *w);
 static int wait_for_events(int maxfd, fd_set *rd, fd_set *wr, struct timeval *tv);
+/* The multi-model endpoints' (section 16b). */
+static model *worker_model(const struct frame_request *fr);
+static enum route mm_route_of(const struct http_request *r, int *status, const char **allow,
+	const char **message);
+static void mm_request_complete(struct conn *c);
+static void mm_watch(fd_set *rd, int *maxfd, int64_t *next);
+static void mm_events(fd_set *rd);
+static void mm_check(void);
+static int mm_child_reaped(pid_t pid);
 
 /* ======================================================================== */
 /* 8. Responses: the status line, the headers, error bodies, the access log */
@@ -1751,6 +1828,7 @@ static void conn_reset(struct conn *c)
 	memset(&c->chunk, 0, sizeof c->chunk);
 	c->body_start = c->body_len = c->raw_pos = c->req_end = 0;
 	c->resent = c->input_seen = c->probed = 0;
+	c->mm = c->awaits = NULL;
 	c->route = ROUTE_ERROR;
 	c->state = CONN_READ_HEAD;
 	if (c->in_cap > IN_BUF_KEEP && left <= IN_BUF_INITIAL)
@@ -2168,7 +2246,7 @@ static void worker_main(int from_loop, int to_loop, char *region)
 		req.body = (const unsigned char *)region;
 		req.body_len = (size_t)fr.body_len;
 		answer_begin(&out, region, to_loop, from_loop);
-		model_invoke(the_model, &req, &out);
+		model_invoke(worker_model(&fr), &req, &out);
 		finish_answer(&out);
 		used = req.body_len + out.sent;
 	}
@@ -2239,7 +2317,34 @@ static void close_loop_descriptors(int i)
 		if (j != i && workers[j].region)
 			munmap(workers[j].region, region_size());
 	}
+	for (j = 0; j < LOADS_AT_ONCE; j++)
+		if (loaders[j].m)
+			close(loaders[j].fd);
 	close_listener_and_signals();
+}
+
+/* In a new child of the loop (a worker, or a model loader), its signals
+ * blocked since before the fork: the loop's handlers go (they write to the
+ * loop's signal pipe), and the child dies with the loop. Returns 0, or -1
+ * if the loop is gone already. */
+static int child_begins(const sigset_t *before)
+{
+	signal(SIGTERM, SIG_IGN);  /* the loop decides when children stop */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);   /* what an init passes on: ignored, as by the loop */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGALRM, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	sigprocmask(SIG_SETMASK, before, NULL);
+#ifdef __linux__
+	/* If the loop dies (even by SIGKILL), die too: a worker stuck in a
+	 * model would otherwise never read its pipe and see the EOF. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != loop_pid)
+		return -1;                 /* the loop died before prctl */
+#endif
+	return 0;
 }
 
 /* Forks a worker into slot i. The child closes every descriptor that
@@ -2269,20 +2374,9 @@ static int worker_spawn(int i)
 		return -1;
 	}
 	if (pid == 0) {
-		signal(SIGTERM, SIG_IGN);  /* the loop decides when workers stop */
-		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);   /* what an init passes on: ignored, as by the loop */
-		signal(SIGUSR1, SIG_IGN);
-		signal(SIGUSR2, SIG_IGN);
-		signal(SIGALRM, SIG_IGN);
-		signal(SIGCHLD, SIG_DFL);
-		sigprocmask(SIG_SETMASK, &before, NULL);
+		if (child_begins(&before) != 0)
+			_exit(0);
 #ifdef __linux__
-		/* If the loop dies (even by SIGKILL), die too: a worker stuck in a
-		 * model would otherwise never read its pipe and see the EOF. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != loop_pid)
-			_exit(0);               /* the loop died before prctl */
 		worker_mark_as_batch();      /* (section 21) */
 #endif
 		close(req[1]);
@@ -2557,7 +2651,7 @@ static void put_accept(char *meta, size_t *n, const struct http_request *r)
  * region, one copy (section 6). */
 static void worker_start(struct worker *w, struct conn *c)
 {
-	struct frame_request fr = { FRAME_MAGIC, 0, 0, 0, 0 };
+	struct frame_request fr = { FRAME_MAGIC, 0, 0, 0, 0, 0, 0 };
 	struct http_request *r = &c->req;
 	size_t n = sizeof fr, i;
 	put_meta(w->frame, &n, r->content_type);
@@ -2570,6 +2664,11 @@ static void worker_start(struct worker *w, struct conn *c)
 	fr.meta_len = (uint32_t)(n - sizeof fr);
 	fr.header_count = (uint32_t)r->amzn_count;
 	fr.body_len = c->body_len;
+	if (c->mm) {                     /* multi-model: which model, where (section 16b) */
+		fr.handle = c->mm->handle;
+		fr.extent = c->mm->extent;
+		fr.generation = c->mm->generation;
+	}
 	memcpy(w->frame, &fr, sizeof fr);
 	if (c->body_len > 0)
 		memcpy(w->region, c->in + c->body_start, c->body_len);
@@ -2931,6 +3030,11 @@ static struct worker *worker_running(const struct conn *c)
 static void model_abandon(struct conn *c)
 {
 	struct worker *w;
+	if (c->awaits) {                 /* a load or unload goes on without its client */
+		c->awaits->waiter = NULL;
+		c->awaits = NULL;
+		return;
+	}
 	if (queue_remove(c))
 		return;
 	if ((w = worker_running(c)) != NULL) {
@@ -3044,6 +3148,14 @@ static enum route route_of(const struct http_request *r, int *status, const char
 {
 	enum method m = r->method;
 	*allow = NULL;
+	if (cfg.multi_model && (slice_eq(r->path, "/models") || slice_has_prefix_nocase(r->path, "/models/")))
+		return mm_route_of(r, status, allow, message);
+	if (cfg.multi_model && slice_eq(r->path, "/invocations")) {
+		*status = 404;
+		*message = "this server hosts several models (multi-model mode): "
+		           "invoke one with POST /models/{name}/invoke";
+		return ROUTE_ERROR;
+	}
 	if (slice_eq(r->path, "/ping")) {
 		if (m == M_GET || m == M_HEAD || m == M_POST)
 			return ROUTE_PING;
@@ -3058,7 +3170,8 @@ static enum route route_of(const struct http_request *r, int *status, const char
 		*allow = "Allow: GET, HEAD\r\n";
 	} else {
 		*status = 404;
-		*message = "no such path; use /ping or /invocations";
+		*message = cfg.multi_model ? "no such path; use /ping or /models"
+		                           : "no such path; use /ping or /invocations";
 		return ROUTE_ERROR;
 	}
 	*status = 405;
@@ -3069,7 +3182,7 @@ static enum route route_of(const struct http_request *r, int *status, const char
 /* Ready is a 200 with an empty body (REQ-25), to GET and POST alike (REQ-29). */
 static void serve_ping(struct conn *c)
 {
-	if (the_model && workers_alive() > 0)
+	if ((the_model || cfg.multi_model) && workers_alive() > 0)
 		respond_full(c, 200, NULL, NULL, 0, NULL);
 	else
 		respond_error(c, 503, "no model worker is running");
@@ -3135,9 +3248,1258 @@ static void request_complete(struct conn *c)
 	case ROUTE_INVOCATIONS:
 		serve_invocation(c);
 		break;
+	case ROUTE_MODEL_LIST: case ROUTE_MODEL_LOAD: case ROUTE_MODEL_DESCRIBE:
+	case ROUTE_MODEL_UNLOAD: case ROUTE_MODEL_INVOKE:
+		mm_request_complete(c);
+		break;
 	case ROUTE_ERROR:
 		break;
 	}
+}
+
+/* ======================================================================== */
+/* 16b. Multi-model endpoints (SAGEMAKER_MULTI_MODEL; REQ-57 to REQ-65;     */
+/*      docs/mme.md says why it is built this way)                          */
+/*                                                                          */
+/* The loop never runs model code, loads included. At start, one memfd     */
+/* ("the model file") and one range of addresses the same size are made    */
+/* before any fork, so the range is at one address in every process. Each  */
+/* model gets an extent of it (--max-model-mb). A load is a process forked  */
+/* from the loop: it maps the model's extent shared over its place in the   */
+/* range and calls model_load, whose allocations land in the extent (the    */
+/* plug-in is compiled with malloc and friends renamed to the functions     */
+/* below: see the Makefile). It reports the handle and the bytes used over  */
+/* a pipe, and exits. A worker maps an extent private (copy-on-write: its   */
+/* writes to the model stay its own) the first time it serves that load of  */
+/* it. DELETE waits for the model's invocations, then punches the extent's  */
+/* pages out of the file: the memory goes back at once.                     */
+/* ======================================================================== */
+
+/* ---- The allocator the plug-in is compiled against ----
+ * In a loader, a bump allocator over the extent: each block has a header
+ * with its size; freeing the last block gives it back, realloc of the last
+ * block grows it in place, other frees are lost (a model is built, not
+ * churned). Everywhere else (workers, single-model mode), libc's, and a
+ * pointer into an extent is the model's: a worker's free of one does
+ * nothing, and its realloc copies into libc's memory. */
+void *smserve_plugin_malloc(size_t n);
+void *smserve_plugin_calloc(size_t count, size_t size);
+void *smserve_plugin_realloc(void *p, size_t n);
+void smserve_plugin_free(void *p);
+char *smserve_plugin_strdup(const char *s);
+char *smserve_plugin_strndup(const char *s, size_t n);
+
+#define ARENA_ALIGN 16            /* max_align_t's alignment on x86-64 and arm64 */
+#define ARENA_NO_LAST SIZE_MAX
+
+static struct {
+	char *base;
+	size_t cap;                   /* what it may hold: the extent, or the budget left */
+	size_t used, high;            /* bytes in use; the most ever in use */
+	size_t last;                  /* the header offset of the last block, or ARENA_NO_LAST */
+	int active;                   /* in a loader, during model_load */
+	int full;                     /* an allocation did not fit */
+} arena;
+
+static int in_model_file(const void *p)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)mm_base;
+	return mm_base && a >= b && a - b < mm_span;
+}
+
+static size_t arena_block_size(const void *p)
+{
+	size_t n;
+	memcpy(&n, (const char *)p - ARENA_ALIGN, sizeof n);
+	return n;
+}
+
+static size_t arena_span(size_t n)
+{
+	return ARENA_ALIGN + ((n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1));
+}
+
+static void *arena_alloc(size_t n)
+{
+	char *p;
+	if (n > arena.cap || arena_span(n) > arena.cap - arena.used) {
+		arena.full = 1;
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = arena.base + arena.used;
+	memcpy(p, &n, sizeof n);
+	arena.last = arena.used;
+	arena.used += arena_span(n);
+	if (arena.used > arena.high)
+		arena.high = arena.used;
+	return p + ARENA_ALIGN;
+}
+
+static int arena_is_last(const void *p)
+{
+	return arena.last != ARENA_NO_LAST && (const char *)p == arena.base + arena.last + ARENA_ALIGN;
+}
+
+void *smserve_plugin_malloc(size_t n)
+{
+	return arena.active ? arena_alloc(n) : malloc(n);
+}
+
+void *smserve_plugin_calloc(size_t count, size_t size)
+{
+	void *p;
+	if (!arena.active)
+		return calloc(count, size);
+	if (size && count > SIZE_MAX / size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if ((p = arena_alloc(count * size)) != NULL)
+		memset(p, 0, count * size);   /* (a block given back and taken again is not) */
+	return p;
+}
+
+void smserve_plugin_free(void *p)
+{
+	if (!in_model_file(p)) {
+		free(p);
+		return;
+	}
+	if (arena.active && arena_is_last(p)) {
+		arena.used = arena.last;
+		arena.last = ARENA_NO_LAST;
+	}
+}
+
+void *smserve_plugin_realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+	if (!p)
+		return smserve_plugin_malloc(n);
+	if (!in_model_file(p))
+		return realloc(p, n);
+	old = arena_block_size(p);
+	if (arena.active && arena_is_last(p) && n <= arena.cap &&
+	    arena_span(n) <= arena.cap - arena.last) {
+		arena.used = arena.last + arena_span(n);
+		if (arena.used > arena.high)
+			arena.high = arena.used;
+		memcpy((char *)p - ARENA_ALIGN, &n, sizeof n);
+		return p;
+	}
+	q = arena.active ? arena_alloc(n) : malloc(n);
+	if (q)
+		memcpy(q, p, old < n ? old : n);
+	return q;
+}
+
+char *smserve_plugin_strndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = smserve_plugin_malloc(len + 1);
+	if (p) {
+		memcpy(p, s, len);
+		p[len] = '\0';
+	}
+	return p;
+}
+
+char *smserve_plugin_strdup(const char *s)
+{
+	return smserve_plugin_strndup(s, SIZE_MAX);
+}
+
+/* ---- The model file ---- */
+
+#ifdef __linux__
+#ifndef _GNU_SOURCE
+/* memfd_create(2), fallocate(2): <sys/mman.h> and <fcntl.h> declare them
+ * only with _GNU_SOURCE. */
+int memfd_create(const char *name, unsigned int flags);
+int fallocate(int fd, int mode, off_t offset, off_t len);
+#endif
+#define PUNCH_HOLE_KEEP_SIZE (0x01 | 0x02)   /* FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE */
+#endif
+
+static off_t extent_offset(uint32_t extent)
+{
+	return (off_t)extent * (off_t)cfg.max_model_bytes;
+}
+
+static char *extent_address(uint32_t extent)
+{
+	return mm_base + (size_t)extent * cfg.max_model_bytes;
+}
+
+/* Gives an extent's pages back to the system (the file keeps its size). */
+static void punch_extent(uint32_t extent, size_t from)
+{
+#ifdef __linux__
+	from = (from + 4095) & ~(size_t)4095;
+	if (from < cfg.max_model_bytes &&
+	    fallocate(mm_fd, PUNCH_HOLE_KEEP_SIZE, extent_offset(extent) + (off_t)from,
+		      (off_t)(cfg.max_model_bytes - from)) != 0)
+		log_line("cannot give a model's memory back (fallocate): %s", strerror(errno));
+#else
+	(void)extent;
+	(void)from;
+#endif
+}
+
+/* Maps an extent of the model file at its place in the range. */
+static int map_extent(uint32_t extent, int flags)
+{
+	void *p = mmap(extent_address(extent), cfg.max_model_bytes, PROT_READ | PROT_WRITE,
+		flags | MAP_FIXED, mm_fd, extent_offset(extent));
+	return p == MAP_FAILED ? -1 : 0;
+}
+
+/* In a worker: the model a request is for, its extent mapped copy-on-write
+ * the first time this worker serves that load of it. */
+static model *worker_model(const struct frame_request *fr)
+{
+	static uint64_t *mapped;        /* by extent: the generation mapped here */
+	if (!fr->handle)
+		return the_model;
+	if (!mm_base || fr->extent >= (uint32_t)cfg.max_models)
+		_exit(3);
+	if (!mapped && !(mapped = calloc((size_t)cfg.max_models, sizeof *mapped)))
+		_exit(4);
+	if (mapped[fr->extent] != fr->generation) {
+		if (map_extent(fr->extent, MAP_PRIVATE) != 0)
+			_exit(4);
+		mapped[fr->extent] = fr->generation;
+	}
+	return (model *)(uintptr_t)fr->handle;
+}
+
+/* ---- The name table ---- */
+
+static size_t name_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603u;     /* FNV-1a */
+	while (n--)
+		h = (h ^ (unsigned char)*p++) * 1099511628211u;
+	return (size_t)h;
+}
+
+static struct mm_model **mm_slot_of(const char *name, size_t len)
+{
+	struct mm_model **at = &mm_buckets[name_hash(name, len) & mm_bucket_mask];
+	while (*at && !((*at)->name_len == len && memcmp((*at)->name, name, len) == 0))
+		at = &(*at)->next_in_bucket;
+	return at;
+}
+
+static struct mm_model *mm_find(const char *name, size_t len)
+{
+	return *mm_slot_of(name, len);
+}
+
+static void mm_forget_name(struct mm_model *m)
+{
+	struct mm_model **at = mm_slot_of(m->name, m->name_len);
+	if (*at == m)
+		*at = m->next_in_bucket;
+	m->next_in_bucket = NULL;
+}
+
+/* The model's extent is free again, its pages given back; the entry goes. */
+static void mm_release(struct mm_model *m)
+{
+	punch_extent(m->extent, 0);
+	mm_free_extents[mm_free_count++] = m->extent;
+	free(m->name);
+	free(m->url);
+	free(m);
+}
+
+/* ---- Answers ---- */
+
+/* A growing buffer for answers of any length (a page of GET /models). */
+struct grow {
+	char *p;
+	size_t n, cap;
+	int failed;
+};
+
+static void grow_add(struct grow *g, const char *s, size_t n)
+{
+	if (g->failed)
+		return;
+	if (g->n + n > g->cap) {
+		size_t cap = g->cap ? g->cap : 1024;
+		char *p;
+		while (cap < g->n + n)
+			cap *= 2;
+		if (!(p = realloc(g->p, cap))) {
+			g->failed = 1;
+			return;
+		}
+		g->p = p;
+		g->cap = cap;
+	}
+	memcpy(g->p + g->n, s, n);
+	g->n += n;
+}
+
+static void grow_str(struct grow *g, const char *s)
+{
+	grow_add(g, s, strlen(s));
+}
+
+/* Adds bytes as a JSON string, quoted and escaped. */
+static void grow_json(struct grow *g, const char *s, size_t n)
+{
+	size_t i;
+	grow_add(g, "\"", 1);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[8];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			grow_add(g, esc, 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof esc, "\\u%04x", c);
+			grow_add(g, esc, 6);
+		} else
+			grow_add(g, s + i, 1);
+	}
+	grow_add(g, "\"", 1);
+}
+
+/* Answers 200 with the JSON built in g, which the connection then owns
+ * (charged to --max-buffered-mb until written, as an answer kept is). */
+static void respond_grown(struct conn *c, struct grow *g)
+{
+	if (g->failed) {
+		free(g->p);
+		respond_error(c, 500, "out of memory for the answer");
+		return;
+	}
+	drop_owned_answer(c);
+	c->owned = g->p;
+	c->owned_len = g->n;
+	c->owned_cap = g->cap;
+	buffered_bytes += g->n;
+	respond_full(c, 200, "application/json", c->owned, c->owned_len, NULL);
+}
+
+/* An error naming the model: "model 'NAME' ..." (the name cut to fit). */
+static void respond_model_error(struct conn *c, int status, const char *name, size_t len,
+	const char *what)
+{
+	char msg[ERROR_BODY_MAX / 2];
+	snprintf(msg, sizeof msg, "model '%.*s' %s", (int)(len > 256 ? 256 : len), name, what);
+	respond_error(c, status, msg);
+}
+
+/* The waiter of a load or unload, if it is still there, gets its answer. */
+static struct conn *mm_take_waiter(struct mm_model *m)
+{
+	struct conn *c = m->waiter;
+	m->waiter = NULL;
+	if (c)
+		c->awaits = NULL;
+	return c;
+}
+
+/* ---- Loads ---- */
+
+/* What a loader sends back, in one write (smaller than PIPE_BUF: atomic). */
+struct mm_load_reply {
+	int32_t status;            /* 200, or the load's error status */
+	uint32_t reserved;
+	uint64_t handle;
+	uint64_t bytes;
+	char error[512];
+};
+
+/* A load ended: the model is in, or its extent is free again. */
+static void mm_load_finished(struct mm_model *m, const struct mm_load_reply *r)
+{
+	struct conn *c = mm_take_waiter(m);
+	int status = r->status;
+	const char *why = r->error;
+	if (status == 200 && r->bytes > cfg.model_budget - (mm_occupied < cfg.model_budget ?
+	                                                    mm_occupied : cfg.model_budget)) {
+		status = 507;          /* loads side by side passed it together */
+		why = "loading it would pass the memory budget for models";
+	}
+	if (status == 200) {
+		m->state = MM_LOADED;
+		m->handle = r->handle;
+		m->bytes = (size_t)r->bytes;
+		mm_occupied += m->bytes;
+		log_line("model '%.*s' loaded from %s: %zu bytes in %lld ms", (int)(m->name_len > 256 ?
+			256 : m->name_len), m->name, m->url, m->bytes,
+			(long long)(monotonic_us() - m->load_started_us) / 1000);
+		if (c) {
+			static const char ok[] = "{\"status\": \"model loaded\"}\n";
+			respond_full(c, 200, "application/json", ok, sizeof ok - 1, NULL);
+		}
+		return;
+	}
+	log_line("%d model '%.*s' not loaded from %s: %s", status,
+		(int)(m->name_len > 256 ? 256 : m->name_len), m->name, m->url, why);
+	if (c)
+		respond_error(c, status, why[0] ? why : "the model could not be loaded");
+	mm_forget_name(m);
+	mm_release(m);
+}
+
+static void mm_load_failed(struct mm_model *m, int status, const char *why)
+{
+	struct mm_load_reply r;
+	memset(&r, 0, sizeof r);
+	r.status = status;
+	snprintf(r.error, sizeof r.error, "%s", why);
+	mm_load_finished(m, &r);
+}
+
+/* A loader process: map the extent, run model_load with its allocations
+ * in the extent, report, exit. cap: what the model may occupy. */
+static void loader_main(struct mm_model *m, int to_loop, size_t cap)
+{
+	struct mm_load_reply r;
+	char err[sizeof r.error];
+	model *handle;
+	ssize_t w;
+	memset(&r, 0, sizeof r);
+	err[0] = '\0';
+	if (map_extent(m->extent, MAP_SHARED) != 0) {
+		r.status = 500;
+		snprintf(r.error, sizeof r.error, "cannot map the model's memory: %s", strerror(errno));
+	} else {
+		arena.base = extent_address(m->extent);
+		arena.cap = cap;
+		arena.last = ARENA_NO_LAST;
+		arena.active = 1;
+		handle = model_load(m->url, err, sizeof err);
+		arena.active = 0;
+		err[sizeof err - 1] = '\0';
+		r.status = handle ? 200 : arena.full ? (cap < cfg.max_model_bytes ? 507 : 500) : 500;
+		r.handle = (uint64_t)(uintptr_t)handle;
+		r.bytes = (arena.used + 4095) & ~(size_t)4095;
+		if (!handle && arena.full && cap < cfg.max_model_bytes)
+			snprintf(r.error, sizeof r.error, "the model needs more memory than is left in "
+				"the budget for models (%zu bytes)", cap);
+		else if (!handle && arena.full)
+			snprintf(r.error, sizeof r.error, "the model needs more than --max-model-mb (%zu MiB)",
+				cfg.max_model_bytes / MIB);
+		else if (!handle)
+			snprintf(r.error, sizeof r.error, "%s", err[0] ? err : "model_load failed");
+		/* what the plug-in freed at the end (scratch space) is given back */
+		punch_extent(m->extent, handle ? arena.used : 0);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	while ((w = write(to_loop, &r, sizeof r)) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+/* Forks a loader for m into slot l. */
+static int loader_start(struct loader *l, struct mm_model *m)
+{
+	size_t left = cfg.model_budget > mm_occupied ? cfg.model_budget - mm_occupied : 0;
+	size_t cap = left < cfg.max_model_bytes ? left : cfg.max_model_bytes;
+	sigset_t all, before;
+	int p[2];
+	pid_t pid;
+	if (pipe(p) != 0)
+		return -1;
+	if (p[0] >= FD_SETSIZE) {
+		close(p[0]);
+		close(p[1]);
+		errno = EMFILE;
+		return -1;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &before);
+	pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &before, NULL);
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		if (child_begins(&before) != 0)
+			_exit(0);
+		close(p[0]);
+		close_loop_descriptors(-1);
+		loader_main(m, p[1], cap);
+	}
+	close(p[1]);
+	set_nonblocking(p[0]);
+	l->m = m;
+	l->pid = pid;
+	l->fd = p[0];
+	l->got = 0;
+	l->deadline = seconds_from_now(cfg.load_timeout_s);
+	return 0;
+}
+
+/* Starts waiting loads while loader slots are free, oldest first. */
+static void mm_start_loads(void)
+{
+	int i;
+	for (i = 0; i < LOADS_AT_ONCE && mm_waiting_head; i++) {
+		struct mm_model *m;
+		if (loaders[i].m)
+			continue;
+		m = mm_waiting_head;
+		mm_waiting_head = m->next;
+		if (!mm_waiting_head)
+			mm_waiting_tail = NULL;
+		m->next = NULL;
+		m->load_started_us = monotonic_us();
+		if (loader_start(&loaders[i], m) != 0) {
+			char why[128];
+			snprintf(why, sizeof why, "cannot start a loader process: %s", strerror(errno));
+			mm_load_failed(m, 500, why);
+		}
+	}
+}
+
+/* The loader in slot l is done (its answer read, or it died or timed out). */
+static void loader_end(struct loader *l)
+{
+	close(l->fd);
+	l->fd = -1;
+	l->m = NULL;
+	l->pid = 0;
+}
+
+static void loader_read(struct loader *l)
+{
+	struct mm_model *m = l->m;
+	struct mm_load_reply r;
+	ssize_t n = read(l->fd, l->reply + l->got, sizeof r - l->got);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n > 0) {
+		l->got += (size_t)n;
+		if (l->got < sizeof r)
+			return;
+		memcpy(&r, l->reply, sizeof r);
+		r.error[sizeof r.error - 1] = '\0';
+		loader_end(l);
+		mm_load_finished(m, &r);
+	} else {
+		loader_end(l);
+		mm_load_failed(m, 500, "the model's loader crashed while loading it");
+	}
+}
+
+/* ---- Unloads ---- */
+
+/* Whether an invocation of m is queued or running. */
+static int mm_busy(const struct mm_model *m)
+{
+	const struct conn *c;
+	int i;
+	for (c = queue.head; c; c = c->next_queued)
+		if (c->mm == m)
+			return 1;
+	for (i = 0; i < cfg.workers; i++)
+		if (workers[i].pid > 0 && workers[i].conn && workers[i].conn->mm == m)
+			return 1;
+	return 0;
+}
+
+/* Unloads whose invocations have all ended give their memory back, and
+ * their DELETE is answered. */
+static void mm_finish_unloads(void)
+{
+	struct mm_model **at = &mm_unloading;
+	while (*at) {
+		struct mm_model *m = *at;
+		struct conn *c;
+		if (mm_busy(m)) {
+			at = &m->next;
+			continue;
+		}
+		*at = m->next;
+		mm_occupied -= m->bytes;
+		log_line("model '%.*s' unloaded: %zu bytes given back",
+			(int)(m->name_len > 256 ? 256 : m->name_len), m->name, m->bytes);
+		if ((c = mm_take_waiter(m)) != NULL) {
+			static const char ok[] = "{\"status\": \"model unloaded\"}\n";
+			respond_full(c, 200, "application/json", ok, sizeof ok - 1, NULL);
+		}
+		mm_release(m);
+	}
+}
+
+/* ---- The loop's side: descriptors, events, deadlines ---- */
+
+static void mm_watch(fd_set *rd, int *maxfd, int64_t *next)
+{
+	int i;
+	for (i = 0; i < LOADS_AT_ONCE; i++)
+		if (loaders[i].m) {
+			FD_SET(loaders[i].fd, rd);
+			if (loaders[i].fd > *maxfd)
+				*maxfd = loaders[i].fd;
+			if (*next == 0 || loaders[i].deadline < *next)
+				*next = loaders[i].deadline;
+		}
+}
+
+static void mm_events(fd_set *rd)
+{
+	int i;
+	for (i = 0; i < LOADS_AT_ONCE; i++)
+		if (loaders[i].m && FD_ISSET(loaders[i].fd, rd))
+			loader_read(&loaders[i]);
+	mm_start_loads();
+}
+
+static void mm_check(void)
+{
+	int i;
+	for (i = 0; i < LOADS_AT_ONCE; i++) {
+		struct loader *l = &loaders[i];
+		struct mm_model *m = l->m;
+		char why[96];
+		if (!m || now_ms < l->deadline)
+			continue;
+		if (l->pid > 0)
+			kill(l->pid, SIGKILL);
+		loader_end(l);
+		snprintf(why, sizeof why, "loading the model did not finish within %d s",
+			cfg.load_timeout_s);
+		mm_load_failed(m, 500, why);
+	}
+	mm_start_loads();
+	if (mm_unloading)
+		mm_finish_unloads();
+}
+
+/* A child was reaped: if it was a loader, its pid is never signalled
+ * again. Returns whether it was one. */
+static int mm_child_reaped(pid_t pid)
+{
+	int i;
+	for (i = 0; i < LOADS_AT_ONCE; i++)
+		if (loaders[i].m && loaders[i].pid == pid) {
+			loaders[i].pid = -pid;
+			return 1;
+		}
+	return 0;
+}
+
+/* At exit: loaders still running are stopped. */
+static void mm_stop(void)
+{
+	int i;
+	for (i = 0; i < LOADS_AT_ONCE; i++)
+		if (loaders[i].m && loaders[i].pid > 0) {
+			kill(loaders[i].pid, SIGKILL);
+			waitpid(loaders[i].pid, NULL, 0);
+		}
+}
+
+/* ---- Routes ---- */
+
+/* /models (list, load), /models/NAME (describe, unload) and
+ * /models/NAME/invoke. The name is URL-encoded in the path: one segment. */
+static enum route mm_route_of(const struct http_request *r, int *status, const char **allow,
+	const char **message)
+{
+	enum method m = r->method;
+	struct slice rest = { r->path.p + 8, r->path.n > 8 ? r->path.n - 8 : 0 };
+	const char *slash = memchr(rest.p, '/', rest.n);
+	if (slice_eq(r->path, "/models")) {
+		if (m == M_GET || m == M_HEAD)
+			return ROUTE_MODEL_LIST;
+		if (m == M_POST)
+			return ROUTE_MODEL_LOAD;
+		*allow = "Allow: GET, HEAD, POST\r\n";
+	} else if (memcmp(r->path.p, "/models/", 8) != 0 || rest.n == 0 || slash == rest.p ||
+	           (slash && (size_t)(rest.p + rest.n - slash) != 7) ||
+	           (slash && memcmp(slash, "/invoke", 7) != 0)) {
+		*status = 404;
+		*message = "no such path; use /models, /models/{name} or /models/{name}/invoke";
+		return ROUTE_ERROR;
+	} else if (slash) {
+		if (m == M_POST)
+			return ROUTE_MODEL_INVOKE;
+		*allow = "Allow: POST\r\n";
+	} else {
+		if (m == M_GET || m == M_HEAD)
+			return ROUTE_MODEL_DESCRIBE;
+		if (slice_eq(r->method_name, "DELETE"))
+			return ROUTE_MODEL_UNLOAD;
+		*allow = "Allow: GET, HEAD, DELETE\r\n";
+	}
+	*status = 405;
+	*message = "method not allowed on this path";
+	return ROUTE_ERROR;
+}
+
+/* Percent-decodes s into out (at most cap bytes); returns the length, or
+ * -1 for a bad escape or a result too long. */
+static long percent_decode(struct slice s, char *out, size_t cap)
+{
+	size_t i, n = 0;
+	for (i = 0; i < s.n; i++) {
+		char ch = s.p[i];
+		if (ch == '%') {
+			if (i + 2 >= s.n)
+				return -1;
+			if (hex_value(s.p[i + 1]) < 0 || hex_value(s.p[i + 2]) < 0)
+				return -1;
+			ch = (char)(hex_value(s.p[i + 1]) * 16 + hex_value(s.p[i + 2]));
+			i += 2;
+		}
+		if (n == cap)
+			return -1;
+		out[n++] = ch;
+	}
+	return (long)n;
+}
+
+/* The model named in the path (/models/NAME[/invoke]), decoded into name;
+ * returns its length, or -1 (answered 400). */
+static long name_in_path(struct conn *c, char *name)
+{
+	struct slice seg = { c->req.path.p + 8, c->req.path.n - 8 };
+	const char *slash = memchr(seg.p, '/', seg.n);
+	long n;
+	if (slash)
+		seg.n = (size_t)(slash - seg.p);
+	n = percent_decode(seg, name, MODEL_NAME_MAX);
+	if (n <= 0)
+		respond_error(c, 400, "malformed model name in the path");
+	return n > 0 ? n : -1;
+}
+
+static void mm_serve_describe(struct conn *c)
+{
+	char name[MODEL_NAME_MAX];
+	long n = name_in_path(c, name);
+	struct mm_model *m;
+	struct grow g = { NULL, 0, 0, 0 };
+	if (n < 0)
+		return;
+	m = mm_find(name, (size_t)n);
+	if (!m || m->state != MM_LOADED) {
+		respond_model_error(c, 404, name, (size_t)n, "is not loaded");
+		return;
+	}
+	grow_str(&g, "{\"modelName\": ");
+	grow_json(&g, m->name, m->name_len);
+	grow_str(&g, ", \"modelUrl\": ");
+	grow_json(&g, m->url, strlen(m->url));
+	grow_str(&g, "}\n");
+	respond_grown(c, &g);
+}
+
+static void mm_serve_unload(struct conn *c)
+{
+	char name[MODEL_NAME_MAX];
+	long n = name_in_path(c, name);
+	struct mm_model *m;
+	if (n < 0)
+		return;
+	m = mm_find(name, (size_t)n);
+	if (!m || m->state != MM_LOADED) {
+		respond_model_error(c, 404, name, (size_t)n, "is not loaded");
+		return;
+	}
+	mm_forget_name(m);                /* later invocations: 404 */
+	m->state = MM_UNLOADING;
+	m->waiter = c;
+	m->next = mm_unloading;
+	mm_unloading = m;
+	c->awaits = m;
+	c->state = CONN_IN_MODEL;
+	c->deadline = 0;                  /* the invocations' own timeouts bound the wait */
+	mm_finish_unloads();
+}
+
+static void mm_serve_invoke(struct conn *c)
+{
+	char name[MODEL_NAME_MAX];
+	long n = name_in_path(c, name);
+	struct mm_model *m;
+	if (n < 0)
+		return;
+	m = mm_find(name, (size_t)n);
+	if (!m || m->state != MM_LOADED) {
+		respond_model_error(c, 404, name, (size_t)n, "is not loaded");
+		return;
+	}
+	c->mm = m;
+	serve_invocation(c);
+}
+
+/* ---- GET /models: a page of the loaded models, by name ---- */
+
+static int mm_name_order(const void *a, const void *b)
+{
+	const struct mm_model *x = *(const struct mm_model *const *)a;
+	const struct mm_model *y = *(const struct mm_model *const *)b;
+	size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+	int d = memcmp(x->name, y->name, n);
+	return d ? d : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* Whether the name (p, n) sorts after the token's name (t, tn). */
+static int name_after(const char *p, size_t n, const char *t, size_t tn)
+{
+	int d = memcmp(p, t, n < tn ? n : tn);
+	return d > 0 || (d == 0 && n > tn);
+}
+
+/* The query's limit and next_page_token (the hex of the last name of the
+ * page before: names sort after it). Returns 0, or -1 (answered 400). */
+static int list_query(struct conn *c, long *limit, char *token, size_t *token_len)
+{
+	const struct slice t = c->req.target, p = c->req.path;
+	const char *q = p.p + p.n, *end = t.p + t.n;
+	*limit = LIST_DEFAULT_LIMIT;
+	*token_len = 0;
+	if (!(q > t.p && q < end && *q == '?'))
+		return 0;
+	while (q < end) {
+		const char *key = ++q, *eq, *amp;
+		char value[2 * MODEL_NAME_MAX + 1];
+		long n, i;
+		while (q < end && *q != '&')
+			q++;
+		amp = q;
+		eq = memchr(key, '=', (size_t)(amp - key));
+		if (!eq)
+			continue;
+		n = percent_decode((struct slice){ eq + 1, (size_t)(amp - eq - 1) }, value, sizeof value - 1);
+		if (n >= 0)
+			value[n] = '\0';
+		if (eq - key == 5 && !memcmp(key, "limit", 5)) {
+			char *stop;
+			*limit = n > 0 ? strtol(value, &stop, 10) : 0;
+			if (n <= 0 || *stop || value[0] < '0' || value[0] > '9' || *limit < 1 ||
+			    *limit > LIST_MAX_LIMIT) {
+				respond_error(c, 400, "limit must be a whole number from 1 to 1000");
+				return -1;
+			}
+		} else if (eq - key == 15 && !memcmp(key, "next_page_token", 15) && n != 0) {
+			if (n < 0 || n % 2)
+				goto bad_token;
+			for (i = 0; i < n; i += 2) {
+				if (hex_value(value[i]) < 0 || hex_value(value[i + 1]) < 0)
+					goto bad_token;
+				token[i / 2] = (char)(hex_value(value[i]) * 16 + hex_value(value[i + 1]));
+			}
+			*token_len = (size_t)n / 2;
+		}
+	}
+	return 0;
+bad_token:
+	respond_error(c, 400, "invalid next_page_token");
+	return -1;
+}
+
+static void mm_serve_list(struct conn *c)
+{
+	char token[MODEL_NAME_MAX];
+	size_t token_len, count = 0, i, first = 0, shown;
+	struct mm_model **all, *m;
+	struct grow g = { NULL, 0, 0, 0 };
+	long limit;
+	if (list_query(c, &limit, token, &token_len) != 0)
+		return;
+	if (!(all = malloc((size_t)cfg.max_models * sizeof *all))) {
+		respond_error(c, 500, "out of memory for the answer");
+		return;
+	}
+	for (i = 0; i <= mm_bucket_mask; i++)
+		for (m = mm_buckets[i]; m; m = m->next_in_bucket)
+			if (m->state == MM_LOADED)
+				all[count++] = m;
+	qsort(all, count, sizeof *all, mm_name_order);
+	if (token_len)
+		while (first < count && !name_after(all[first]->name, all[first]->name_len, token, token_len))
+			first++;
+	grow_str(&g, "{\"models\": [");
+	for (i = first, shown = 0; i < count && shown < (size_t)limit; i++, shown++) {
+		grow_str(&g, shown ? ", {\"modelName\": " : "{\"modelName\": ");
+		grow_json(&g, all[i]->name, all[i]->name_len);
+		grow_str(&g, ", \"modelUrl\": ");
+		grow_json(&g, all[i]->url, strlen(all[i]->url));
+		grow_str(&g, "}");
+	}
+	grow_str(&g, "]");
+	if (i < count) {                  /* more to come: the token is the last name shown */
+		size_t k;
+		grow_str(&g, ", \"nextPageToken\": \"");
+		for (k = 0; k < all[i - 1]->name_len; k++) {
+			char hex[3];
+			snprintf(hex, sizeof hex, "%02x", (unsigned char)all[i - 1]->name[k]);
+			grow_add(&g, hex, 2);
+		}
+		grow_str(&g, "\"");
+	}
+	grow_str(&g, "}\n");
+	free(all);
+	respond_grown(c, &g);
+}
+
+/* ---- POST /models: {"model_name": "...", "url": "..."} ---- */
+
+struct json {
+	const char *p, *end;
+	int depth;
+};
+
+static void json_space(struct json *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int json_hex4(struct json *j, unsigned *v)
+{
+	int i;
+	*v = 0;
+	if (j->end - j->p < 4)
+		return -1;
+	for (i = 0; i < 4; i++) {
+		int h = hex_value(*j->p++);
+		if (h < 0)
+			return -1;
+		*v = *v * 16 + (unsigned)h;
+	}
+	return 0;
+}
+
+static void grow_utf8(struct grow *g, unsigned cp)
+{
+	char b[4];
+	size_t n;
+	if (cp < 0x80)
+		b[0] = (char)cp, n = 1;
+	else if (cp < 0x800)
+		b[0] = (char)(0xc0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+	else if (cp < 0x10000)
+		b[0] = (char)(0xe0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
+		b[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
+	else
+		b[0] = (char)(0xf0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3f)),
+		b[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), b[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+	grow_add(g, b, n);
+}
+
+/* A JSON string at j->p (RFC 8259 7), decoded into out (NULL: skipped). */
+static int json_string(struct json *j, struct grow *out)
+{
+	struct grow sink = { NULL, 0, 0, 1 };   /* (failed: keeps nothing) */
+	if (!out)
+		out = &sink;
+	if (j->p >= j->end || *j->p++ != '"')
+		return -1;
+	while (j->p < j->end) {
+		unsigned char c = (unsigned char)*j->p++;
+		unsigned cp, low;
+		if (c == '"')
+			return 0;
+		if (c < 0x20)
+			return -1;
+		if (c != '\\') {
+			grow_add(out, (const char *)&c, 1);
+			continue;
+		}
+		if (j->p >= j->end)
+			return -1;
+		switch (c = (unsigned char)*j->p++) {
+		case '"': case '\\': case '/': grow_add(out, (const char *)&c, 1); break;
+		case 'b': grow_add(out, "\b", 1); break;
+		case 'f': grow_add(out, "\f", 1); break;
+		case 'n': grow_add(out, "\n", 1); break;
+		case 'r': grow_add(out, "\r", 1); break;
+		case 't': grow_add(out, "\t", 1); break;
+		case 'u':
+			if (json_hex4(j, &cp) != 0)
+				return -1;
+			if (cp >= 0xd800 && cp < 0xdc00) {     /* a surrogate pair */
+				if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u')
+					return -1;
+				j->p += 2;
+				if (json_hex4(j, &low) != 0 || low < 0xdc00 || low > 0xdfff)
+					return -1;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+			} else if (cp >= 0xdc00 && cp < 0xe000)
+				return -1;
+			grow_utf8(out, cp);
+			break;
+		default:
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/* Skips any JSON value (nested at most 32 deep). */
+static int json_skip(struct json *j)
+{
+	json_space(j);
+	if (j->p >= j->end)
+		return -1;
+	if (*j->p == '"')
+		return json_string(j, NULL);
+	if (*j->p == '{' || *j->p == '[') {
+		char close = *j->p == '{' ? '}' : ']';
+		int object = close == '}';
+		if (++j->depth > 32)
+			return -1;
+		j->p++;
+		json_space(j);
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			j->depth--;
+			return 0;
+		}
+		for (;;) {
+			if (object) {
+				json_space(j);
+				if (json_string(j, NULL) != 0)
+					return -1;
+				json_space(j);
+				if (j->p >= j->end || *j->p++ != ':')
+					return -1;
+			}
+			if (json_skip(j) != 0)
+				return -1;
+			json_space(j);
+			if (j->p >= j->end)
+				return -1;
+			if (*j->p == close) {
+				j->p++;
+				j->depth--;
+				return 0;
+			}
+			if (*j->p++ != ',')
+				return -1;
+		}
+	}
+	if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
+		while (j->p < j->end && strchr("+-.eE0123456789", *j->p))
+			j->p++;
+		return 0;
+	}
+	if (j->end - j->p >= 4 && (!memcmp(j->p, "true", 4) || !memcmp(j->p, "null", 4))) {
+		j->p += 4;
+		return 0;
+	}
+	if (j->end - j->p >= 5 && !memcmp(j->p, "false", 5)) {
+		j->p += 5;
+		return 0;
+	}
+	return -1;
+}
+
+/* Reads the load request's body into name and url. Returns NULL, or what
+ * is wrong with it. */
+static const char *parse_load_body(const char *body, size_t len, struct grow *name, struct grow *url)
+{
+	struct json j = { body, body + len, 0 };
+	int have_name = 0, have_url = 0;
+	json_space(&j);
+	if (j.p >= j.end || *j.p++ != '{')
+		return "the body must be a JSON object: {\"model_name\": \"...\", \"url\": \"...\"}";
+	json_space(&j);
+	if (j.p < j.end && *j.p == '}')
+		j.p++;
+	else
+		for (;;) {
+			struct grow key = { NULL, 0, 0, 0 };
+			int is_name, is_url, r;
+			json_space(&j);
+			r = json_string(&j, &key);
+			is_name = r == 0 && key.n == 10 && !memcmp(key.p, "model_name", 10);
+			is_url = r == 0 && key.n == 3 && !memcmp(key.p, "url", 3);
+			free(key.p);
+			json_space(&j);
+			if (r != 0 || j.p >= j.end || *j.p++ != ':')
+				return "malformed JSON body";
+			json_space(&j);
+			if ((is_name || is_url) && (j.p >= j.end || *j.p != '"'))
+				return is_name ? "model_name must be a string" : "url must be a string";
+			if (is_name)
+				have_name = 1, name->n = 0, r = json_string(&j, name);
+			else if (is_url)
+				have_url = 1, url->n = 0, r = json_string(&j, url);
+			else
+				r = json_skip(&j);
+			json_space(&j);
+			if (r != 0 || j.p >= j.end)
+				return "malformed JSON body";
+			if (*j.p == '}') {
+				j.p++;
+				break;
+			}
+			if (*j.p++ != ',')
+				return "malformed JSON body";
+		}
+	json_space(&j);
+	if (j.p != j.end)
+		return "malformed JSON body";
+	if (name->failed || url->failed)
+		return "out of memory";
+	if (!have_name)
+		return "missing model_name";
+	if (!have_url)
+		return "missing url";
+	if (name->n == 0 || name->n > MODEL_NAME_MAX)
+		return "model_name must be 1 to 1024 bytes";
+	if (url->n == 0 || url->n >= MODEL_URL_MAX || memchr(url->p, '\0', url->n))
+		return "url must be a path of 1 to 4095 bytes";
+	return NULL;
+}
+
+static void mm_serve_load(struct conn *c)
+{
+	struct grow name = { NULL, 0, 0, 0 }, url = { NULL, 0, 0, 0 };
+	const char *bad = parse_load_body(c->in + c->body_start, c->body_len, &name, &url);
+	struct mm_model *m = NULL;
+	if (bad) {
+		respond_error(c, 400, bad);
+	} else if (mm_find(name.p, name.n)) {
+		respond_model_error(c, 409, name.p, name.n, "is already loaded");
+	} else if (mm_free_count == 0) {
+		respond_model_error(c, 507, name.p, name.n, "cannot be loaded: as many models as "
+			"--max-models allows are loaded");
+	} else if (mm_occupied >= cfg.model_budget) {
+		respond_model_error(c, 507, name.p, name.n, "cannot be loaded: the memory budget "
+			"for models is used up");
+	} else if (!(m = calloc(1, sizeof *m)) || !(m->url = malloc(url.n + 1))) {
+		respond_error(c, 500, "out of memory");
+	} else {
+		memcpy(m->url, url.p, url.n);
+		m->url[url.n] = '\0';
+		m->name = name.p;
+		m->name_len = name.n;
+		name.p = NULL;
+		m->state = MM_LOADING;
+		m->extent = mm_free_extents[--mm_free_count];
+		m->generation = ++mm_generation;
+		*mm_slot_of(m->name, m->name_len) = m;
+		m->waiter = c;
+		c->awaits = m;
+		c->state = CONN_IN_MODEL;
+		c->deadline = 0;              /* the loader's timeout bounds the wait */
+		if (mm_waiting_tail)
+			mm_waiting_tail->next = m;
+		else
+			mm_waiting_head = m;
+		mm_waiting_tail = m;
+		m = NULL;
+		mm_start_loads();
+	}
+	if (m)
+		free(m->url);
+	free(m);
+	free(name.p);
+	free(url.p);
+}
+
+static void mm_request_complete(struct conn *c)
+{
+	switch (c->route) {
+	case ROUTE_MODEL_LIST: mm_serve_list(c); break;
+	case ROUTE_MODEL_LOAD: mm_serve_load(c); break;
+	case ROUTE_MODEL_DESCRIBE: mm_serve_describe(c); break;
+	case ROUTE_MODEL_UNLOAD: mm_serve_unload(c); break;
+	case ROUTE_MODEL_INVOKE: mm_serve_invoke(c); break;
+	default: break;
+	}
+}
+
+/* ---- Start-up ---- */
+
+/* A number read from the first line of a file; 0 if it has none. */
+START_ONLY static uint64_t number_in_file(const char *path, const char *after)
+{
+	char line[256];
+	uint64_t v = 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		const char *p = line;
+		if (after && strncmp(line, after, strlen(after)) != 0)
+			continue;
+		p += after ? strlen(after) : 0;
+		while (*p == ' ')
+			p++;
+		v = strtoull(p, NULL, 10);
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+/* What models may occupy when no budget is given: what the container may
+ * use (cgroup v2 memory.max, v1 memory.limit_in_bytes; a v1 "no limit" is
+ * a huge number), else what is available, less a reserve for the server:
+ * a tenth, at least BUDGET_RESERVE_MIN. */
+START_ONLY static size_t default_model_budget(void)
+{
+	uint64_t limit = number_in_file("/sys/fs/cgroup/memory.max", NULL), reserve;
+	if (!limit) {
+		limit = number_in_file("/sys/fs/cgroup/memory/memory.limit_in_bytes", NULL);
+		if (limit >= (uint64_t)1 << 60)
+			limit = 0;
+	}
+	if (!limit)
+		limit = number_in_file("/proc/meminfo", "MemAvailable:") * 1024;
+	if (!limit)
+		return BUDGET_WITHOUT_LIMIT;
+	reserve = limit / 10 > BUDGET_RESERVE_MIN ? limit / 10 : BUDGET_RESERVE_MIN;
+	return limit > 2 * reserve ? (size_t)(limit - reserve) : (size_t)(limit / 2);
+}
+
+/* Before any fork: the model file, its range of addresses, the tables. */
+START_ONLY static int mm_start(void)
+{
+#ifdef __linux__
+	size_t buckets = 1, i;
+	void *p;
+	if (!cfg.model_budget)
+		cfg.model_budget = default_model_budget();
+	mm_span = (size_t)cfg.max_models * cfg.max_model_bytes;
+	mm_fd = memfd_create("smserve-models", 0);
+	if (mm_fd < 0 || ftruncate(mm_fd, (off_t)mm_span) != 0)
+		return -1;
+	/* Addresses only: no memory, and no commitment against overcommit. */
+	p = mmap(NULL, mm_span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	mm_base = p;
+	while (buckets < (size_t)cfg.max_models)
+		buckets *= 2;
+	mm_bucket_mask = buckets - 1;
+	mm_buckets = calloc(buckets, sizeof *mm_buckets);
+	mm_free_extents = malloc((size_t)cfg.max_models * sizeof *mm_free_extents);
+	if (!mm_buckets || !mm_free_extents)
+		return -1;
+	for (i = 0; i < (size_t)cfg.max_models; i++)   /* extent 0 on top */
+		mm_free_extents[i] = (uint32_t)(cfg.max_models - 1 - (int)i);
+	mm_free_count = (size_t)cfg.max_models;
+	return 0;
+#else
+	errno = ENOSYS;
+	return -1;
+#endif
 }
 
 /* ======================================================================== */
@@ -3519,7 +4881,8 @@ static void client_limit_for_workers(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (rlim_t)top)
 		top = (long)rl.rlim_cur;
-	client_fd_limit = (int)(top - (long)cfg.workers * FDS_PER_WORKER - FDS_FOR_RESPAWN);
+	client_fd_limit = (int)(top - (long)cfg.workers * FDS_PER_WORKER - FDS_FOR_RESPAWN -
+		(cfg.multi_model ? LOADS_AT_ONCE + 1 : 0));  /* a pipe per loader; one being opened */
 }
 
 static void accept_clients(void)
@@ -3602,7 +4965,7 @@ static void reap_children(void)
 	int st;
 	pid_t pid;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		int i;
+		int i, loader = mm_child_reaped(pid);
 		for (i = 0; i < cfg.workers; i++) {
 			if (workers[i].pid != pid || pid <= 0)
 				continue;
@@ -3615,7 +4978,8 @@ static void reap_children(void)
 			}
 		}
 		if (WIFSIGNALED(st) && !draining)
-			log_line("worker %ld ended by signal %d", (long)pid, WTERMSIG(st));
+			log_line("%s %ld ended by signal %d", loader ? "model loader" : "worker", (long)pid,
+				WTERMSIG(st));
 	}
 }
 
@@ -3707,6 +5071,8 @@ static int64_t build_sets(fd_set *rd, fd_set *wr, int *maxfd)
 		next = earlier(next, c->deadline);
 		next = earlier(next, c->release_at);
 	}
+	if (cfg.multi_model)
+		mm_watch(rd, maxfd, &next);
 	return next;
 }
 
@@ -3732,6 +5098,8 @@ static void check_deadlines(void)
 		if (c && c->deadline && now_ms >= c->deadline)
 			conn_timeout(c);
 	}
+	if (cfg.multi_model)
+		mm_check();
 }
 
 /* Writes a stream's waiting log lines if select() saw its reader ready. */
@@ -3763,6 +5131,8 @@ static void handle_events(fd_set *rd, fd_set *wr)
 		if (conns[fd] && FD_ISSET(fd, rd))
 			conn_read(conns[fd]);
 	}
+	if (cfg.multi_model)
+		mm_events(rd);
 	/* Signals last: a request that arrived with SIGTERM is read before the
 	 * drain closes idle connections, and a worker respawned by SIGCHLD gets
 	 * descriptors this pass's sets know nothing of. */
@@ -3992,6 +5362,14 @@ START_ONLY static void usage(FILE *f)
 		"  --min-body-rate N    bytes/s a body must average after its first --body-timeout s\n"
 		"                       (default 1024; 0: no minimum)\n"
 		"  --no-access-log      no line per request (env SMSERVE_ACCESS_LOG=off)\n"
+		"  --multi-model        start with no model; load them with POST /models\n"
+		"                       (env SAGEMAKER_MULTI_MODEL=true)\n"
+		"  --max-models N       multi-model: models loaded at once (default 10000)\n"
+		"  --max-model-mb N     multi-model: the most one model may occupy (default 256)\n"
+		"  --model-budget-mb N  multi-model: what all models may occupy (env\n"
+		"                       SAGEMAKER_MODEL_BUDGET_MB; default: the container's memory\n"
+		"                       limit, else what is available, less a tenth, at least 256)\n"
+		"  --load-timeout S     multi-model: how long one model may take to load (default 120)\n"
 		"  --healthcheck        GET /ping on the local port; exit 0 if 200, else 1\n"
 		"  --help, --version\n"
 		"Options that take a value accept it as --port 8080 or --port=8080.\n"
@@ -4117,6 +5495,10 @@ START_ONLY static void read_environment(void)
 		if (cfg.max_body != 0 && bytes > cfg.max_body)
 			cfg.max_body = bytes;
 	}
+	if ((v = getenv("SAGEMAKER_MULTI_MODEL")) && *v)  /* CreateModel Mode=MultiModel (REQ-57) */
+		cfg.multi_model = parse_boolean("SAGEMAKER_MULTI_MODEL", v);
+	if ((v = getenv("SAGEMAKER_MODEL_BUDGET_MB")) && *v)
+		cfg.model_budget = (size_t)parse_number("SAGEMAKER_MODEL_BUDGET_MB", v, 1, 1L << 26) * MIB;
 	if ((v = getenv("SMSERVE_ACCESS_LOG")) && (!strcmp(v, "off") || !strcmp(v, "0")))
 		cfg.access_log = 0;
 	/* The AWS toolkits' level: above INFO, the line per request (an INFO
@@ -4131,7 +5513,7 @@ START_ONLY static int takes_value(const char *name)
 	static const char *const with_value[] = { "--port", "--model-dir", "--workers", "--timeout",
 		"--max-body-mb", "--max-response-mb", "--max-buffered-mb", "--queue", "--idle-timeout",
 		"--header-timeout", "--body-timeout", "--stream-timeout",
-		"--min-body-rate" };
+		"--min-body-rate", "--max-models", "--max-model-mb", "--model-budget-mb", "--load-timeout" };
 	size_t i;
 	for (i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
 		if (!strcmp(name, with_value[i]))
@@ -4143,6 +5525,7 @@ START_ONLY static int takes_value(const char *name)
 START_ONLY static int is_flag(const char *name)
 {
 	return !strcmp(name, "--no-access-log") || !strcmp(name, "--healthcheck") ||
+	       !strcmp(name, "--multi-model") ||
 	       !strcmp(name, "--help") || !strcmp(name, "--version");
 }
 
@@ -4218,6 +5601,16 @@ START_ONLY static int parse_options(int argc, char **argv)
 			min_body_rate = parse_number("--min-body-rate", v, 0, 1L << 30);
 		else if (!strcmp(a, "--no-access-log"))
 			cfg.access_log = 0;
+		else if (!strcmp(a, "--multi-model"))
+			cfg.multi_model = 1;
+		else if (!strcmp(a, "--max-models"))
+			cfg.max_models = (int)parse_number("--max-models", v, 1, 1000000);
+		else if (!strcmp(a, "--max-model-mb"))
+			cfg.max_model_bytes = (size_t)parse_number("--max-model-mb", v, 1, 1L << 20) * MIB;
+		else if (!strcmp(a, "--model-budget-mb"))
+			cfg.model_budget = (size_t)parse_number("--model-budget-mb", v, 1, 1L << 26) * MIB;
+		else if (!strcmp(a, "--load-timeout"))
+			cfg.load_timeout_s = (int)parse_number("--load-timeout", v, 1, 86400);
 		else if (!strcmp(a, "--healthcheck"))
 			healthcheck = 1;
 		else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -4241,6 +5634,12 @@ START_ONLY static int parse_options(int argc, char **argv)
 	 * (conn_make_room's limits). */
 	if (cfg.max_buffered < cfg.max_body + MAX_HEAD_BYTES + IN_BUF_KEEP)
 		cfg.max_buffered = cfg.max_body + MAX_HEAD_BYTES + IN_BUF_KEEP;
+	/* Every extent's addresses are reserved at once: 64 TiB is half of what
+	 * x86-64 gives a process (10,000 models of 256 MiB take 2.4 TiB). */
+	if (cfg.multi_model && (uint64_t)cfg.max_models * cfg.max_model_bytes > ((uint64_t)64 << 40)) {
+		fprintf(stderr, "smserve: --max-models times --max-model-mb passes 64 TiB of addresses\n");
+		exit(bad_setting_exit);
+	}
 	if (cfg.workers == 0) {
 		long n = usable_cpus();
 		cfg.workers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
@@ -4331,8 +5730,19 @@ int main(int argc, char **argv)
 		return healthcheck();
 	setvbuf(stdout, NULL, _IOLBF, 0);   /* one log line at a time (tty or not) */
 
-	the_model = model_load(cfg.model_dir, err, sizeof err);
-	if (!the_model) {
+#ifndef __linux__
+	if (cfg.multi_model) {
+		fprintf(stderr, "smserve: multi-model mode needs Linux (memfd_create, fallocate)\n");
+		return 2;
+	}
+#endif
+	if (cfg.multi_model && mm_start() != 0) {
+		fprintf(stderr, "smserve: cannot reserve memory for multi-model mode: %s\n", strerror(errno));
+		return 1;
+	}
+	if (!cfg.multi_model)
+		the_model = model_load(cfg.model_dir, err, sizeof err);
+	if (!the_model && !cfg.multi_model) {
 		fprintf(stderr, "smserve: cannot load the model from %s: %s\n", cfg.model_dir,
 			err[0] ? err : "unknown error");
 		return 1;
@@ -4358,10 +5768,14 @@ int main(int argc, char **argv)
 	}
 	log_line("smserve %s (plug-in %s) listening on 0.0.0.0:%d model_dir=%s workers=%d "
 		"timeout=%ds batch=%s stream_timeout=%ds max_body=%zu max_response=%zu queue=%d "
-		"idle_timeout=%ds",
+		"idle_timeout=%ds multi_model=%s",
 		SMSERVE_VERSION, model_plugin_name, cfg.port, cfg.model_dir, cfg.workers, cfg.timeout_s,
 		cfg.batch ? "on" : "off", cfg.stream_timeout_s, cfg.max_body, cfg.max_response,
-		cfg.queue_max, cfg.idle_timeout_s);
+		cfg.queue_max, cfg.idle_timeout_s, cfg.multi_model ? "on" : "off");
+	if (cfg.multi_model)
+		log_line("multi-model: max_models=%d max_model_mb=%zu model_budget_mb=%zu "
+			"load_timeout=%ds", cfg.max_models, cfg.max_model_bytes / MIB,
+			cfg.model_budget / MIB, cfg.load_timeout_s);
 
 	event_loop();
 
@@ -4373,8 +5787,10 @@ int main(int argc, char **argv)
 	}
 	close_all_connections();
 	stop_workers();
+	mm_stop();
 	close_listener_and_signals();
-	model_unload(the_model);
+	if (the_model)
+		model_unload(the_model);
 	log_line("stopped");
 	return exit_code;
 }

@@ -116,6 +116,39 @@ run_cli "MAX_CONTENT_LENGTH=20MB" 2 "invalid value '20MB' for MAX_CONTENT_LENGTH
 run_cli "SAGEMAKER_BATCH=yes" 2 "invalid value 'yes' for SAGEMAKER_BATCH \(expected true or false\)" \
 	SAGEMAKER_BATCH=yes -- --model-dir "$MODEL"
 
+# ---- SAGEMAKER_MULTI_MODEL and --multi-model: the start-up line says which ------
+check_startup "multi-model off by default" " multi_model=off$"
+check_startup "SAGEMAKER_MULTI_MODEL=true" " multi_model=on$" SAGEMAKER_MULTI_MODEL=true
+check_startup "SAGEMAKER_MULTI_MODEL=1" " multi_model=on$" SAGEMAKER_MULTI_MODEL=1
+check_startup "SAGEMAKER_MULTI_MODEL=false" " multi_model=off$" SAGEMAKER_MULTI_MODEL=false
+check_startup "SAGEMAKER_MULTI_MODEL=0" " multi_model=off$" SAGEMAKER_MULTI_MODEL=0
+check_startup "SAGEMAKER_MULTI_MODEL empty: off" " multi_model=off$" SAGEMAKER_MULTI_MODEL=
+run_cli "SAGEMAKER_MULTI_MODEL=yes" 2 "invalid value 'yes' for SAGEMAKER_MULTI_MODEL \(expected true or false\)" \
+	SAGEMAKER_MULTI_MODEL=yes -- --model-dir "$MODEL"
+run_cli "--multi-model takes no value" 2 "^smserve: --multi-model takes no value$" -- --multi-model=1
+run_cli "--max-models 0" 2 "invalid value '0' for --max-models" -- --multi-model --max-models 0
+run_cli "--max-model-mb x" 2 "invalid value 'x' for --max-model-mb" -- --multi-model --max-model-mb x
+run_cli "--model-budget-mb 0" 2 "invalid value '0' for --model-budget-mb" -- --multi-model --model-budget-mb 0
+run_cli "--load-timeout 0" 2 "invalid value '0' for --load-timeout" -- --multi-model --load-timeout 0
+run_cli "SAGEMAKER_MODEL_BUDGET_MB=lots" 2 "invalid value 'lots' for SAGEMAKER_MODEL_BUDGET_MB" \
+	SAGEMAKER_MODEL_BUDGET_MB=lots -- --multi-model
+run_cli "extents past 64 TiB of addresses" 2 "passes 64 TiB of addresses" \
+	-- --multi-model --max-models 1000000 --max-model-mb 1024
+# A multi-model server loads no model at start: a model directory that does
+# not exist is no error.
+mm_line=$(
+	start_server mm --multi-model --model-dir /nonexistent --workers 1 >/dev/null || exit
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$(url /ping)")
+	echo "ping=$code"
+	grep -c 'multi_model=on' "$SERVER_LOG"
+	grep -o 'multi-model: max_models=[0-9]* max_model_mb=[0-9]* model_budget_mb=[0-9]* load_timeout=[0-9]*s' "$SERVER_LOG"
+	kill -TERM "$SERVER_PID"
+	wait "$SERVER_PID"
+)
+expect_match "--multi-model: no model at start, /ping 200, the settings logged" \
+	"^ping=200.1.multi-model: max_models=10000 max_model_mb=256 model_budget_mb=[1-9][0-9]* load_timeout=120s$" \
+	"$(printf '%s' "$mm_line" | tr '\n' '.')"
+
 # ---- SAGEMAKER_CONTAINER_LOG_LEVEL: numbers and names; above INFO, no access log
 # access_lines LEVEL: how many access log lines one invocation writes.
 access_lines() {
