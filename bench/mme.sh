@@ -38,18 +38,21 @@ free_port() {
 	done
 }
 
-# serve LOG ARGS...: starts the default server, waits for /ping 200; prints the port.
+# serve LOG ARGS...: starts the default server, waits for /ping 200; sets
+# SERVE_PORT and SERVE_PID.
 serve() {
-	local log=$1 port i
+	local log=$1 i
 	shift
-	port=$(free_port)
-	./build/smserve-default --port "$port" --workers 2 --no-access-log "$@" >"$work/$log.log" 2>&1 &
-	pids+=($!)
+	SERVE_PORT=$(free_port)
+	./build/smserve-default --port "$SERVE_PORT" --workers 2 --no-access-log "$@" >"$work/$log.log" 2>&1 &
+	SERVE_PID=$!
+	pids+=("$SERVE_PID")
 	for i in $(seq 200); do
-		[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping") == 200 ]] && break
+		[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SERVE_PORT/ping") == 200 ]] && return 0
 		sleep 0.05
 	done
-	echo "$port"
+	echo "mme: the server on $SERVE_PORT did not start: $(tail -2 "$work/$log.log")" >&2
+	exit 1
 }
 
 # pss_kb PID: the sum of Pss (KiB) over PID and its descendants.
@@ -76,8 +79,8 @@ for i in range(n):
         f.write(text)
 PY
 
-mport=$(serve mme --multi-model)
-mpid=${pids[-1]}
+serve mme --multi-model
+mport=$SERVE_PORT mpid=$SERVE_PID
 grep -m1 'listening on' "$work/mme.log" | sed 's/^/# /'
 
 cat >"$work/load.py" <<'PY'
@@ -159,7 +162,8 @@ if ! command -v wrk >/dev/null; then
 	echo "# SKIP: the hot model's invocation rate (wrk is not installed)"
 	exit 0
 fi
-sport=$(serve single --model-dir models/iris)
+serve single --model-dir models/iris
+sport=$SERVE_PORT
 printf 'wrk.method = "POST"\nwrk.body = "5.1,3.5,1.4,0.2"\nwrk.headers["Content-Type"] = "text/csv"\nwrk.headers["Accept"] = "text/csv"\n' >"$work/record.lua"
 rate() { wrk -t1 -c32 -d"${DUR}s" -s "$work/record.lua" "$1" 2>/dev/null | awk '/^Requests\/sec/ {printf "%d", $2}'; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
