@@ -14,7 +14,8 @@
 # 2. Every route and status: POST /models (200, 409 loaded or loading, 400
 #    for each malformed body, naming the missing field), GET /models/{name}
 #    (exact fields, 404), POST /models/{name}/invoke (each name its own
-#    model, 404), DELETE (200, 404, the name reusable). Names are opaque:
+#    model, 404), DELETE (200, 404, the name reusable); 405 with Allow; a
+#    bad limit or page token 400. Names are opaque:
 #    spaces, '/', '%', '?', '+', quotes, backslashes and UTF-8, percent-
 #    encoded in the path.
 # 3. Loads that fail: a plug-in error, a crash and a
@@ -425,6 +426,26 @@ test_odd_names() {
 	expect "after the DELETEs, only a is left" "['a']" "$(jf 'sorted(m["modelName"] for m in d["models"])')"
 }
 
+# status_allow METHOD PATH: "STATUS Allow-value" of the answer.
+status_allow() {
+	curl -s -i -m 10 -X "$1" "$(url "$2")" | tr -d '\r' |
+		awk 'NR == 1 {s = $2} tolower($1) == "allow:" {sub(/^[^:]*: */, ""); a = $0} END {print s, a}'
+}
+
+test_methods_and_queries() {
+	expect "PUT /models: 405, Allow lists GET and POST" "405 GET, HEAD, POST" "$(status_allow PUT /models)"
+	expect "PUT /models/a: 405, Allow lists GET and DELETE" "405 GET, HEAD, DELETE" "$(status_allow PUT /models/a)"
+	expect "GET /models/a/invoke: 405, Allow: POST" "405 POST" "$(status_allow GET /models/a/invoke)"
+	api GET /models/a/b/c
+	expect_error "GET /models/a/b/c: 404" 404 .
+	api GET "/models?limit=0"
+	expect_error "GET /models?limit=0: 400" 400 limit
+	api GET "/models?limit=x"
+	expect_error "GET /models?limit=x: 400" 400 limit
+	api GET "/models?next_page_token=not-a-token"
+	expect_error "GET /models with a token it never gave: 400" 400 next_page_token
+}
+
 # ---- 3. loads that fail ----------------------------------------------------
 
 test_failed_loads() {
@@ -721,6 +742,7 @@ test_sigterm_loading() {
 test_start_up
 SAGEMAKER_MULTI_MODEL=true start_server mme --workers 2 "$LOAD_TIMEOUT_OPT" 3 || { finish; exit 1; }
 test_routes
+test_methods_and_queries
 test_malformed
 test_odd_names
 test_failed_loads
