@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # bench/mme.sh - multi-model endpoints at scale (issue 22, item 6).
 #
-#   bash bench/mme.sh            1,000 iris-sized linear models
-#   bash bench/mme.sh 10000      10,000
-#   BENCH_SECONDS=N              wrk's run per figure (default 5)
+#   bash bench/mme.sh                 1,000 iris-sized linear models
+#   bash bench/mme.sh 10000           10,000
+#   bash bench/mme.sh 1000 xgboost    1,000 100-tree XGBoost models (breast
+#                                     cancer, depth 6; needs python3-xgboost
+#                                     and python3-sklearn to make the model)
+#   BENCH_SECONDS=N                   wrk's run per figure (default 5)
 #
-# With the default plug-in (build/smserve-default, 2 workers, no access log):
+# With the default (or XGBoost) plug-in (build/smserve-default or
+# build/smserve-xgboost, 2 workers, no access log):
 #   1. N models loaded one after another on one kept-alive connection, each
 #      from its own directory: each load's time (p50, p99, max) and the rate.
 #   2. The last 1,000 unloaded, then loaded again 4 at a time (a burst) while
@@ -18,12 +22,18 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 N=${1:-1000}
+PLUGIN=${2:-default}
 DUR=${BENCH_SECONDS:-5}
 ROUNDS=3
 PY=/usr/bin/python3
 BURST=1000
 ((N >= BURST)) || BURST=$N
-make -s build/smserve-default || exit 1
+case $PLUGIN in
+default) MODEL_FILE=linear-model.txt ;;
+xgboost) MODEL_FILE=xgboost-model ;;
+*) echo "bench/mme.sh: the plug-in is default or xgboost, not $PLUGIN" >&2; exit 2 ;;
+esac
+make -s "build/smserve-$PLUGIN" || exit 1
 
 work=$(mktemp -d)
 pids=()
@@ -38,18 +48,21 @@ free_port() {
 	done
 }
 
-# serve LOG ARGS...: starts the default server, waits for /ping 200; prints the port.
+# serve LOG ARGS...: starts the default server, waits for /ping 200; sets
+# SERVE_PORT and SERVE_PID.
 serve() {
-	local log=$1 port i
+	local log=$1 i
 	shift
-	port=$(free_port)
-	./build/smserve-default --port "$port" --workers 2 --no-access-log "$@" >"$work/$log.log" 2>&1 &
-	pids+=($!)
+	SERVE_PORT=$(free_port)
+	"./build/smserve-$PLUGIN" --port "$SERVE_PORT" --workers 2 --no-access-log "$@" >"$work/$log.log" 2>&1 &
+	SERVE_PID=$!
+	pids+=("$SERVE_PID")
 	for i in $(seq 200); do
-		[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping") == 200 ]] && break
+		[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SERVE_PORT/ping") == 200 ]] && return 0
 		sleep 0.05
 	done
-	echo "$port"
+	echo "mme: the server on $SERVE_PORT did not start: $(tail -2 "$work/$log.log")" >&2
+	exit 1
 }
 
 # pss_kb PID: the sum of Pss (KiB) over PID and its descendants.
@@ -63,21 +76,36 @@ pss_kb() {
 }
 tree() { local c; echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }
 
-echo "# bench/mme.sh: $N models, $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD)"
-echo "# making $N model directories (models/iris's linear-model.txt, one copy each)"
-"$PY" - "$work/models" "$N" <<'PY'
+echo "# bench/mme.sh: $N models ($PLUGIN), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD)"
+mkdir -p "$work/source"
+if [[ $PLUGIN == default ]]; then
+	cp models/iris/linear-model.txt "$work/source/"
+	printf '5.1,3.5,1.4,0.2' >"$work/record.csv"
+else
+	"$PY" - "$work" <<'PY' || { echo "bench/mme.sh: making the XGBoost model needs python3-xgboost and python3-sklearn" >&2; exit 1; }
+import sys
+import xgboost as xgb
+from sklearn.datasets import load_breast_cancer
+work = sys.argv[1]
+x, y = load_breast_cancer(return_X_y=True)
+b = xgb.train({"objective": "binary:logistic", "max_depth": 6, "nthread": 1, "seed": 1},
+              xgb.DMatrix(x, label=y), 100)
+b.save_model(work + "/source/xgboost-model")  # the legacy binary format, as SageMaker's 1.x writes
+open(work + "/record.csv", "w").write(",".join(repr(float(v)) for v in x[0]))
+PY
+fi
+echo "# making $N model directories (each $MODEL_FILE a hard link to one of $(wc -c <"$work/source/$MODEL_FILE") bytes)"
+"$PY" - "$work" "$N" "$MODEL_FILE" <<'PY'
 import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-text = open("models/iris/linear-model.txt").read()
+work, n, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 for i in range(n):
-    d = os.path.join(root, "m%05d" % i, "model")
+    d = os.path.join(work, "models", "m%05d" % i, "model")
     os.makedirs(d)
-    with open(os.path.join(d, "linear-model.txt"), "w") as f:
-        f.write(text)
+    os.link(os.path.join(work, "source", name), os.path.join(d, name))
 PY
 
-mport=$(serve mme --multi-model)
-mpid=${pids[-1]}
+serve mme --multi-model
+mport=$SERVE_PORT mpid=$SERVE_PID
 grep -m1 'listening on' "$work/mme.log" | sed 's/^/# /'
 
 cat >"$work/load.py" <<'PY'
@@ -152,19 +180,32 @@ PY
 "$PY" "$work/load.py" "$mport" "$work/models" "$N" "$BURST" || exit 1
 curl -s "http://127.0.0.1:$mport/models?limit=1" | head -c 200 | sed 's/^/# a first page: /'
 echo
-echo "server processes' Pss with $N models loaded: $(pss_kb "$mpid") KiB" \
-	"(loop and workers: $(tree "$mpid" | wc -l) processes)"
+grep -m1 'occup\|bytes' "$work/mme.log" | sed 's/^/# /'
+# The models live in a memfd the loop holds (docs/mme.md): its allocated
+# blocks are what they occupy; Pss counts only the pages a worker mapped.
+memfd_kb() {
+	local f
+	for f in /proc/"$1"/fd/*; do
+		[[ $(readlink "$f") == /memfd:* ]] && echo $(($(stat -L -c '%b * %B' "$f") / 1024)) && return
+	done
+	echo "?"
+}
+echo "with $N models loaded: the models' memfd holds $(memfd_kb "$mpid") KiB;" \
+	"Pss over the loop and workers ($(tree "$mpid" | wc -l) processes) $(pss_kb "$mpid") KiB"
 
 if ! command -v wrk >/dev/null; then
 	echo "# SKIP: the hot model's invocation rate (wrk is not installed)"
 	exit 0
 fi
-sport=$(serve single --model-dir models/iris)
-printf 'wrk.method = "POST"\nwrk.body = "5.1,3.5,1.4,0.2"\nwrk.headers["Content-Type"] = "text/csv"\nwrk.headers["Accept"] = "text/csv"\n' >"$work/record.lua"
+serve single --model-dir "$work/source"
+sport=$SERVE_PORT
+printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "text/csv"\nwrk.headers["Accept"] = "text/csv"\n' \
+	"$(cat "$work/record.csv")" >"$work/record.lua"
 rate() { wrk -t1 -c32 -d"${DUR}s" -s "$work/record.lua" "$1" 2>/dev/null | awk '/^Requests\/sec/ {printf "%d", $2}'; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 hot=m00000
-[[ $(curl -s -H 'Content-Type: text/csv' -d 5.1,3.5,1.4,0.2 "http://127.0.0.1:$mport/models/$hot/invoke") == \{* ]] ||
+[[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: text/csv' --data-binary "@$work/record.csv" \
+	"http://127.0.0.1:$mport/models/$hot/invoke") == 200 ]] ||
 	{ echo "mme: $hot does not answer" >&2; exit 1; }
 m_rates= s_rates=
 for r in $(seq "$ROUNDS"); do

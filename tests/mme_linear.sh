@@ -25,6 +25,15 @@ cd "$(dirname "$0")/.." || exit 1
 export LC_ALL=C
 SMSERVE=${SMSERVE:-./build/smserve-default}
 source tests/lib.sh
+
+# wait_clients: waits for the background jobs this script started, but not
+# the servers (a bare `wait` would wait for them too).
+wait_clients() {
+	local p
+	for p in $(jobs -p); do
+		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
+	done
+}
 PY=/usr/bin/python3
 T=$TEST_TMP
 unset SAGEMAKER_MULTI_MODEL SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_INFERENCE_OUTPUT
@@ -98,7 +107,7 @@ for i in $(seq 40); do
 	if ((i % 2)); then m=iris f=$T/iris.csv; else m=reg f=$T/reg.csv; fi
 	curl -s -m 60 -o "$T/mix$i" -H 'Content-Type: text/csv' --data-binary "@$f" "$(url "/models/$m/invoke")" &
 done
-wait
+wait_clients
 bad=0
 for i in $(seq 40); do
 	if ((i % 2)); then cmp -s "$T/mix$i" "$T/ref_iris.json" || bad=$((bad + 1)); else
@@ -128,7 +137,7 @@ check_intercepts() {
 			curl -s -m 60 -o "$T/r$n.$k" -H 'Content-Type: text/csv' --data-binary "@$T/zero.csv" \
 				"$(url "/models/r$n/invoke")" &
 		done
-		wait
+		wait_clients
 		for k in 1 2 3 4; do
 			[[ $(cat "$T/r$n.$k") == "{\"predictions\":[{\"score\":$n.0}]}" ]] || printf 'r%s:%s ' "$n" "$(cat "$T/r$n.$k")"
 		done

@@ -27,6 +27,8 @@
  *   touch-model [MS]  read every page of the model's alloc-mb memory (so
  *                   this worker maps it), wait MS ms, answer "touched N
  *                   bytes, sum S, pid P\n"
+ *   dirty-model [MS]  the same, but write to every page (as a plug-in's work
+ *                   arrays in its model are written): this worker's copy
  *
  * Streamed answers (model API 3). Their bytes follow one pattern, byte i of
  * the body being i % 251, so a client can check every byte of any size:
@@ -278,16 +280,21 @@ static void whoami(const model *m, model_response *out)
 	model_response_write(out, line, written(n, sizeof line));
 }
 
-/* Reads one byte of every page of the model's memory, so that this worker
- * maps all of it (a multi-model server's worker maps a model on demand). */
-static void touch_model(const model *m, model_response *out)
+/* Reads (or, dirty, increments) one byte of every page of the model's
+ * memory, so that this worker maps all of it (a multi-model server's worker
+ * maps a model on demand) or holds its own copy of it. */
+static void touch_model(const model *m, int dirty, model_response *out)
 {
 	char line[128];
 	unsigned long sum = 0;
 	size_t i;
 	int n;
-	for (i = 0; i < m->alloc_bytes; i += 4096)
-		sum += ((const volatile unsigned char *)m->alloc)[i];
+	for (i = 0; i < m->alloc_bytes; i += 4096) {
+		volatile unsigned char *byte = m->alloc + i;
+		sum += *byte;
+		if (dirty)
+			*byte = (unsigned char)(*byte + 1);
+	}
 	n = snprintf(line, sizeof line, "touched %zu bytes, sum %lu, pid %ld\n", m->alloc_bytes,
 		sum, (long)getpid());
 	model_response_type(out, "text/plain");
@@ -307,7 +314,10 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		sleep_ms(atol(cmd + 6));
 		whoami(m, out);
 	} else if (!strcmp(cmd, "touch-model") || !strncmp(cmd, "touch-model ", 12)) {
-		touch_model(m, out);
+		touch_model(m, 0, out);
+		sleep_ms(atol(cmd + 11));
+	} else if (!strcmp(cmd, "dirty-model") || !strncmp(cmd, "dirty-model ", 12)) {
+		touch_model(m, 1, out);
 		sleep_ms(atol(cmd + 11));
 	} else if (!strncmp(cmd, "sleep ", 6)) {
 		sleep((unsigned)atoi(cmd + 6));
