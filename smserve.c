@@ -192,6 +192,9 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define DEFAULT_MAX_MODEL_MB 256     /* one extent: the largest model */
 #define DEFAULT_LOAD_TIMEOUT_S 120   /* SageMaker goes on loading for 360 s (REQ-64) */
 #define LOADS_AT_ONCE 4              /* loader processes running; more loads wait in order */
+/* After SIGTERM a load may run this long: a model loaded as the server
+ * stops serves nothing, and a hung one must not hold the exit. */
+#define DRAIN_LOAD_LIMIT_S 5
 #define MODEL_NAME_MAX 1024          /* bytes, decoded (a hash in practice, REQ-59) */
 #define MODEL_URL_MAX 4096           /* PATH_MAX */
 #define LIST_DEFAULT_LIMIT 100       /* GET /models?limit= (MMS's default, REQ-60) */
@@ -1518,6 +1521,7 @@ static void mm_watch(fd_set *rd, int *maxfd, int64_t *next);
 static void mm_events(fd_set *rd);
 static void mm_check(void);
 static int mm_child_reaped(pid_t pid);
+static void mm_drain(void);
 
 /* ======================================================================== */
 /* 8. Responses: the status line, the headers, error bodies, the access log */
@@ -3796,7 +3800,7 @@ static int loader_start(struct loader *l, struct mm_model *m)
 	l->pid = pid;
 	l->fd = p[0];
 	l->got = 0;
-	l->deadline = seconds_from_now(cfg.load_timeout_s);
+	l->deadline = seconds_from_now(draining ? DRAIN_LOAD_LIMIT_S : cfg.load_timeout_s);
 	return 0;
 }
 
@@ -3929,9 +3933,12 @@ static void mm_check(void)
 		if (l->pid > 0)
 			kill(l->pid, SIGKILL);
 		loader_end(l);
-		snprintf(why, sizeof why, "loading the model did not finish within %d s",
-			cfg.load_timeout_s);
-		mm_load_failed(m, 500, why);
+		if (draining)
+			snprintf(why, sizeof why, "the server is stopping (SIGTERM)");
+		else
+			snprintf(why, sizeof why, "loading the model did not finish within %d s",
+				cfg.load_timeout_s);
+		mm_load_failed(m, draining ? 503 : 500, why);
 	}
 	mm_start_loads();
 	if (mm_unloading)
@@ -3954,6 +3961,16 @@ static int mm_child_reaped(pid_t pid)
 		}
 	}
 	return 0;
+}
+
+/* SIGTERM: loads running get at most DRAIN_LOAD_LIMIT_S more. */
+static void mm_drain(void)
+{
+	int i;
+	int64_t limit = seconds_from_now(DRAIN_LOAD_LIMIT_S);
+	for (i = 0; i < LOADS_AT_ONCE; i++)
+		if (loaders[i].m && loaders[i].deadline > limit)
+			loaders[i].deadline = limit;
 }
 
 /* At exit: loaders still running are stopped. */
@@ -5055,6 +5072,8 @@ static void begin_drain(void)
 		return;
 	draining = 1;
 	log_line("SIGTERM: draining in-flight requests, then exiting");
+	if (cfg.multi_model)
+		mm_drain();
 	if (listen_fd >= 0) {
 		close(listen_fd);
 		listen_fd = -1;
