@@ -5824,6 +5824,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 #endif
+	/* A plug-in that answers differently behind a multi-model endpoint (as
+	 * AWS's XGBoost container does) reads the mode where SageMaker puts it,
+	 * also when --multi-model set it. */
+	if (cfg.multi_model)
+		setenv("SAGEMAKER_MULTI_MODEL", "true", 1);
 	if (cfg.multi_model && mm_start() != 0) {
 		fprintf(stderr, "smserve: cannot reserve memory for multi-model mode: %s\n", strerror(errno));
 		return 1;
