@@ -184,9 +184,10 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define FDS_FOR_RESPAWN 4           /* a respawn opens two pipes before closing the child's ends */
 #define DEFAULT_MIN_BODY_RATE 1024  /* bytes/s a body must average after --body-timeout s */
 
-/* Code that runs once, at start-up (options, environment, --healthcheck):
- * optimized for size, not speed, where the compiler can (GCC's and Clang's
- * cold attribute); nothing on a request's path is marked so. */
+/* Code off the serving path (--help, --healthcheck): optimized for size,
+ * not speed (GCC's and Clang's cold attribute). Not code main() always
+ * runs: the compiler would take all that follows it, the loop included,
+ * for cold as well. */
 #if defined(__GNUC__)
 #define START_ONLY __attribute__((cold))
 #else
@@ -4028,7 +4029,7 @@ static long usable_cpus(void)
 static int bad_setting_exit = 2;
 
 /* Parses a decimal integer in [lo, hi] or exits naming the setting. */
-START_ONLY static long parse_number(const char *what, const char *s, long lo, long hi)
+static long parse_number(const char *what, const char *s, long lo, long hi)
 {
 	long v = 0;
 	const char *p = s;
@@ -4085,7 +4086,7 @@ static long parse_log_level(const char *s)
 	exit(bad_setting_exit);
 }
 
-START_ONLY static void read_environment(void)
+static void read_environment(void)
 {
 	const char *v;
 	if ((v = getenv("SAGEMAKER_BIND_TO_PORT")) && *v)
@@ -4126,7 +4127,7 @@ START_ONLY static void read_environment(void)
 }
 
 /* Whether an option takes a value. */
-START_ONLY static int takes_value(const char *name)
+static int takes_value(const char *name)
 {
 	static const char *const with_value[] = { "--port", "--model-dir", "--workers", "--timeout",
 		"--max-body-mb", "--max-response-mb", "--max-buffered-mb", "--queue", "--idle-timeout",
@@ -4140,7 +4141,7 @@ START_ONLY static int takes_value(const char *name)
 }
 
 /* Whether an option is a known flag (one that takes no value). */
-START_ONLY static int is_flag(const char *name)
+static int is_flag(const char *name)
 {
 	return !strcmp(name, "--no-access-log") || !strcmp(name, "--healthcheck") ||
 	       !strcmp(name, "--help") || !strcmp(name, "--version");
@@ -4149,7 +4150,7 @@ START_ONLY static int is_flag(const char *name)
 /* Reads the option at argv[*i] into name, and returns its value: after an
  * '=' (--port=8080) or the next argument (--port 8080); NULL for an option
  * that takes none. Exits 2 when a value is missing or not wanted. */
-START_ONLY static const char *next_option(int argc, char **argv, int *i, char *name, size_t size)
+static const char *next_option(int argc, char **argv, int *i, char *name, size_t size)
 {
 	const char *arg = argv[*i], *eq = strchr(arg, '=');
 	size_t len = eq && !strncmp(arg, "--", 2) ? (size_t)(eq - arg) : strlen(arg);
@@ -4176,7 +4177,7 @@ START_ONLY static const char *next_option(int argc, char **argv, int *i, char *n
 	return argv[++*i];
 }
 
-START_ONLY static int parse_options(int argc, char **argv)
+static int parse_options(int argc, char **argv)
 {
 	int i = 1, healthcheck = 0;
 	size_t max_buffered_mb = 0;
