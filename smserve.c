@@ -202,9 +202,10 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define BUDGET_RESERVE_MIN (256 * MIB)  /* kept from the default budget for the server */
 #define BUDGET_WITHOUT_LIMIT ((size_t)1 << 30)  /* no cgroup limit and no /proc/meminfo */
 
-/* Code that runs once, at start-up (options, environment, --healthcheck):
- * optimized for size, not speed, where the compiler can (GCC's and Clang's
- * cold attribute); nothing on a request's path is marked so. */
+/* Code off the serving path (--help, --healthcheck): optimized for size,
+ * not speed (GCC's and Clang's cold attribute). Not code main() always
+ * runs: the compiler would take all that follows it, the loop included,
+ * for cold as well. */
 #if defined(__GNUC__)
 #define START_ONLY __attribute__((cold))
 #else
@@ -4508,7 +4509,7 @@ static void mm_request_complete(struct conn *c)
 /* ---- Start-up ---- */
 
 /* A number read from the first line of a file; 0 if it has none. */
-START_ONLY static uint64_t number_in_file(const char *path, const char *after)
+static uint64_t number_in_file(const char *path, const char *after)
 {
 	char line[256];
 	uint64_t v = 0;
@@ -4533,7 +4534,7 @@ START_ONLY static uint64_t number_in_file(const char *path, const char *after)
  * use (cgroup v2 memory.max, v1 memory.limit_in_bytes; a v1 "no limit" is
  * a huge number), else what is available, less a reserve for the server:
  * a tenth, at least BUDGET_RESERVE_MIN. */
-START_ONLY static size_t default_model_budget(void)
+static size_t default_model_budget(void)
 {
 	uint64_t limit = number_in_file("/sys/fs/cgroup/memory.max", NULL), reserve;
 	if (!limit) {
@@ -4550,7 +4551,7 @@ START_ONLY static size_t default_model_budget(void)
 }
 
 /* Before any fork: the model file, its range of addresses, the tables. */
-START_ONLY static int mm_start(void)
+static int mm_start(void)
 {
 #ifdef __linux__
 	size_t buckets = 1, i;
@@ -5494,7 +5495,7 @@ static long usable_cpus(void)
 static int bad_setting_exit = 2;
 
 /* Parses a decimal integer in [lo, hi] or exits naming the setting. */
-START_ONLY static long parse_number(const char *what, const char *s, long lo, long hi)
+static long parse_number(const char *what, const char *s, long lo, long hi)
 {
 	long v = 0;
 	const char *p = s;
@@ -5551,7 +5552,7 @@ static long parse_log_level(const char *s)
 	exit(bad_setting_exit);
 }
 
-START_ONLY static void read_environment(void)
+static void read_environment(void)
 {
 	const char *v;
 	if ((v = getenv("SAGEMAKER_BIND_TO_PORT")) && *v)
@@ -5596,7 +5597,7 @@ START_ONLY static void read_environment(void)
 }
 
 /* Whether an option takes a value. */
-START_ONLY static int takes_value(const char *name)
+static int takes_value(const char *name)
 {
 	static const char *const with_value[] = { "--port", "--model-dir", "--workers", "--timeout",
 		"--max-body-mb", "--max-response-mb", "--max-buffered-mb", "--queue", "--idle-timeout",
@@ -5610,7 +5611,7 @@ START_ONLY static int takes_value(const char *name)
 }
 
 /* Whether an option is a known flag (one that takes no value). */
-START_ONLY static int is_flag(const char *name)
+static int is_flag(const char *name)
 {
 	return !strcmp(name, "--no-access-log") || !strcmp(name, "--healthcheck") ||
 	       !strcmp(name, "--multi-model") ||
@@ -5620,7 +5621,7 @@ START_ONLY static int is_flag(const char *name)
 /* Reads the option at argv[*i] into name, and returns its value: after an
  * '=' (--port=8080) or the next argument (--port 8080); NULL for an option
  * that takes none. Exits 2 when a value is missing or not wanted. */
-START_ONLY static const char *next_option(int argc, char **argv, int *i, char *name, size_t size)
+static const char *next_option(int argc, char **argv, int *i, char *name, size_t size)
 {
 	const char *arg = argv[*i], *eq = strchr(arg, '=');
 	size_t len = eq && !strncmp(arg, "--", 2) ? (size_t)(eq - arg) : strlen(arg);
@@ -5647,7 +5648,7 @@ START_ONLY static const char *next_option(int argc, char **argv, int *i, char *n
 	return argv[++*i];
 }
 
-START_ONLY static int parse_options(int argc, char **argv)
+static int parse_options(int argc, char **argv)
 {
 	int i = 1, healthcheck = 0;
 	size_t max_buffered_mb = 0;
