@@ -202,8 +202,9 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define BUDGET_RESERVE_MIN (256 * MIB)  /* kept from the default budget for the server */
 #define BUDGET_WITHOUT_LIMIT ((size_t)1 << 30)  /* no cgroup limit and no /proc/meminfo */
 
-/* Code off the serving path (--help, --healthcheck): optimized for size,
- * not speed (GCC's and Clang's cold attribute). Not code main() always
+/* Code off the serving path (--help, --healthcheck, the multi-model
+ * management routes and loads): optimized for size, not speed (GCC's and
+ * Clang's cold attribute). Not code main() always
  * runs: the compiler would take all that follows it, the loop included,
  * for cold as well. */
 #if defined(__GNUC__)
@@ -3451,7 +3452,7 @@ static char *extent_address(uint32_t extent)
 }
 
 /* Gives an extent's pages back to the system (the file keeps its size). */
-static void punch_extent(uint32_t extent, size_t from)
+START_ONLY static void punch_extent(uint32_t extent, size_t from)
 {
 #ifdef __linux__
 	from = (from + 4095) & ~(size_t)4095;
@@ -3551,7 +3552,7 @@ static struct mm_model *mm_find(const char *name, size_t len)
 	return *mm_slot_of(name, len);
 }
 
-static void mm_forget_name(struct mm_model *m)
+START_ONLY static void mm_forget_name(struct mm_model *m)
 {
 	struct mm_model **at = mm_slot_of(m->name, m->name_len);
 	if (*at == m)
@@ -3560,7 +3561,7 @@ static void mm_forget_name(struct mm_model *m)
 }
 
 /* The model's extent is free again, its pages given back; the entry goes. */
-static void mm_release(struct mm_model *m)
+START_ONLY static void mm_release(struct mm_model *m)
 {
 	punch_extent(m->extent, 0);
 	mm_live[1 + m->extent] = 0;
@@ -3580,7 +3581,7 @@ struct grow {
 	int failed;
 };
 
-static void grow_add(struct grow *g, const char *s, size_t n)
+START_ONLY static void grow_add(struct grow *g, const char *s, size_t n)
 {
 	if (g->failed)
 		return;
@@ -3600,13 +3601,13 @@ static void grow_add(struct grow *g, const char *s, size_t n)
 	g->n += n;
 }
 
-static void grow_str(struct grow *g, const char *s)
+START_ONLY static void grow_str(struct grow *g, const char *s)
 {
 	grow_add(g, s, strlen(s));
 }
 
 /* Adds bytes as a JSON string, quoted and escaped. */
-static void grow_json(struct grow *g, const char *s, size_t n)
+START_ONLY static void grow_json(struct grow *g, const char *s, size_t n)
 {
 	size_t i;
 	grow_add(g, "\"", 1);
@@ -3628,7 +3629,7 @@ static void grow_json(struct grow *g, const char *s, size_t n)
 
 /* Answers 200 with the JSON built in g, which the connection then owns
  * (charged to --max-buffered-mb until written, as an answer kept is). */
-static void respond_grown(struct conn *c, struct grow *g)
+START_ONLY static void respond_grown(struct conn *c, struct grow *g)
 {
 	if (g->failed) {
 		free(g->p);
@@ -3644,7 +3645,7 @@ static void respond_grown(struct conn *c, struct grow *g)
 }
 
 /* An error naming the model: "model 'NAME' ..." (the name cut to fit). */
-static void respond_model_error(struct conn *c, int status, const char *name, size_t len,
+START_ONLY static void respond_model_error(struct conn *c, int status, const char *name, size_t len,
 	const char *what)
 {
 	char msg[ERROR_BODY_MAX / 2];
@@ -3653,7 +3654,7 @@ static void respond_model_error(struct conn *c, int status, const char *name, si
 }
 
 /* The waiter of a load or unload, if it is still there, gets its answer. */
-static struct conn *mm_take_waiter(struct mm_model *m)
+START_ONLY static struct conn *mm_take_waiter(struct mm_model *m)
 {
 	struct conn *c = m->waiter;
 	m->waiter = NULL;
@@ -3674,7 +3675,7 @@ struct mm_load_reply {
 };
 
 /* A load ended: the model is in, or its extent is free again. */
-static void mm_load_finished(struct mm_model *m, const struct mm_load_reply *r)
+START_ONLY static void mm_load_finished(struct mm_model *m, const struct mm_load_reply *r)
 {
 	struct conn *c = mm_take_waiter(m);
 	int status = r->status;
@@ -3706,7 +3707,7 @@ static void mm_load_finished(struct mm_model *m, const struct mm_load_reply *r)
 	mm_release(m);
 }
 
-static void mm_load_failed(struct mm_model *m, int status, const char *why)
+START_ONLY static void mm_load_failed(struct mm_model *m, int status, const char *why)
 {
 	struct mm_load_reply r;
 	memset(&r, 0, sizeof r);
@@ -3717,7 +3718,7 @@ static void mm_load_failed(struct mm_model *m, int status, const char *why)
 
 /* A loader process: map the extent, run model_load with its allocations
  * in the extent, report, exit. cap: what the model may occupy. */
-static void loader_main(struct mm_model *m, int to_loop, size_t cap)
+START_ONLY static void loader_main(struct mm_model *m, int to_loop, size_t cap)
 {
 	struct mm_load_reply r;
 	char err[sizeof r.error];
@@ -3764,7 +3765,7 @@ static void loader_main(struct mm_model *m, int to_loop, size_t cap)
 }
 
 /* Forks a loader for m into slot l. */
-static int loader_start(struct loader *l, struct mm_model *m)
+START_ONLY static int loader_start(struct loader *l, struct mm_model *m)
 {
 	size_t left = cfg.model_budget > mm_occupied ? cfg.model_budget - mm_occupied : 0;
 	size_t cap = left < cfg.max_model_bytes ? left : cfg.max_model_bytes;
@@ -3809,7 +3810,7 @@ static int loader_start(struct loader *l, struct mm_model *m)
 }
 
 /* Starts waiting loads while loader slots are free, oldest first. */
-static void mm_start_loads(void)
+START_ONLY static void mm_start_loads(void)
 {
 	int i;
 	for (i = 0; i < LOADS_AT_ONCE && mm_waiting_head; i++) {
@@ -3831,7 +3832,7 @@ static void mm_start_loads(void)
 }
 
 /* The loader in slot l is done (its answer read, or it died or timed out). */
-static void loader_end(struct loader *l)
+START_ONLY static void loader_end(struct loader *l)
 {
 	close(l->fd);
 	l->fd = -1;
@@ -3840,7 +3841,7 @@ static void loader_end(struct loader *l)
 	l->pid = 0;
 }
 
-static void loader_read(struct loader *l)
+START_ONLY static void loader_read(struct loader *l)
 {
 	struct mm_model *m = l->m;
 	struct mm_load_reply r;
@@ -3879,7 +3880,7 @@ static int mm_busy(const struct mm_model *m)
 
 /* Unloads whose invocations have all ended give their memory back, and
  * their DELETE is answered. */
-static void mm_finish_unloads(void)
+START_ONLY static void mm_finish_unloads(void)
 {
 	struct mm_model **at = &mm_unloading;
 	while (*at) {
@@ -3922,7 +3923,8 @@ static void mm_events(fd_set *rd)
 	for (i = 0; i < LOADS_AT_ONCE; i++)
 		if (loaders[i].m && FD_ISSET(loaders[i].fd, rd))
 			loader_read(&loaders[i]);
-	mm_start_loads();
+	if (mm_waiting_head)
+		mm_start_loads();
 }
 
 static void mm_check(void)
@@ -3944,7 +3946,8 @@ static void mm_check(void)
 				cfg.load_timeout_s);
 		mm_load_failed(m, draining ? 503 : 500, why);
 	}
-	mm_start_loads();
+	if (mm_waiting_head)
+		mm_start_loads();
 	if (mm_unloading)
 		mm_finish_unloads();
 }
@@ -3968,7 +3971,7 @@ static int mm_child_reaped(pid_t pid)
 }
 
 /* SIGTERM: loads running get at most DRAIN_LOAD_LIMIT_S more. */
-static void mm_drain(void)
+START_ONLY static void mm_drain(void)
 {
 	int i;
 	int64_t limit = seconds_from_now(DRAIN_LOAD_LIMIT_S);
@@ -3978,7 +3981,7 @@ static void mm_drain(void)
 }
 
 /* At exit: loaders still running are stopped. */
-static void mm_stop(void)
+START_ONLY static void mm_stop(void)
 {
 	int i;
 	for (i = 0; i < LOADS_AT_ONCE; i++)
@@ -4063,7 +4066,7 @@ static long name_in_path(struct conn *c, char *name)
 	return n > 0 ? n : -1;
 }
 
-static void mm_serve_describe(struct conn *c)
+START_ONLY static void mm_serve_describe(struct conn *c)
 {
 	char name[MODEL_NAME_MAX];
 	long n = name_in_path(c, name);
@@ -4084,7 +4087,7 @@ static void mm_serve_describe(struct conn *c)
 	respond_grown(c, &g);
 }
 
-static void mm_serve_unload(struct conn *c)
+START_ONLY static void mm_serve_unload(struct conn *c)
 {
 	char name[MODEL_NAME_MAX];
 	long n = name_in_path(c, name);
@@ -4125,7 +4128,7 @@ static void mm_serve_invoke(struct conn *c)
 
 /* ---- GET /models: a page of the loaded models, by name ---- */
 
-static int mm_name_order(const void *a, const void *b)
+START_ONLY static int mm_name_order(const void *a, const void *b)
 {
 	const struct mm_model *x = ((const struct mm_ref *)a)->m;
 	const struct mm_model *y = ((const struct mm_ref *)b)->m;
@@ -4135,7 +4138,7 @@ static int mm_name_order(const void *a, const void *b)
 }
 
 /* Whether the name (p, n) sorts after the token's name (t, tn). */
-static int name_after(const char *p, size_t n, const char *t, size_t tn)
+START_ONLY static int name_after(const char *p, size_t n, const char *t, size_t tn)
 {
 	int d = memcmp(p, t, n < tn ? n : tn);
 	return d > 0 || (d == 0 && n > tn);
@@ -4143,7 +4146,7 @@ static int name_after(const char *p, size_t n, const char *t, size_t tn)
 
 /* The query's limit and next_page_token (the hex of the last name of the
  * page before: names sort after it). Returns 0, or -1 (answered 400). */
-static int list_query(struct conn *c, long *limit, char *token, size_t *token_len)
+START_ONLY static int list_query(struct conn *c, long *limit, char *token, size_t *token_len)
 {
 	const struct slice t = c->req.target, p = c->req.path;
 	const char *q = p.p + p.n, *end = t.p + t.n;
@@ -4189,7 +4192,7 @@ bad_token:
 	return -1;
 }
 
-static void mm_serve_list(struct conn *c)
+START_ONLY static void mm_serve_list(struct conn *c)
 {
 	char token[MODEL_NAME_MAX];
 	size_t token_len, count = 0, i, first = 0, shown;
@@ -4242,13 +4245,13 @@ struct json {
 	int depth;
 };
 
-static void json_space(struct json *j)
+START_ONLY static void json_space(struct json *j)
 {
 	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
 		j->p++;
 }
 
-static int json_hex4(struct json *j, unsigned *v)
+START_ONLY static int json_hex4(struct json *j, unsigned *v)
 {
 	int i;
 	*v = 0;
@@ -4263,7 +4266,7 @@ static int json_hex4(struct json *j, unsigned *v)
 	return 0;
 }
 
-static void grow_utf8(struct grow *g, unsigned cp)
+START_ONLY static void grow_utf8(struct grow *g, unsigned cp)
 {
 	char b[4];
 	size_t n;
@@ -4281,7 +4284,7 @@ static void grow_utf8(struct grow *g, unsigned cp)
 }
 
 /* A JSON string at j->p (RFC 8259 7), decoded into out (NULL: skipped). */
-static int json_string(struct json *j, struct grow *out)
+START_ONLY static int json_string(struct json *j, struct grow *out)
 {
 	struct grow sink = { NULL, 0, 0, 1 };   /* (failed: keeps nothing) */
 	if (!out)
@@ -4330,7 +4333,7 @@ static int json_string(struct json *j, struct grow *out)
 }
 
 /* Skips any JSON value (nested at most 32 deep). */
-static int json_skip(struct json *j)
+START_ONLY static int json_skip(struct json *j)
 {
 	json_space(j);
 	if (j->p >= j->end)
@@ -4390,7 +4393,7 @@ static int json_skip(struct json *j)
 
 /* Reads the load request's body into name and url. Returns NULL, or what
  * is wrong with it. */
-static const char *parse_load_body(const char *body, size_t len, struct grow *name, struct grow *url)
+START_ONLY static const char *parse_load_body(const char *body, size_t len, struct grow *name, struct grow *url)
 {
 	struct json j = { body, body + len, 0 };
 	int have_name = 0, have_url = 0;
@@ -4447,7 +4450,7 @@ static const char *parse_load_body(const char *body, size_t len, struct grow *na
 	return NULL;
 }
 
-static void mm_serve_load(struct conn *c)
+START_ONLY static void mm_serve_load(struct conn *c)
 {
 	struct grow name = { NULL, 0, 0, 0 }, url = { NULL, 0, 0, 0 };
 	const char *bad = parse_load_body(c->in + c->body_start, c->body_len, &name, &url);
@@ -4494,22 +4497,32 @@ static void mm_serve_load(struct conn *c)
 	free(url.p);
 }
 
-static void mm_request_complete(struct conn *c)
+/* The routes that manage models (all but invoke): optimized for size, as
+ * start-up is (START_ONLY): a load costs a fork, and they are called once
+ * per model, not once per invocation. */
+START_ONLY static void mm_manage(struct conn *c)
 {
 	switch (c->route) {
 	case ROUTE_MODEL_LIST: mm_serve_list(c); break;
 	case ROUTE_MODEL_LOAD: mm_serve_load(c); break;
 	case ROUTE_MODEL_DESCRIBE: mm_serve_describe(c); break;
 	case ROUTE_MODEL_UNLOAD: mm_serve_unload(c); break;
-	case ROUTE_MODEL_INVOKE: mm_serve_invoke(c); break;
 	default: break;
 	}
+}
+
+static void mm_request_complete(struct conn *c)
+{
+	if (c->route == ROUTE_MODEL_INVOKE)
+		mm_serve_invoke(c);
+	else
+		mm_manage(c);
 }
 
 /* ---- Start-up ---- */
 
 /* A number read from the first line of a file; 0 if it has none. */
-static uint64_t number_in_file(const char *path, const char *after)
+START_ONLY static uint64_t number_in_file(const char *path, const char *after)
 {
 	char line[256];
 	uint64_t v = 0;
@@ -4534,7 +4547,7 @@ static uint64_t number_in_file(const char *path, const char *after)
  * use (cgroup v2 memory.max, v1 memory.limit_in_bytes; a v1 "no limit" is
  * a huge number), else what is available, less a reserve for the server:
  * a tenth, at least BUDGET_RESERVE_MIN. */
-static size_t default_model_budget(void)
+START_ONLY static size_t default_model_budget(void)
 {
 	uint64_t limit = number_in_file("/sys/fs/cgroup/memory.max", NULL), reserve;
 	if (!limit) {
@@ -4551,7 +4564,7 @@ static size_t default_model_budget(void)
 }
 
 /* Before any fork: the model file, its range of addresses, the tables. */
-static int mm_start(void)
+START_ONLY static int mm_start(void)
 {
 #ifdef __linux__
 	size_t buckets = 1, i;
