@@ -15,7 +15,8 @@
 #    for each malformed body, naming the missing field), GET /models/{name}
 #    (exact fields, 404), POST /models/{name}/invoke (each name its own
 #    model, 404), DELETE (200, 404, the name reusable); 405 with Allow; a
-#    bad limit or page token 400. Names are opaque:
+#    bad limit or page token 400. An invocation streams, sets custom
+#    attributes and may crash (500) as on /invocations. Names are opaque:
 #    spaces, '/', '%', '?', '+', quotes, backslashes and UTF-8, percent-
 #    encoded in the path.
 # 3. Loads that fail: a plug-in error, a crash and a
@@ -426,6 +427,25 @@ test_odd_names() {
 	expect "after the DELETEs, only a is left" "['a']" "$(jf 'sorted(m["modelName"] for m in d["models"])')"
 }
 
+# The invocation path is the one of /invocations: streamed answers, custom
+# attributes back, a crash in model_invoke.
+test_invoke_paths() {
+	local out
+	out=$(curl -s -m 60 -D "$T/stream.head" -H 'X-Amzn-SageMaker-Custom-Attributes: flushed 2500000 100000' \
+		-d x "$(url /models/a/invoke)" | "$PY" -c 'import sys
+b = sys.stdin.buffer.read()
+print(len(b), b == bytes(i % 251 for i in range(len(b))))')
+	expect "invoke: a streamed 2,500,000-byte answer (flushed), every byte right" "2500000 True" "$out"
+	expect_match "... sent chunked" 'Transfer-Encoding: chunked' "$(cat "$T/stream.head")"
+	out=$(curl -s -m 60 -D - -o /dev/null -H 'X-Amzn-SageMaker-Custom-Attributes: attrs from-a' -d x \
+		"$(url /models/a/invoke)" | tr -d '\r' | grep -i '^X-Amzn-SageMaker-Custom-Attributes:')
+	expect "invoke: the model's custom attributes come back" "X-Amzn-SageMaker-Custom-Attributes: from-a" "$out"
+	invoke a crash
+	expect "invoke: a crash in model_invoke is a 500" 500 "$STATUS"
+	invoke a whoami
+	expect "... and the model answers after it" 200 "$STATUS"
+}
+
 # status_allow METHOD PATH: "STATUS Allow-value" of the answer.
 status_allow() {
 	curl -s -i -m 10 -X "$1" "$(url "$2")" | tr -d '\r' |
@@ -742,6 +762,7 @@ test_sigterm_loading() {
 test_start_up
 SAGEMAKER_MULTI_MODEL=true start_server mme --workers 2 "$LOAD_TIMEOUT_OPT" 3 || { finish; exit 1; }
 test_routes
+test_invoke_paths
 test_methods_and_queries
 test_malformed
 test_odd_names
