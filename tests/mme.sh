@@ -19,10 +19,10 @@
 #    attributes and may crash (500) as on /invocations. Names are opaque:
 #    spaces, '/', '%', '?', '+', quotes, backslashes and UTF-8, percent-
 #    encoded in the path.
-# 3. Loads that fail: a plug-in error, a crash and a
-#    hang in model_load (killed after the load timeout): an error status with
-#    a JSON error, the name not loaded; meanwhile /ping and other models
-#    answer.
+# 3. Loads that fail: a plug-in error, a crash and a hang in model_load
+#    (killed after the load timeout): an error status with a JSON error, the
+#    name not loaded; meanwhile /ping, other models and other loads answer.
+#    (A missing directory: tests/mme_linear.sh.)
 # 4. Paging: 250 models listed by pages of 7, each exactly once; the default
 #    page of 100; no nextPageToken at the end.
 # 5. DELETE during an invocation: the running one finishes, a later one is a
@@ -44,15 +44,6 @@ cd "$(dirname "$0")/.." || exit 1
 export LC_ALL=C
 SMSERVE=${SMSERVE:-./build/smserve-faulty}
 source tests/lib.sh
-
-# wait_clients: waits for the background jobs this script started, but not
-# the servers (a bare `wait` would wait for them too).
-wait_clients() {
-	local p
-	for p in $(jobs -p); do
-		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
-	done
-}
 PY=/usr/bin/python3
 T=$TEST_TMP
 unset SAGEMAKER_MULTI_MODEL FAULTY_FAIL_LOAD
@@ -66,6 +57,15 @@ SANITIZED=0
 grep -q __asan_init "$SMSERVE" 2>/dev/null && SANITIZED=1
 
 # ---- helpers ---------------------------------------------------------------
+
+# wait_clients: waits for the background jobs this script started, but not
+# the servers (a bare `wait` would wait for them too).
+wait_clients() {
+	local p
+	for p in $(jobs -p); do
+		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
+	done
+}
 
 # enc NAME: NAME percent-encoded as one path segment (bytes, LC_ALL=C).
 enc() {

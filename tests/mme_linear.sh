@@ -25,6 +25,11 @@ cd "$(dirname "$0")/.." || exit 1
 export LC_ALL=C
 SMSERVE=${SMSERVE:-./build/smserve-default}
 source tests/lib.sh
+PY=/usr/bin/python3
+T=$TEST_TMP
+unset SAGEMAKER_MULTI_MODEL SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_INFERENCE_OUTPUT
+IRIS=$PWD/models/iris
+VECTORS=tests/vectors/iris_expected.csv
 
 # wait_clients: waits for the background jobs this script started, but not
 # the servers (a bare `wait` would wait for them too).
@@ -34,11 +39,6 @@ wait_clients() {
 		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
 	done
 }
-PY=/usr/bin/python3
-T=$TEST_TMP
-unset SAGEMAKER_MULTI_MODEL SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_INFERENCE_OUTPUT
-IRIS=$PWD/models/iris
-VECTORS=tests/vectors/iris_expected.csv
 
 # answer PATH FILE [ACCEPT]: POSTs FILE as text/csv to PATH; sets STATUS and
 # BODY (also in $T/answer).
