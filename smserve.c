@@ -192,6 +192,9 @@ int sched_getaffinity(pid_t pid, size_t mask_size, void *mask);
 #define DEFAULT_MAX_MODEL_MB 256     /* one extent: the largest model */
 #define DEFAULT_LOAD_TIMEOUT_S 120   /* SageMaker goes on loading for 360 s (REQ-64) */
 #define LOADS_AT_ONCE 4              /* loader processes running; more loads wait in order */
+/* After SIGTERM a load may run this long: a model loaded as the server
+ * stops serves nothing, and a hung one must not hold the exit. */
+#define DRAIN_LOAD_LIMIT_S 5
 #define MODEL_NAME_MAX 1024          /* bytes, decoded (a hash in practice, REQ-59) */
 #define MODEL_URL_MAX 4096           /* PATH_MAX */
 #define LIST_DEFAULT_LIMIT 100       /* GET /models?limit= (MMS's default, REQ-60) */
@@ -1465,6 +1468,10 @@ static uint64_t mm_generation;          /* the last generation given out */
 static int mm_fd = -1;                  /* the model file (memfd), shared by every process */
 static char *mm_base;                   /* the range reserved for it, at one address in all */
 static size_t mm_span;                  /* its size: every extent */
+/* Shared with the workers (mapped before any fork): [0] counts the unloads
+ * done, [1 + extent] is the generation the extent holds (0: none). A worker
+ * drops its copy-on-write pages of a model gone (worker_drop_unloaded). */
+static volatile uint64_t *mm_live;
 
 /* Descriptors that are not connections or worker pipes. */
 static int listen_fd = -1;
@@ -1505,6 +1512,8 @@ static void note_answer_time(struct worker *w);
 static int wait_for_events(int maxfd, fd_set *rd, fd_set *wr, struct timeval *tv);
 /* The multi-model endpoints' (section 16b). */
 static model *worker_model(const struct frame_request *fr);
+static void worker_drop_unloaded(int from_loop);
+static int request_within(int fd, int ms);
 static enum route mm_route_of(const struct http_request *r, int *status, const char **allow,
 	const char **message);
 static void mm_request_complete(struct conn *c);
@@ -1512,6 +1521,7 @@ static void mm_watch(fd_set *rd, int *maxfd, int64_t *next);
 static void mm_events(fd_set *rd);
 static void mm_check(void);
 static int mm_child_reaped(pid_t pid);
+static void mm_drain(void);
 
 /* ======================================================================== */
 /* 8. Responses: the status line, the headers, error bodies, the access log */
@@ -2233,6 +2243,7 @@ static void worker_main(int from_loop, int to_loop, char *region)
 		model_response out;
 		size_t have = 0;              /* the loop sends one frame at a time */
 		release_region_when_idle(from_loop, region, &used);
+		worker_drop_unloaded(from_loop);     /* (multi-model: section 16b) */
 		if (read_at_least(from_loop, &buf, &cap, &have, sizeof fr) != 0)
 			_exit(0);
 		memcpy(&fr, buf, sizeof fr);
@@ -3457,23 +3468,59 @@ static int map_extent(uint32_t extent, int flags)
 	return p == MAP_FAILED ? -1 : 0;
 }
 
+/* In a worker: which load of each extent is mapped here (0: none), and the
+ * extents mapped, to look over when models are unloaded. */
+static uint64_t *worker_mapped;
+static uint32_t *worker_extents;
+static size_t worker_extent_count;
+static uint64_t worker_unloads_seen;
+
 /* In a worker: the model a request is for, its extent mapped copy-on-write
  * the first time this worker serves that load of it. */
 static model *worker_model(const struct frame_request *fr)
 {
-	static uint64_t *mapped;        /* by extent: the generation mapped here */
 	if (!fr->handle)
 		return the_model;
 	if (!mm_base || fr->extent >= (uint32_t)cfg.max_models)
 		_exit(3);
-	if (!mapped && !(mapped = calloc((size_t)cfg.max_models, sizeof *mapped)))
+	if (!worker_mapped && (!(worker_mapped = calloc((size_t)cfg.max_models, sizeof *worker_mapped)) ||
+	                       !(worker_extents = malloc((size_t)cfg.max_models * sizeof *worker_extents))))
 		_exit(4);
-	if (mapped[fr->extent] != fr->generation) {
+	if (worker_mapped[fr->extent] != fr->generation) {
 		if (map_extent(fr->extent, MAP_PRIVATE) != 0)
 			_exit(4);
-		mapped[fr->extent] = fr->generation;
+		if (!worker_mapped[fr->extent])
+			worker_extents[worker_extent_count++] = fr->extent;
+		worker_mapped[fr->extent] = fr->generation;
 	}
 	return (model *)(uintptr_t)fr->handle;
+}
+
+/* In a worker between requests: the pages it copied (wrote) of a model
+ * since unloaded are its own, not the file's, so the unload's hole punch
+ * cannot take them: the worker drops them by mapping bare addresses over
+ * the extent. An idle worker holding models looks once a second. */
+static void worker_drop_unloaded(int from_loop)
+{
+	if (!mm_live || !worker_extent_count)
+		return;
+	do {
+		size_t i = 0;
+		if (mm_live[0] == worker_unloads_seen)
+			continue;
+		worker_unloads_seen = mm_live[0];
+		while (i < worker_extent_count) {
+			uint32_t e = worker_extents[i];
+			if (mm_live[1 + e] == worker_mapped[e]) {
+				i++;
+				continue;
+			}
+			(void)mmap(extent_address(e), cfg.max_model_bytes, PROT_NONE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+			worker_mapped[e] = 0;
+			worker_extents[i] = worker_extents[--worker_extent_count];
+		}
+	} while (worker_extent_count && !request_within(from_loop, 1000));
 }
 
 /* ---- The name table ---- */
@@ -3511,6 +3558,8 @@ static void mm_forget_name(struct mm_model *m)
 static void mm_release(struct mm_model *m)
 {
 	punch_extent(m->extent, 0);
+	mm_live[1 + m->extent] = 0;
+	mm_live[0]++;                  /* workers drop their copies of it */
 	mm_free_extents[mm_free_count++] = m->extent;
 	free(m->name);
 	free(m->url);
@@ -3751,7 +3800,7 @@ static int loader_start(struct loader *l, struct mm_model *m)
 	l->pid = pid;
 	l->fd = p[0];
 	l->got = 0;
-	l->deadline = seconds_from_now(cfg.load_timeout_s);
+	l->deadline = seconds_from_now(draining ? DRAIN_LOAD_LIMIT_S : cfg.load_timeout_s);
 	return 0;
 }
 
@@ -3884,9 +3933,12 @@ static void mm_check(void)
 		if (l->pid > 0)
 			kill(l->pid, SIGKILL);
 		loader_end(l);
-		snprintf(why, sizeof why, "loading the model did not finish within %d s",
-			cfg.load_timeout_s);
-		mm_load_failed(m, 500, why);
+		if (draining)
+			snprintf(why, sizeof why, "the server is stopping (SIGTERM)");
+		else
+			snprintf(why, sizeof why, "loading the model did not finish within %d s",
+				cfg.load_timeout_s);
+		mm_load_failed(m, draining ? 503 : 500, why);
 	}
 	mm_start_loads();
 	if (mm_unloading)
@@ -3909,6 +3961,16 @@ static int mm_child_reaped(pid_t pid)
 		}
 	}
 	return 0;
+}
+
+/* SIGTERM: loads running get at most DRAIN_LOAD_LIMIT_S more. */
+static void mm_drain(void)
+{
+	int i;
+	int64_t limit = seconds_from_now(DRAIN_LOAD_LIMIT_S);
+	for (i = 0; i < LOADS_AT_ONCE; i++)
+		if (loaders[i].m && loaders[i].deadline > limit)
+			loaders[i].deadline = limit;
 }
 
 /* At exit: loaders still running are stopped. */
@@ -4406,6 +4468,7 @@ static void mm_serve_load(struct conn *c)
 		m->state = MM_LOADING;
 		m->extent = mm_free_extents[--mm_free_count];
 		m->generation = ++mm_generation;
+		mm_live[1 + m->extent] = m->generation;
 		*mm_slot_of(m->name, m->name_len) = m;
 		m->waiter = c;
 		c->awaits = m;
@@ -4499,6 +4562,11 @@ START_ONLY static int mm_start(void)
 	if (p == MAP_FAILED)
 		return -1;
 	mm_base = p;
+	p = mmap(NULL, ((size_t)cfg.max_models + 1) * sizeof *mm_live, PROT_READ | PROT_WRITE,
+		MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	mm_live = p;
 	while (buckets < (size_t)cfg.max_models)
 		buckets *= 2;
 	mm_bucket_mask = buckets - 1;
@@ -5004,6 +5072,8 @@ static void begin_drain(void)
 		return;
 	draining = 1;
 	log_line("SIGTERM: draining in-flight requests, then exiting");
+	if (cfg.multi_model)
+		mm_drain();
 	if (listen_fd >= 0) {
 		close(listen_fd);
 		listen_fd = -1;
