@@ -666,7 +666,7 @@ touch_all() {
 }
 
 test_one_copy() {
-	local base loaded touched freed workers grow back
+	local base loaded touched freed workers grow back loop_before loop_after
 	if ((SANITIZED)); then
 		echo "# SKIP: Pss per model (the sanitizers' allocator and shadow memory blur it)"
 		return
@@ -676,6 +676,7 @@ test_one_copy() {
 	touch_all small >/dev/null
 	sleep 0.3
 	base=$(pss_kb)
+	loop_before=$(awk '/^Rss:/ {print $2}' "/proc/$SERVER_PID/smaps_rollup")
 	load big "$(model_dir big64 alloc-mb=64)"
 	expect "a 64 MiB model loads" 200 "$STATUS"
 	loaded=$(pss_kb)
@@ -683,6 +684,9 @@ test_one_copy() {
 	expect "4 workers read all of its memory" "4 touched 67108864 bytes" \
 		"$workers $(head -1 "$T/touch.out" | sed 's/, sum.*//')"
 	touched=$(pss_kb)
+	loop_after=$(awk '/^Rss:/ {print $2}' "/proc/$SERVER_PID/smaps_rollup")
+	((loop_after - loop_before < 8192)) && ok "the loop itself never maps the model (its Rss within 8 MiB)" ||
+		not_ok "the loop itself never maps the model (its Rss within 8 MiB)" "$loop_before -> $loop_after KiB"
 	unload big
 	expect "DELETE of the 64 MiB model: 200" 200 "$STATUS"
 	sleep 0.3
