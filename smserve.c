@@ -1456,7 +1456,11 @@ struct loader {
 	size_t got;
 };
 
-static struct mm_model **mm_buckets;    /* the name table: chained, a power of two */
+/* An entry of the name table, or of a page of GET /models. */
+struct mm_ref {
+	struct mm_model *m;
+};
+static struct mm_ref *mm_buckets;       /* the name table: chained, a power of two */
 static size_t mm_bucket_mask;
 static uint32_t *mm_free_extents;       /* a stack of free extents */
 static size_t mm_free_count;
@@ -3535,7 +3539,7 @@ static size_t name_hash(const char *p, size_t n)
 
 static struct mm_model **mm_slot_of(const char *name, size_t len)
 {
-	struct mm_model **at = &mm_buckets[name_hash(name, len) & mm_bucket_mask];
+	struct mm_model **at = &mm_buckets[name_hash(name, len) & mm_bucket_mask].m;
 	while (*at && !((*at)->name_len == len && memcmp((*at)->name, name, len) == 0))
 		at = &(*at)->next_in_bucket;
 	return at;
@@ -3717,7 +3721,6 @@ static void loader_main(struct mm_model *m, int to_loop, size_t cap)
 	struct mm_load_reply r;
 	char err[sizeof r.error];
 	model *handle;
-	ssize_t w;
 	struct stat st;
 	memset(&r, 0, sizeof r);
 	err[0] = '\0';
@@ -3754,7 +3757,7 @@ static void loader_main(struct mm_model *m, int to_loop, size_t cap)
 	}
 	fflush(stdout);
 	fflush(stderr);
-	while ((w = write(to_loop, &r, sizeof r)) < 0 && errno == EINTR)
+	while (write(to_loop, &r, sizeof r) < 0 && errno == EINTR)
 		;
 	_exit(0);
 }
@@ -4123,8 +4126,8 @@ static void mm_serve_invoke(struct conn *c)
 
 static int mm_name_order(const void *a, const void *b)
 {
-	const struct mm_model *x = *(const struct mm_model *const *)a;
-	const struct mm_model *y = *(const struct mm_model *const *)b;
+	const struct mm_model *x = ((const struct mm_ref *)a)->m;
+	const struct mm_model *y = ((const struct mm_ref *)b)->m;
 	size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
 	int d = memcmp(x->name, y->name, n);
 	return d ? d : (x->name_len > y->name_len) - (x->name_len < y->name_len);
@@ -4189,7 +4192,8 @@ static void mm_serve_list(struct conn *c)
 {
 	char token[MODEL_NAME_MAX];
 	size_t token_len, count = 0, i, first = 0, shown;
-	struct mm_model **all, *m;
+	struct mm_ref *all;
+	struct mm_model *m;
 	struct grow g = { NULL, 0, 0, 0 };
 	long limit;
 	if (list_query(c, &limit, token, &token_len) != 0)
@@ -4199,28 +4203,28 @@ static void mm_serve_list(struct conn *c)
 		return;
 	}
 	for (i = 0; i <= mm_bucket_mask; i++)
-		for (m = mm_buckets[i]; m; m = m->next_in_bucket)
+		for (m = mm_buckets[i].m; m; m = m->next_in_bucket)
 			if (m->state == MM_LOADED)
-				all[count++] = m;
+				all[count++].m = m;
 	qsort(all, count, sizeof *all, mm_name_order);
 	if (token_len)
-		while (first < count && !name_after(all[first]->name, all[first]->name_len, token, token_len))
+		while (first < count && !name_after(all[first].m->name, all[first].m->name_len, token, token_len))
 			first++;
 	grow_str(&g, "{\"models\": [");
 	for (i = first, shown = 0; i < count && shown < (size_t)limit; i++, shown++) {
 		grow_str(&g, shown ? ", {\"modelName\": " : "{\"modelName\": ");
-		grow_json(&g, all[i]->name, all[i]->name_len);
+		grow_json(&g, all[i].m->name, all[i].m->name_len);
 		grow_str(&g, ", \"modelUrl\": ");
-		grow_json(&g, all[i]->url, strlen(all[i]->url));
+		grow_json(&g, all[i].m->url, strlen(all[i].m->url));
 		grow_str(&g, "}");
 	}
 	grow_str(&g, "]");
 	if (i < count) {                  /* more to come: the token is the last name shown */
 		size_t k;
 		grow_str(&g, ", \"nextPageToken\": \"");
-		for (k = 0; k < all[i - 1]->name_len; k++) {
+		for (k = 0; k < all[i - 1].m->name_len; k++) {
 			char hex[3];
-			snprintf(hex, sizeof hex, "%02x", (unsigned char)all[i - 1]->name[k]);
+			snprintf(hex, sizeof hex, "%02x", (unsigned char)all[i - 1].m->name[k]);
 			grow_add(&g, hex, 2);
 		}
 		grow_str(&g, "\"");
@@ -5820,6 +5824,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 #endif
+	/* A plug-in that answers differently behind a multi-model endpoint (as
+	 * AWS's XGBoost container does) reads the mode where SageMaker puts it,
+	 * also when --multi-model set it. */
+	if (cfg.multi_model)
+		setenv("SAGEMAKER_MULTI_MODEL", "true", 1);
 	if (cfg.multi_model && mm_start() != 0) {
 		fprintf(stderr, "smserve: cannot reserve memory for multi-model mode: %s\n", strerror(errno));
 		return 1;
