@@ -515,9 +515,9 @@ test_failed_loads() {
 
 test_loading_409() {
 	local d
-	d=$(model_dir slow sleep-on-load=1500)
+	d=$(model_dir slow sleep-on-load=2500)
 	(load slow "$d"; echo "$STATUS" >"$T/slow.out") &
-	sleep 0.4
+	sleep 0.8
 	load slow "$d"
 	expect_error "POST /models for a name still loading: 409" 409 .
 	invoke a whoami
@@ -555,20 +555,20 @@ test_unload_during_invocation() {
 	d=$(model_dir held)
 	load held "$d"
 	t0=$(date +%s%N)
-	(invoke held "sleep 2" "still here"; echo "$STATUS $BODY" >"$T/inv.out") &
-	sleep 0.5
+	(invoke held "sleep 3" "still here"; echo "$STATUS $BODY" >"$T/inv.out") &
+	sleep 1
 	(unload held; echo "$STATUS" >"$T/del.out"; date +%s%N >"$T/del.t") &
-	sleep 0.4
+	sleep 0.5
 	invoke held whoami
 	later=$STATUS
 	wait_clients
 	expect "an invocation running when its model is unloaded finishes" "200 still here" "$(cat "$T/inv.out")"
 	expect "the DELETE: 200" 200 "$(cat "$T/del.out")"
 	expect "an invocation sent after the DELETE: 404" 404 "$later"
-	# The model sleeps 2 s: a DELETE answered before then did not wait for it.
-	(( $(cat "$T/del.t") - t0 >= 1900000000 )) && ok "the DELETE answers once the running invocation ended" ||
+	# The model sleeps 3 s: a DELETE answered before then did not wait for it.
+	(( $(cat "$T/del.t") - t0 >= 2900000000 )) && ok "the DELETE answers once the running invocation ended" ||
 		not_ok "the DELETE answers once the running invocation ended" \
-			"answered $((($(cat "$T/del.t") - t0) / 1000000)) ms after the 2 s invocation began"
+			"answered $((($(cat "$T/del.t") - t0) / 1000000)) ms after the 3 s invocation began"
 	describe held
 	expect "... and held is gone" 404 "$STATUS"
 }
@@ -658,7 +658,7 @@ test_budget() {
 touch_all() {
 	local i
 	for i in 1 2 3 4; do
-		curl -s -m 30 -H "X-Amzn-SageMaker-Custom-Attributes: ${2:-touch}-model 700" -d x \
+		curl -s -m 30 -H "X-Amzn-SageMaker-Custom-Attributes: ${2:-touch}-model 1000" -d x \
 			"$(url "/models/$1/invoke")" &
 	done >"$T/touch.out"
 	wait_clients
