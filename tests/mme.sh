@@ -15,13 +15,14 @@
 #    for each malformed body, naming the missing field), GET /models/{name}
 #    (exact fields, 404), POST /models/{name}/invoke (each name its own
 #    model, 404), DELETE (200, 404, the name reusable); 405 with Allow; a
-#    bad limit or page token 400. Names are opaque:
+#    bad limit or page token 400. An invocation streams, sets custom
+#    attributes and may crash (500) as on /invocations. Names are opaque:
 #    spaces, '/', '%', '?', '+', quotes, backslashes and UTF-8, percent-
 #    encoded in the path.
-# 3. Loads that fail: a plug-in error, a crash and a
-#    hang in model_load (killed after the load timeout): an error status with
-#    a JSON error, the name not loaded; meanwhile /ping and other models
-#    answer.
+# 3. Loads that fail: a plug-in error, a crash and a hang in model_load
+#    (killed after the load timeout): an error status with a JSON error, the
+#    name not loaded; meanwhile /ping, other models and other loads answer.
+#    (A missing directory: tests/mme_linear.sh.)
 # 4. Paging: 250 models listed by pages of 7, each exactly once; the default
 #    page of 100; no nextPageToken at the end.
 # 5. DELETE during an invocation: the running one finishes, a later one is a
@@ -43,15 +44,6 @@ cd "$(dirname "$0")/.." || exit 1
 export LC_ALL=C
 SMSERVE=${SMSERVE:-./build/smserve-faulty}
 source tests/lib.sh
-
-# wait_clients: waits for the background jobs this script started, but not
-# the servers (a bare `wait` would wait for them too).
-wait_clients() {
-	local p
-	for p in $(jobs -p); do
-		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
-	done
-}
 PY=/usr/bin/python3
 T=$TEST_TMP
 unset SAGEMAKER_MULTI_MODEL FAULTY_FAIL_LOAD
@@ -65,6 +57,15 @@ SANITIZED=0
 grep -q __asan_init "$SMSERVE" 2>/dev/null && SANITIZED=1
 
 # ---- helpers ---------------------------------------------------------------
+
+# wait_clients: waits for the background jobs this script started, but not
+# the servers (a bare `wait` would wait for them too).
+wait_clients() {
+	local p
+	for p in $(jobs -p); do
+		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
+	done
+}
 
 # enc NAME: NAME percent-encoded as one path segment (bytes, LC_ALL=C).
 enc() {
@@ -426,6 +427,25 @@ test_odd_names() {
 	expect "after the DELETEs, only a is left" "['a']" "$(jf 'sorted(m["modelName"] for m in d["models"])')"
 }
 
+# The invocation path is the one of /invocations: streamed answers, custom
+# attributes back, a crash in model_invoke.
+test_invoke_paths() {
+	local out
+	out=$(curl -s -m 60 -D "$T/stream.head" -H 'X-Amzn-SageMaker-Custom-Attributes: flushed 2500000 100000' \
+		-d x "$(url /models/a/invoke)" | "$PY" -c 'import sys
+b = sys.stdin.buffer.read()
+print(len(b), b == bytes(i % 251 for i in range(len(b))))')
+	expect "invoke: a streamed 2,500,000-byte answer (flushed), every byte right" "2500000 True" "$out"
+	expect_match "... sent chunked" 'Transfer-Encoding: chunked' "$(cat "$T/stream.head")"
+	out=$(curl -s -m 60 -D - -o /dev/null -H 'X-Amzn-SageMaker-Custom-Attributes: attrs from-a' -d x \
+		"$(url /models/a/invoke)" | tr -d '\r' | grep -i '^X-Amzn-SageMaker-Custom-Attributes:')
+	expect "invoke: the model's custom attributes come back" "X-Amzn-SageMaker-Custom-Attributes: from-a" "$out"
+	invoke a crash
+	expect "invoke: a crash in model_invoke is a 500" 500 "$STATUS"
+	invoke a whoami
+	expect "... and the model answers after it" 200 "$STATUS"
+}
+
 # status_allow METHOD PATH: "STATUS Allow-value" of the answer.
 status_allow() {
 	curl -s -i -m 10 -X "$1" "$(url "$2")" | tr -d '\r' |
@@ -495,9 +515,9 @@ test_failed_loads() {
 
 test_loading_409() {
 	local d
-	d=$(model_dir slow sleep-on-load=1500)
+	d=$(model_dir slow sleep-on-load=2500)
 	(load slow "$d"; echo "$STATUS" >"$T/slow.out") &
-	sleep 0.4
+	sleep 0.8
 	load slow "$d"
 	expect_error "POST /models for a name still loading: 409" 409 .
 	invoke a whoami
@@ -535,20 +555,20 @@ test_unload_during_invocation() {
 	d=$(model_dir held)
 	load held "$d"
 	t0=$(date +%s%N)
-	(invoke held "sleep 2" "still here"; echo "$STATUS $BODY" >"$T/inv.out") &
-	sleep 0.5
+	(invoke held "sleep 3" "still here"; echo "$STATUS $BODY" >"$T/inv.out") &
+	sleep 1
 	(unload held; echo "$STATUS" >"$T/del.out"; date +%s%N >"$T/del.t") &
-	sleep 0.4
+	sleep 0.5
 	invoke held whoami
 	later=$STATUS
 	wait_clients
 	expect "an invocation running when its model is unloaded finishes" "200 still here" "$(cat "$T/inv.out")"
 	expect "the DELETE: 200" 200 "$(cat "$T/del.out")"
 	expect "an invocation sent after the DELETE: 404" 404 "$later"
-	# The model sleeps 2 s: a DELETE answered before then did not wait for it.
-	(( $(cat "$T/del.t") - t0 >= 1900000000 )) && ok "the DELETE answers once the running invocation ended" ||
+	# The model sleeps 3 s: a DELETE answered before then did not wait for it.
+	(( $(cat "$T/del.t") - t0 >= 2900000000 )) && ok "the DELETE answers once the running invocation ended" ||
 		not_ok "the DELETE answers once the running invocation ended" \
-			"answered $((($(cat "$T/del.t") - t0) / 1000000)) ms after the 2 s invocation began"
+			"answered $((($(cat "$T/del.t") - t0) / 1000000)) ms after the 3 s invocation began"
 	describe held
 	expect "... and held is gone" 404 "$STATUS"
 }
@@ -638,7 +658,7 @@ test_budget() {
 touch_all() {
 	local i
 	for i in 1 2 3 4; do
-		curl -s -m 30 -H "X-Amzn-SageMaker-Custom-Attributes: ${2:-touch}-model 700" -d x \
+		curl -s -m 30 -H "X-Amzn-SageMaker-Custom-Attributes: ${2:-touch}-model 1000" -d x \
 			"$(url "/models/$1/invoke")" &
 	done >"$T/touch.out"
 	wait_clients
@@ -646,7 +666,7 @@ touch_all() {
 }
 
 test_one_copy() {
-	local base loaded touched freed workers grow back
+	local base loaded touched freed workers grow back loop_before loop_after
 	if ((SANITIZED)); then
 		echo "# SKIP: Pss per model (the sanitizers' allocator and shadow memory blur it)"
 		return
@@ -656,6 +676,7 @@ test_one_copy() {
 	touch_all small >/dev/null
 	sleep 0.3
 	base=$(pss_kb)
+	loop_before=$(awk '/^Rss:/ {print $2}' "/proc/$SERVER_PID/smaps_rollup")
 	load big "$(model_dir big64 alloc-mb=64)"
 	expect "a 64 MiB model loads" 200 "$STATUS"
 	loaded=$(pss_kb)
@@ -663,6 +684,9 @@ test_one_copy() {
 	expect "4 workers read all of its memory" "4 touched 67108864 bytes" \
 		"$workers $(head -1 "$T/touch.out" | sed 's/, sum.*//')"
 	touched=$(pss_kb)
+	loop_after=$(awk '/^Rss:/ {print $2}' "/proc/$SERVER_PID/smaps_rollup")
+	((loop_after - loop_before < 8192)) && ok "the loop itself never maps the model (its Rss within 8 MiB)" ||
+		not_ok "the loop itself never maps the model (its Rss within 8 MiB)" "$loop_before -> $loop_after KiB"
 	unload big
 	expect "DELETE of the 64 MiB model: 200" 200 "$STATUS"
 	sleep 0.3
@@ -742,6 +766,7 @@ test_sigterm_loading() {
 test_start_up
 SAGEMAKER_MULTI_MODEL=true start_server mme --workers 2 "$LOAD_TIMEOUT_OPT" 3 || { finish; exit 1; }
 test_routes
+test_invoke_paths
 test_methods_and_queries
 test_malformed
 test_odd_names

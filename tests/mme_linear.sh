@@ -8,12 +8,12 @@
 # 1. Two different models (models/iris, multinomial; a regression written
 #    here) loaded side by side: each name's answers byte for byte those of
 #    the same model served in single-model mode (and iris's labels those of
-#    scikit-learn), also when requests for the two interleave on every
-#    worker.
+#    scikit-learn), also when 40 requests for the two, sent at once,
+#    interleave over the workers.
 # 2. A name unloaded and loaded again from another directory answers with
 #    the new model; 60 regressions that differ only in their intercept, half
 #    of them unloaded and replaced by new ones (which may reuse the freed
-#    memory): every name answers with its own intercept, on every worker.
+#    memory): every name answers with its own intercept.
 # 3. Artifacts that do not load (an unknown kind, a file cut short, no
 #    linear-model.txt, no directory): an error status with the model
 #    loader's own message, naming the file; the name is not loaded.
@@ -25,6 +25,11 @@ cd "$(dirname "$0")/.." || exit 1
 export LC_ALL=C
 SMSERVE=${SMSERVE:-./build/smserve-default}
 source tests/lib.sh
+PY=/usr/bin/python3
+T=$TEST_TMP
+unset SAGEMAKER_MULTI_MODEL SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_INFERENCE_OUTPUT
+IRIS=$PWD/models/iris
+VECTORS=tests/vectors/iris_expected.csv
 
 # wait_clients: waits for the background jobs this script started, but not
 # the servers (a bare `wait` would wait for them too).
@@ -34,11 +39,6 @@ wait_clients() {
 		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
 	done
 }
-PY=/usr/bin/python3
-T=$TEST_TMP
-unset SAGEMAKER_MULTI_MODEL SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_INFERENCE_OUTPUT
-IRIS=$PWD/models/iris
-VECTORS=tests/vectors/iris_expected.csv
 
 # answer PATH FILE [ACCEPT]: POSTs FILE as text/csv to PATH; sets STATUS and
 # BODY (also in $T/answer).
@@ -101,8 +101,8 @@ expect "iris: JSON answers byte for byte as in single-model mode" "200 $(cat "$T
 answer /models/reg/invoke "$T/reg.csv"
 expect "reg: its own answers, as in single-model mode" "200 $(cat "$T/ref_reg.json")" "$STATUS $BODY"
 
-# 40 requests at once, alternating between the two models: both workers
-# serve both, each answer its model's.
+# 40 requests at once, alternating between the two models, so that the
+# workers (most likely both) switch between them: each answer its model's.
 for i in $(seq 40); do
 	if ((i % 2)); then m=iris f=$T/iris.csv; else m=reg f=$T/reg.csv; fi
 	curl -s -m 60 -o "$T/mix$i" -H 'Content-Type: text/csv' --data-binary "@$f" "$(url "/models/$m/invoke")" &
@@ -128,7 +128,7 @@ expect "... answers as the regression now" "200 $(cat "$T/ref_reg.json")" "$STAT
 unload iris
 
 # check_intercepts FIRST...: each name rN answers 0,0,0,0 with its intercept
-# N, on every worker (4 requests each, at once); prints the wrong ones.
+# N, 4 requests at once (spread over the workers); prints the wrong ones.
 check_intercepts() {
 	local n k
 	printf '0,0,0,0\n' >"$T/zero.csv"
@@ -150,13 +150,13 @@ for n in $(seq 1 60); do
 	[[ $STATUS == 200 ]] && loaded=$((loaded + 1))
 done
 expect "60 regressions (intercepts 1 to 60) load" 60 "$loaded"
-expect "... each name answers with its own intercept, on every worker" "" "$(check_intercepts $(seq 1 60))"
+expect "... each name answers with its own intercept (4 requests at once each)" "" "$(check_intercepts $(seq 1 60))"
 for n in $(seq 2 2 60); do unload "r$n"; done
 for n in $(seq 1001 1030); do
 	regression "$T/r$n" "$n"
 	load "r$n" "$T/r$n"
 done
-expect "30 unloaded, 30 new loaded: every name its own intercept, on every worker" "" \
+expect "30 unloaded, 30 new loaded: every name its own intercept (4 requests at once each)" "" \
 	"$(check_intercepts $(seq 1 2 60) $(seq 1001 1030))"
 for n in $(seq 1 2 60) $(seq 1001 1030); do unload "r$n"; done
 

@@ -27,8 +27,9 @@
  *   touch-model [MS]  read every page of the model's alloc-mb memory (so
  *                   this worker maps it), wait MS ms, answer "touched N
  *                   bytes, sum S, pid P\n"
- *   dirty-model [MS]  the same, but write to every page (as a plug-in's work
- *                   arrays in its model are written): this worker's copy
+ *   dirty-model [MS]  the same, but write to every page (as plug-ins write
+ *                   the work arrays in their models): this worker then holds
+ *                   its own copy of each page
  *
  * Streamed answers (model API 3). Their bytes follow one pattern, byte i of
  * the body being i % 251, so a client can check every byte of any size:
