@@ -29,10 +29,14 @@
  * comes back the same way, in pieces of at most 1 MiB, and the loop writes
  * each to the client straight from the shared memory (chunked, when there
  * is more than one), so an answer of any size keeps both processes' memory
- * flat. When
- * every worker is busy, requests wait in a bounded FIFO queue. A worker that
- * dies or runs past the invocation timeout is replaced by a fresh fork of
- * the loop process, which still holds the loaded model.
+ * flat. When every worker is busy, requests wait in a bounded FIFO queue. A
+ * worker that dies or runs past the invocation timeout is replaced by a
+ * fresh fork of the loop process, which still holds the loaded model.
+ *
+ * With SAGEMAKER_MULTI_MODEL, no model is loaded at start: each load is a
+ * process of its own, forked from the loop, whose model lands in one file
+ * shared by every process at one address; workers map a model copy-on-write
+ * when they first serve it (section 16b, docs/mme.md).
  *
  * Reading order, one idea per section:
  *   1. limits and defaults          2. configuration
@@ -45,6 +49,7 @@
  *  12. starting and replacing workers
  *  13. the request queue           14. hand-over and read-back
  *  15. clients that leave          16. routes
+ *  16b. multi-model endpoints
  *  17. the connection state machine
  *  18. accepting connections       19. signals
  *  20. the loop                    21. speed-ups (optional: the server is
