@@ -225,6 +225,7 @@ struct settings {
 	unsigned long max_body;  /* MAX_CONTENT_LENGTH: a larger body gets 413 */
 	enum answer default_answer; /* Accept missing or * / * */
 	size_t n_keys;           /* SAGEMAKER_INFERENCE_OUTPUT: 0 unset, else its keys */
+	const char *mme_accept;  /* SAGEMAKER_MULTI_MODEL: the Accept for none; NULL off */
 	enum out_key keys[MAX_OUTPUT_KEYS]; /* as listed (the CSV columns' order) */
 };
 
@@ -2995,6 +2996,87 @@ static void w_record(const struct model *m, struct smlib_writer *w, enum answer 
 	}
 }
 
+/* ---- Multi-model answers (handler_service.py) ------------------------------ */
+/*
+ * In multi-model mode AWS's container runs Multi Model Server with
+ * src/sagemaker_xgboost_container/algorithm_mode/handler_service.py (and
+ * mms_patch/mms_transformer.py, sagemaker-inference 1.5.5, MMS 1.1.2) instead
+ * of serve.py; the bodies are read alike, the answers differ:
+ *   Accept (lower-cased, whole) text/csv or csv: ",".join(map(str, preds))
+ *     in real time, "\n".join(...) + "\n" with SAGEMAKER_BATCH; a
+ *     multi:softprob record is str() of its list, "[p0, p1, p2]"
+ *   application/json: json.dumps(preds.tolist()), "[0.25, 0.75]" (also in batch)
+ *   Content-Type: the Accept as sent (or the default, when none or * / *)
+ *   anything else, "json" included (sagemaker_inference's encoder has no such
+ *   key), and every failure of the request, an empty body included: the
+ *   transformer calls handle_error with the arguments of an older toolkit,
+ *   which raises, so MMS answers 503 with its own error document below.
+ */
+static int read_body(struct model *m, const model_request *req, char *msg, size_t size);
+
+static int mme_on(void)
+{
+	const char *v = getenv("SAGEMAKER_MULTI_MODEL");
+	return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+/* What MMS's Job.sendError writes (Gson, pretty-printed, then a newline). */
+static void mme_failed(model_response *out)
+{
+	static const char doc[] = "{\n  \"code\": 503,\n  \"type\": \"InternalServerException\",\n"
+				  "  \"message\": \"Prediction failed\"\n}\n";
+	model_response_status(out, 503);
+	model_response_type(out, "application/json");
+	model_response_write(out, doc, sizeof doc - 1);
+}
+
+/* Predicts every row; the answer as handler_service.py's default_output_fn. */
+static void mme_answer(struct model *m, const char *accept, int json, model_response *out)
+{
+	struct smlib_writer w;
+	size_t first, n = 0, k, r;
+	int lines = !json && m->set.batch;
+
+	w.out = out, w.buf = m->lib.buf, w.len = 0, w.cap = m->lib.buf_cap, w.refused = 0;
+	model_response_type(out, accept);
+	if (json)
+		SMLIB_PUT_LIT(&w, "[");
+	for (first = 0; first < m->rows.n && !w.refused; first += n) {
+		n = m->rows.n - first < m->block ? m->rows.n - first : m->block;
+		predict_rows(m, first, n);
+		for (k = 0, r = first; k < n && !w.refused; k++, r++) {
+			record_answer(m, k);
+			smlib_room(&w, m->lib.record_room);
+			if (r > 0 && !lines)
+				smlib_put(&w, json ? ", " : ",", json ? 2 : 1);
+			w_prediction(&w, m->out, m->n_outputs, json);
+			if (lines)
+				SMLIB_PUT_LIT(&w, "\n");
+		}
+	}
+	smlib_room(&w, 4);
+	if (json)
+		SMLIB_PUT_LIT(&w, "]");
+	smlib_flush(&w);
+}
+
+static void mme_invoke(struct model *m, const model_request *req, model_response *out)
+{
+	const char *accept = req->accept;
+	char msg[512];
+	int csv, json;
+
+	if (*accept == '\0' || strcmp(accept, "*/*") == 0)
+		accept = m->set.mme_accept;
+	csv = smlib_equal_ci(accept, strlen(accept), "text/csv") ||
+	      smlib_equal_ci(accept, strlen(accept), "csv");
+	json = smlib_equal_ci(accept, strlen(accept), "application/json");
+	if (req->body_len == 0 || read_body(m, req, msg, sizeof msg) != 0 || !(csv || json))
+		mme_failed(out);
+	else
+		mme_answer(m, accept, json, out);
+}
+
 /* ---- SAGEMAKER_INFERENCE_OUTPUT ------------------------------------------ */
 /*
  * The keys Autopilot asks for, as the container computes them for each
@@ -3405,6 +3487,12 @@ static int read_settings(struct settings *set, char *err, size_t err_size)
 			return -1;
 		}
 	}
+	if (mme_on()) {
+		/* handler_service.py: no output keys, and any default Accept
+		 * (sagemaker_inference's default is application/json) */
+		set->mme_accept = dflt ? dflt : "application/json";
+		return 0;
+	}
 	set->default_answer = answer_named(dflt ? dflt : "", ANS_CSV);
 	if (set->default_answer == N_ANSWERS) {
 		smlib_format(err, err_size, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: expected one of "
@@ -3692,6 +3780,10 @@ void model_invoke(model *m, const model_request *req, model_response *out)
 		smlib_format(msg, sizeof msg, "expected a body of at most %lu bytes "
 			     "(MAX_CONTENT_LENGTH), got %zu", m->set.max_body, req->body_len);
 		model_response_error(out, 413, msg);
+		return;
+	}
+	if (m->set.mme_accept != NULL) {
+		mme_invoke(m, req, out);
 		return;
 	}
 	if (req->body_len == 0) {
