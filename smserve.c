@@ -2346,6 +2346,25 @@ static void close_loop_descriptors(int i)
 	close_listener_and_signals();
 }
 
+/* Forks a worker or a loader. stdio is flushed first, or the child would
+ * print it again; every signal waits until the child has replaced the
+ * loop's handlers, which write to the loop's signal pipe (child_begins; the
+ * mask is inherited). The parent's mask is restored; *before keeps it for
+ * the child. */
+static pid_t fork_signals_held(sigset_t *before)
+{
+	sigset_t all;
+	pid_t pid;
+	fflush(stdout);
+	fflush(stderr);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, before);
+	pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, before, NULL);
+	return pid;
+}
+
 /* In a new child of the loop (a worker, or a model loader), its signals
  * blocked since before the fork: the loop's handlers go (they write to the
  * loop's signal pipe), and the child dies with the loop. Returns 0, or -1
@@ -2376,19 +2395,11 @@ static int worker_spawn(int i)
 {
 	struct worker *w = &workers[i];
 	int req[2], rep[2];
-	sigset_t all, before;
+	sigset_t before;
 	pid_t pid;
 	if (open_pipes(req, rep) != 0)
 		return -1;
-	fflush(stdout);                 /* or the child would print it again */
-	fflush(stderr);
-	/* Signals wait until the child has replaced the loop's handlers, which
-	 * write to the loop's signal pipe (sigprocmask: the mask is inherited). */
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &before);
-	pid = fork();
-	if (pid != 0)
-		sigprocmask(SIG_SETMASK, &before, NULL);
+	pid = fork_signals_held(&before);
 	if (pid < 0) {
 		close(req[0]);
 		close(req[1]);
@@ -3774,7 +3785,7 @@ START_ONLY static int loader_start(struct loader *l, struct mm_model *m)
 {
 	size_t left = cfg.model_budget > mm_occupied ? cfg.model_budget - mm_occupied : 0;
 	size_t cap = left < cfg.max_model_bytes ? left : cfg.max_model_bytes;
-	sigset_t all, before;
+	sigset_t before;
 	int p[2];
 	pid_t pid;
 	if (pipe(p) != 0)
@@ -3785,13 +3796,7 @@ START_ONLY static int loader_start(struct loader *l, struct mm_model *m)
 		errno = EMFILE;
 		return -1;
 	}
-	fflush(stdout);
-	fflush(stderr);
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &before);
-	pid = fork();
-	if (pid != 0)
-		sigprocmask(SIG_SETMASK, &before, NULL);
+	pid = fork_signals_held(&before);
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
