@@ -23,7 +23,6 @@ source tests/lib.sh
 PY=/usr/bin/python3
 
 attr() { echo "X-Amzn-SageMaker-Custom-Attributes: $1"; }
-workers() { pgrep -P "$SERVER_PID" | sort -n | tr '\n' ' '; }
 
 # gone PID...: true when none of the processes is running (gone or a zombie).
 gone() {
@@ -37,15 +36,6 @@ gone() {
 # sched_policy PID: the scheduling policy number, field 41 of /proc/PID/stat
 # (counted after the command name, which may hold spaces).
 sched_policy() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $39}'; }
-
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.05 s until it succeeds.
-wait_for() {
-	local end=$((SECONDS + $1)) ; shift
-	until "$@"; do
-		((SECONDS <= end)) || return 1
-		sleep 0.05
-	done
-}
 
 # ---- every worker busy: /ping answers, the queue is bounded ----
 test_busy_workers() {

@@ -24,32 +24,6 @@ source tests/lib.sh
 PY=/usr/bin/python3
 
 
-# report NAME OUTPUT STATUS: turns a python client's lines into checks. Lines
-# "ok X" and "fail X" count; anything else is printed as a comment. A client
-# that crashed or printed no result is a failure.
-report() {
-	local name=$1 out=$2 rc=$3 line n=0
-	while IFS= read -r line; do
-		case $line in
-		"ok "*) ok "${line#ok }"; n=$((n + 1)) ;;
-		"fail "*) not_ok "${line#fail }"; n=$((n + 1)) ;;
-		"") ;;
-		*) echo "# $line" ;;
-		esac
-	done <<<"$out"
-	[[ $rc -eq 0 && $n -gt 0 ]] || not_ok "$name: the client finished" "exit status $rc, $n results"
-}
-
-# still_serving NAME WORKERS: the server answers /ping and an invocation at
-# once, and runs WORKERS worker processes.
-still_serving() {
-	local name=$1 want=$2 out
-	out=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$(url /ping)")
-	out+=" $(curl -s -m 5 -d alive "$(url /invocations)")"
-	out+=" $(pgrep -P "$SERVER_PID" | wc -l)"
-	expect "$name: then /ping and /invocations still answer; $want workers" "200 alive $want" "$out"
-}
-
 # The python helpers every client below starts with.
 PY_LIB='
 import socket, sys, time, threading, struct, select

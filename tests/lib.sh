@@ -22,6 +22,48 @@ expect() {
 	if [[ "$2" == "$3" ]]; then ok "$1"; else not_ok "$1" "expected [$2], got [${3:0:300}]"; fi
 }
 
+# report NAME OUTPUT STATUS: a client's lines as checks. The Python clients
+# of the socket-level tests print "ok X" or "fail X (DETAIL)" per check;
+# other lines are printed as comments. A client that exited non-zero or
+# printed no result is a failure too.
+report() {
+	local name=$1 out=$2 rc=$3 line n=0
+	while IFS= read -r line; do
+		case $line in
+		"ok "*) ok "${line#ok }"; n=$((n + 1)) ;;
+		"fail "*) not_ok "${line#fail }"; n=$((n + 1)) ;;
+		"") ;;
+		*) echo "# $line" ;;
+		esac
+	done <<<"$out"
+	[[ $rc -eq 0 && $n -gt 0 ]] || not_ok "$name: the client finished" "exit status $rc, $n results"
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.05 s until it succeeds.
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS <= end)) || return 1
+		sleep 0.05
+	done
+}
+
+# workers: the server's child processes (its workers), by pid, on one line.
+workers() { pgrep -P "$SERVER_PID" | sort -n | tr '\n' ' '; }
+worker_count_is() { [[ $(pgrep -P "$SERVER_PID" | wc -l) -eq $1 ]]; }
+
+# still_serving NAME WORKERS: /ping and an invocation answer on new
+# connections, and WORKERS workers run (a replaced one given 5 s to start).
+still_serving() {
+	local name=$1 want=$2 out
+	out=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$(url /ping)")
+	out+=" $(curl -s -m 10 -d alive "$(url /invocations)")"
+	wait_for 5 worker_count_is "$want"
+	out+=" $(pgrep -P "$SERVER_PID" | wc -l)"
+	expect "$name: then /ping and an invocation answer; $want worker(s)" "200 alive $want" "$out"
+}
+
 # expect_match NAME REGEX ACTUAL
 expect_match() {
 	if [[ "$3" =~ $2 ]]; then ok "$1"; else not_ok "$1" "expected /$2/, got [${3:0:300}]"; fi

@@ -197,20 +197,6 @@ check("no sanitizer report", not sanitizer, sanitizer[:3])
 PY
 }
 
-# report OUTPUT STATUS: the python lines as checks (as tests/hostile.sh does).
-report() {
-	local out=$1 rc=$2 line n=0
-	while IFS= read -r line; do
-		case $line in
-		"ok "*) ok "${line#ok }"; n=$((n + 1)) ;;
-		"fail "*) not_ok "${line#fail }"; n=$((n + 1)) ;;
-		"") ;;
-		*) echo "# $line" ;;
-		esac
-	done <<<"$out"
-	[[ $rc -eq 0 && $n -gt 0 ]] || not_ok "slow log readers: the client finished" "exit status $rc, $n results"
-}
-
 out=$(slow_readers "${LOG_TEST_SECONDS:-6}")
-report "$out" $?
+report "slow log readers" "$out" $?
 finish

@@ -26,22 +26,6 @@ grep -q __asan_init "$SMSERVE" 2>/dev/null && export SANITIZED=1
 PY=/usr/bin/python3
 MIB=1048576
 
-# report NAME OUTPUT STATUS: a python client's lines as checks ("ok X",
-# "fail X"); other lines are printed as comments. A client that crashed or
-# printed no result is a failure.
-report() {
-	local name=$1 out=$2 rc=$3 line n=0
-	while IFS= read -r line; do
-		case $line in
-		"ok "*) ok "${line#ok }"; n=$((n + 1)) ;;
-		"fail "*) not_ok "${line#fail }"; n=$((n + 1)) ;;
-		"") ;;
-		*) echo "# $line" ;;
-		esac
-	done <<<"$out"
-	[[ $rc -eq 0 && $n -gt 0 ]] || not_ok "$name: the client finished" "exit status $rc, $n results"
-}
-
 # serve NAME ARGS...: start_server, a failure to start being a failed check
 # (an option the server does not know yet must not pass as a skip).
 serve() {
@@ -51,31 +35,7 @@ serve() {
 	return 1
 }
 
-workers() { pgrep -P "$SERVER_PID" | sort -n | tr '\n' ' '; }
-
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.05 s until it succeeds.
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS <= end)) || return 1
-		sleep 0.05
-	done
-}
 workers_changed_from() { [[ $(workers) != "$1" ]]; }
-worker_count_is() { [[ $(pgrep -P "$SERVER_PID" | wc -l) -eq $1 ]]; }
-
-# still_serving NAME WORKERS: /ping and an invocation answer on new
-# connections, and WORKERS workers run.
-still_serving() {
-	local name=$1 want=$2 out
-	out=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$(url /ping)")
-	out+=" $(curl -s -m 10 -d alive "$(url /invocations)")"
-	wait_for 5 worker_count_is "$want"
-	out+=" $(pgrep -P "$SERVER_PID" | wc -l)"
-	expect "$name: then /ping and an invocation answer; $want worker(s)" "200 alive $want" "$out"
-}
-
 log_length() { wc -l <"$SERVER_LOG"; }
 # log_since LINES: the log lines after the first LINES.
 log_since() { tail -n "+$(($1 + 1))" "$SERVER_LOG"; }

@@ -21,21 +21,6 @@ SMSERVE=${SMSERVE:-./build/smserve-faulty}
 source tests/lib.sh
 PY=/usr/bin/python3
 
-# report NAME OUTPUT STATUS: a python client's "ok X" / "fail X" lines as
-# checks, other lines as comments (as tests/hostile.sh does).
-report() {
-	local name=$1 out=$2 rc=$3 line n=0
-	while IFS= read -r line; do
-		case $line in
-		"ok "*) ok "${line#ok }"; n=$((n + 1)) ;;
-		"fail "*) not_ok "${line#fail }"; n=$((n + 1)) ;;
-		"") ;;
-		*) echo "# $line" ;;
-		esac
-	done <<<"$out"
-	[[ $rc -eq 0 && $n -gt 0 ]] || not_ok "$name: the client finished" "exit status $rc, $n results"
-}
-
 # with_file_limit N: a wrapper that runs $SMSERVE under `ulimit -n N`.
 with_file_limit() {
 	local wrapper=$TEST_TMP/limit-$1
