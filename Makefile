@@ -6,7 +6,8 @@
 #   make check                    the fast loop: parser and HTTP tests, plain build (under a minute)
 #   make test                     the whole test suite, no benchmark (bash test.sh; one script:
 #                                 bash test.sh http; see tests/README.md)
-#   make bench                    the benchmarks (bench/run.sh), then bench/latency.sh
+#   make bench                    the benchmarks: bench/run.sh, latency.sh, xgboost_native.sh,
+#                                 batch.sh, json.sh
 #   make fuzz                     the libFuzzer targets, SECONDS each (default 60)
 #   make static                   stripped static binary ./smserve-static
 #   make image                    the scratch image (docker, podman or buildah)
@@ -149,6 +150,8 @@ bench:
 	bash bench/run.sh
 	bash bench/latency.sh
 	bash bench/xgboost_native.sh
+	bash bench/batch.sh
+	bash bench/json.sh
 
 # test.sh builds what the scripts it runs need (warnings as errors).
 check:

@@ -5,7 +5,7 @@
 set -u
 awk -F'|' '
 function trim(s) { gsub(/^ +| +$/, "", s); return s }
-$2 ~ /^ (ping|echo|model|batch|c1000|newconn|ping1|echo1) $/ {
+$2 ~ /^ (ping|echo|model|batch|batchjson|c1000|newconn|ping1|echo1) $/ {
 	n++; sc[n] = trim($2); sv[n] = trim($3); r[n] = trim($4) + 0
 	if (r[n] > max) max = r[n]
 }
@@ -14,7 +14,7 @@ END {
 	color["echo"] = "#d9480f"; color["model"] = "#d9480f"; color["nginx"] = "#495057"; color["nginx1"] = "#868e96"
 	color["secho"] = "#f08c00"; color["smodel"] = "#f08c00"
 	label["ping"] = "GET /ping, 32 conns"; label["echo"] = "echo /invocations, 32 conns"
-	label["model"] = "one record, model"; label["batch"] = "1 MB CSV batch (req/s)"
+	label["model"] = "one record, model"; label["batch"] = "1 MB CSV batch (req/s)"; label["batchjson"] = "1 MB batch, JSON answers"
 	label["c1000"] = "/ping, 1000 conns"; label["newconn"] = "/ping, new conn each"
 	label["ping1"] = "GET /ping, 32 conns, wrk -t1"; label["echo1"] = "echo /invocations, wrk -t1"
 	h = 60 + n * (bar + gap) + 24 * 8

@@ -60,6 +60,7 @@ LUA
 lua record '"5.1,3.5,1.4,0.2"'
 lua record_csv '"5.1,3.5,1.4,0.2"' 'wrk.headers["Accept"] = "text/csv"'
 lua batch_csv "io.open(\"$work/batch.csv\", \"rb\"):read(\"*a\")" 'wrk.headers["Accept"] = "text/csv"'
+lua batch_json "io.open(\"$work/batch.csv\", \"rb\"):read(\"*a\")" 'wrk.headers["Accept"] = "application/json"'
 printf 'wrk.headers["Connection"] = "close"\n' >"$work/close.lua"
 
 # ---- servers ----
@@ -143,6 +144,7 @@ run ping /ping 32 "" nginx flask gunicorn echo secho
 run echo /invocations 32 record nginx flask gunicorn echo secho
 run model /invocations 32 record_csv sklearn model smodel
 run batch /invocations 4 batch_csv sklearn model smodel
+run batchjson /invocations 4 batch_json sklearn model smodel
 run c1000 /ping 1000 "" nginx echo
 (sleep $((DUR / 2)); smserve_memory "$pid_secho" "static echo, under 1,000 connections" >"$work/mem_load") &
 rate secho /invocations 1000 record >/dev/null
@@ -213,6 +215,8 @@ mkdir -p "$out_dir"
 	echo "| echo /invocations: smserve / Flask | $(ratio echo/echo echo/flask) |"
 	echo "| one record: default model / scikit-learn peer | $(ratio model/model model/sklearn) |"
 	echo "| 1 MB batch: default model / scikit-learn peer ($(mbps batch/model) vs $(mbps batch/sklearn) MB/s) | $(ratio batch/model batch/sklearn) |"
+	echo "| 1 MB batch, JSON answers (scores and label): default model / scikit-learn peer ($(mbps batchjson/model) vs $(mbps batchjson/sklearn) MB/s) | $(ratio batchjson/model batchjson/sklearn) |"
+	echo "| 1 MB batch, default model: JSON answers / CSV answers | $(ratio batchjson/model batch/model) |"
 	echo "| the image's static build: /ping / nginx | $(ratio ping/secho ping/nginx) |"
 	echo "| the image's static build: echo /invocations / nginx's /ping | $(ratio echo/secho ping/nginx) |"
 	echo "| the image's static build: one record / scikit-learn peer | $(ratio model/smodel model/sklearn) |"
