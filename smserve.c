@@ -518,18 +518,42 @@ static int log_descriptor(const struct log_stream *s)
 	return s->route == LOG_WRITE ? s->out : s->fd;
 }
 
+/* Copies text into out (cap bytes, NUL included) with its control bytes
+ * written as \xNN, cut to fit; returns the length. A line's text can hold
+ * a client's bytes (a model's name, decoded) or a plug-in's message: a
+ * newline there would end the line, and the rest would read as a line the
+ * server never wrote. */
+static size_t escape_controls(char *out, size_t cap, const char *text)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	for (; *text && n + 4 < cap; text++) {
+		unsigned char ch = (unsigned char)*text;
+		if (ch >= 0x20 && ch != 0x7f) {
+			out[n++] = (char)ch;
+			continue;
+		}
+		out[n++] = '\\';
+		out[n++] = 'x';
+		out[n++] = hex[ch >> 4];
+		out[n++] = hex[ch & 15];
+	}
+	out[n] = '\0';
+	return n;
+}
+
 /* Log lines go to stderr (SageMaker sends it to CloudWatch), one per event. */
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_line(const char *fmt, ...)
 {
-	char buf[LOG_LINE_MAX];
+	char text[LOG_LINE_MAX], buf[LOG_LINE_MAX];
 	size_t n = format_log_time(buf, time(NULL));
 	va_list ap;
-	n += (size_t)snprintf(buf + n, sizeof buf - n, " smserve: ");
 	va_start(ap, fmt);
-	vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);   /* room kept for the '\n' */
+	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	n = strlen(buf);
+	n += (size_t)snprintf(buf + n, sizeof buf - n, " smserve: ");
+	n += escape_controls(buf + n, sizeof buf - n - 1, text);  /* room kept for the '\n' */
 	buf[n++] = '\n';
 	log_append(&log_err, buf, n);
 }
@@ -1400,6 +1424,8 @@ struct worker {
 	size_t got;                /* bytes of it read so far */
 	int64_t deadline;          /* invocation timeout, ms */
 	int64_t handed_us;         /* when it was given its request */
+	size_t region_used;        /* bytes of the region its last request touched */
+	int64_t region_release_at; /* ms: give those pages back, if still idle (0: not set) */
 };
 
 /* Requests waiting for a worker, oldest first, linked through
@@ -1514,7 +1540,7 @@ static void client_left(struct conn *c, const char *how);
 static void keep_buffer_a_while(struct conn *c);
 static void conn_release_buffer(struct conn *c);
 static int release_idle_buffers(void);
-static void release_region_when_idle(int from_loop, char *region, size_t *used);
+static void release_idle_region(struct worker *w);
 static void piece_written(struct conn *c);
 #ifdef __linux__
 static void worker_mark_as_batch(void);
@@ -1932,7 +1958,8 @@ again:
 		if (has_pending_output(c))
 			goto again;
 	} else {                        /* an interim 100 Continue went out */
-		c->head_len = c->out_off = 0;
+		c->head_len = c->body_out_len = c->tail_len = c->out_off = 0;
+		drop_owned_answer(c);
 		if (c->state == CONN_READ_BODY)   /* (the body may be complete by now) */
 			c->deadline = seconds_from_now(cfg.body_timeout_s);
 	}
@@ -2239,11 +2266,11 @@ static void answer_begin(model_response *out, char *region, int to_loop, int fro
 
 /* A worker: read a request, run the model, send the answer, forever. It
  * exits when the loop closes its end of the request pipe (shutdown). The
- * request's body is in the shared region; large parts of the region a
- * request used are given back when no request follows soon (section 21). */
+ * request's body is in the shared region (the loop gives its pages back
+ * when the worker stays idle: section 21). */
 static void worker_main(int from_loop, int to_loop, char *region)
 {
-	size_t cap = sizeof(struct frame_request) + WORKER_META_MAX, used = 0;
+	size_t cap = sizeof(struct frame_request) + WORKER_META_MAX;
 	char *buf = malloc(cap), *meta;
 	model_header headers[MAX_AMZN_HEADERS];
 	if (!buf)
@@ -2253,7 +2280,6 @@ static void worker_main(int from_loop, int to_loop, char *region)
 		model_request req;
 		model_response out;
 		size_t have = 0;              /* the loop sends one frame at a time */
-		release_region_when_idle(from_loop, region, &used);
 		worker_drop_unloaded(from_loop);     /* (multi-model: section 16b) */
 		if (read_at_least(from_loop, &buf, &cap, &have, sizeof fr) != 0)
 			_exit(0);
@@ -2271,7 +2297,6 @@ static void worker_main(int from_loop, int to_loop, char *region)
 		answer_begin(&out, region, to_loop, from_loop);
 		model_invoke(worker_model(&fr), &req, &out);
 		finish_answer(&out);
-		used = req.body_len + out.sent;
 	}
 }
 
@@ -2708,6 +2733,8 @@ static void worker_start(struct worker *w, struct conn *c)
 		memcpy(w->region, c->in + c->body_start, c->body_len);
 	w->frame_len = n;
 	w->sent = w->got = 0;
+	w->region_used = c->body_len;
+	w->region_release_at = 0;
 	w->conn = c;
 	w->deadline = seconds_from_now(cfg.timeout_s);
 	w->handed_us = monotonic_us();
@@ -2882,7 +2909,12 @@ static int piece_to_client(struct conn *c, const char *data, size_t len, int las
 	piece_output(c, data, len, last);
 	if (conn_write(c) != 0)
 		return -1;
-	if (has_pending_output(c) && keep_unwritten_output(c) != 0)
+	/* Only this answer's output is kept. Once it is all written, what may
+	 * be pending belongs to a pipelined request (an interim 100, an answer
+	 * the loop made), which refers to no slot: kept, a 100 went out again
+	 * and again. */
+	if (c->state == CONN_WRITE && c->body == data && has_pending_output(c) &&
+	    keep_unwritten_output(c) != 0)
 		return -2;
 	return 0;
 }
@@ -2924,6 +2956,7 @@ static void piece_arrived(struct worker *w, const struct frame_reply *fr, const 
 		dispatch_queued();
 		return;
 	}
+	w->region_used += (size_t)fr->len;
 	if (!c->streaming && answer_head(w, fr, meta) != 0)
 		return;
 	if (!c->streaming && !last)       /* it streams from here, with its own deadline */
@@ -5202,6 +5235,8 @@ static void check_deadlines(void)
 				snprintf(msg, sizeof msg, "the model did not answer within %d s", cfg.timeout_s);
 			worker_fail(w, 504, msg);
 		}
+		if (w->pid > 0 && !w->conn)
+			release_idle_region(w);
 	}
 	for (fd = 0; fd <= max_conn_fd; fd++) {
 		struct conn *c = conns[fd];
@@ -5367,6 +5402,31 @@ static int release_idle_buffers(void)
 	return buffered_bytes < before;
 }
 
+/* A worker's shared region, the same way: if its last request used more
+ * than IN_BUF_KEEP of it and the worker stays idle for
+ * IN_BUF_IDLE_RELEASE_MS, the pages go back to the kernel (MADV_REMOVE
+ * frees shared pages, for the worker too; MADV_DONTNEED would only unmap
+ * them here). The loop does it, not the worker: only the loop knows that no
+ * body is being copied in (a worker that timed its own wait freed a body
+ * the loop was copying, and the model read zeros). Where it is refused,
+ * the pages stay, as a buffer would. */
+static void release_idle_region(struct worker *w)
+{
+	if (w->region_used <= IN_BUF_KEEP)
+		return;
+	if (w->region_release_at == 0) {
+		w->region_release_at = now_ms + IN_BUF_IDLE_RELEASE_MS;
+		return;
+	}
+	if (now_ms < w->region_release_at)
+		return;
+#ifdef MADV_REMOVE
+	(void)madvise(w->region, region_size(), MADV_REMOVE);
+#endif
+	w->region_used = 0;
+	w->region_release_at = 0;
+}
+
 /* Whether a request starts to arrive (or the pipe closes) within ms. The
  * worker waits on this one descriptor with poll, not select: the loop may
  * hold so many connections when it forks a worker that the pipe's number is
@@ -5380,23 +5440,6 @@ static int request_within(int fd, int ms)
 	while ((n = poll(&p, 1, ms)) < 0 && errno == EINTR)
 		;
 	return n != 0;
-}
-
-/* In a worker, before waiting for a request: if the last one used more
- * than IN_BUF_KEEP of the shared region and no request comes within
- * IN_BUF_IDLE_RELEASE_MS, give the region's pages back to the kernel
- * (MADV_REMOVE frees shared pages; MADV_DONTNEED would only unmap them
- * here). Where it is refused, the pages stay, as a buffer would. */
-static void release_region_when_idle(int from_loop, char *region, size_t *used)
-{
-	if (*used > IN_BUF_KEEP && !request_within(from_loop, IN_BUF_IDLE_RELEASE_MS)) {
-#ifdef MADV_REMOVE
-		(void)madvise(region, region_size(), MADV_REMOVE);
-#else
-		(void)region;
-#endif
-		*used = 0;
-	}
 }
 
 /* ---- Waiting briefly for quick answers ----

@@ -134,6 +134,55 @@ test_worker_killed() {
 	stop_server killed
 }
 
+# ---- an interim 100 that must wait for the client's socket ----
+# Pipelined behind an answer, a request with Expect: 100-continue gets its
+# 100 as the answer finishes. When that write would block (the shim makes
+# the first one fail with EAGAIN, as a full socket buffer does), the 100
+# must go out once, later; it was once kept as the answer's rest and sent
+# again at every turn of the loop, hundreds of thousands of times a second.
+test_interim_delayed() {
+	local out
+	if [[ $SMSERVE == *asan* ]]; then
+		echo "# SKIP: the delayed interim 100 (an LD_PRELOAD shim beside the sanitizer's runtime)"
+		return
+	fi
+	if ! gcc -shared -fPIC -o "$TEST_TMP/eagain_interim.so" tests/shims/eagain_interim.c -ldl; then
+		not_ok "the delayed interim 100: the shim builds"
+		return
+	fi
+	LD_PRELOAD=$TEST_TMP/eagain_interim.so start_server interim --workers 1 || return
+	out=$("$PY" - "$PORT" <<'PY'
+import socket, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import response
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst"
+          b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
+          b"Expect: 100-continue\r\n\r\n")
+time.sleep(1)                          # what the loop sends meanwhile: read raw
+s.settimeout(0.5)
+data = b""
+try:
+    while len(data) < 1 << 20:
+        more = s.recv(65536)
+        if not more:
+            break
+        data += more
+except socket.timeout:
+    pass
+print("first answered: %s; interim 100s: %d" % (data.count(b"\r\n\r\nfirst") == 1,
+                                                data.count(b"HTTP/1.1 100 Continue\r\n\r\n")))
+s.settimeout(10)
+s.sendall(b"second")
+print(response(s))
+PY
+)
+	expect "an interim 100 delayed by a full socket: sent once, and the request it announced is answered" \
+		"first answered: True; interim 100s: 1
+('HTTP/1.1 200 OK', 'second')" "$out"
+	stop_server interim
+}
+
 # ---- a model that hangs: the invocation timeout fires, the worker is replaced ----
 test_hang() {
 	local out before after t hung
@@ -754,6 +803,7 @@ fi
 test_busy_workers
 test_crash
 test_worker_killed
+test_interim_delayed
 test_hang
 test_idle_workers_killed
 test_worker_death_one_pass

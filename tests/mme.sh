@@ -423,6 +423,13 @@ test_odd_names() {
 	describe "50%25"
 	expect "50%25 survives the DELETE of 100%" 200 "$STATUS"
 	for name in "${names[@]}"; do [[ $name == a/b || $name == 100% ]] || unload "$name"; done
+	# A newline in a name (a JSON escape) must not forge a log line.
+	api POST /models '{"model_name": "forge\n2026-01-01T00:00:00Z smserve: FORGED", "url": "'"$d"'"}'
+	expect "a name with a newline loads" 200 "$STATUS"
+	expect "its log line shows the newline as \\x0a, and no forged line follows" "1 0" \
+		"$(grep -cF "model 'forge\\x0a2026-01-01T00:00:00Z smserve: FORGED' loaded" "$SERVER_LOG") $(grep -c '^2026-01-01T00:00:00Z smserve: FORGED' "$SERVER_LOG")"
+	unload $'forge\n2026-01-01T00:00:00Z smserve: FORGED'
+	expect "and it unloads by its name, percent-encoded" 200 "$STATUS"
 	api GET /models
 	expect "after the DELETEs, only a is left" "['a']" "$(jf 'sorted(m["modelName"] for m in d["models"])')"
 }
