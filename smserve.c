@@ -3066,7 +3066,7 @@ static void dispatch_queued(void)
 	struct worker *w;
 	while (queue.head && (w = idle_worker()) != NULL) {
 		struct conn *c = queue_pop();
-		if (client_reset(c)) {
+		if (c->probed && client_reset(c)) {   /* (others: once a second) */
 			client_left(c, "closed");
 			continue;
 		}
@@ -3112,14 +3112,15 @@ static void model_abandon(struct conn *c)
 	}
 }
 
-/* A request whose client ended its stream and was sent the probe (see
- * check_client): whether a reset came back. recv would only say "end of
- * stream" again, so the socket's pending error is asked for. */
+/* Whether the connection of a request with the model was reset: by the
+ * client, or in answer to the probe (see check_client). Once bytes have
+ * come (the end of the stream, or a pipelined request not yet read), recv
+ * would say that again, so the socket's pending error is asked for. */
 static int client_reset(struct conn *c)
 {
 	int err = 0;
 	socklen_t len = sizeof err;
-	return c->probed && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
+	return getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
 }
 
 static void client_left(struct conn *c, const char *how)
@@ -3163,8 +3164,8 @@ static void check_client(struct conn *c)
 {
 	char ahead[2];
 	ssize_t r;
-	if (client_reset(c)) {
-		client_left(c, "closed");
+	if (client_reset(c)) {          /* (to the probe: the client had closed) */
+		client_left(c, c->probed ? "closed" : "reset");
 		return;
 	}
 	if (c->input_seen)

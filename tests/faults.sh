@@ -412,6 +412,37 @@ busy" "$out"
 	stop_server gonekept
 }
 
+# ---- a reset after a pipelined request ----
+# Bytes pipelined behind a running request end the look for the end of the
+# stream, not the look for a reset: the client's reset stops the worker
+# ("hang" would hold the only one for 60 s), and the pipelined request,
+# whose client is gone, never runs.
+test_client_gone_pipelined() {
+	local out
+	start_server gonepipe --workers 1 || return
+	out=$("$PY" - "$PORT" <<'PY'
+import socket, sys, time
+sys.path.insert(0, "tests")
+from rawhttp import post, reset, response
+port = int(sys.argv[1])
+c = socket.create_connection(("127.0.0.1", port), timeout=8)
+post(c, b"hang", b"h")
+post(c, b"crash", b"y" * 300000)                   # most of it stays in the socket
+time.sleep(1.3)                                    # a check sees the bytes
+reset(c)
+t = time.time()
+fresh = socket.create_connection(("127.0.0.1", port), timeout=8)
+post(fresh, b"", b"fresh")
+print(response(fresh)[1], "in under 3 s:", time.time() - t < 3)
+PY
+)
+	expect "a reset after a pipelined request stops the running one; a new request is served" \
+		"fresh in under 3 s: True" "$out"
+	expect "the reset is logged once, and the pipelined request never ran" "1 0" \
+		"$(grep -c 'reset the connection before its answer: request stopped' "$SERVER_LOG") $(grep -c 'ended by signal 11' "$SERVER_LOG")"
+	stop_server gonepipe
+}
+
 # ---- a stray CRLF after a running request's body ----
 # Some old clients send one after a POST. A check reads it and looks again,
 # so the client's reset a second later still stops the worker ("hang" would
@@ -811,6 +842,7 @@ test_dead_worker_handed_request
 test_queue_timeout_requeue
 test_client_gone
 test_client_gone_kept
+test_client_gone_pipelined
 test_client_gone_after_crlf
 test_client_gone_draining
 test_bad_answers
