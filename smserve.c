@@ -4327,7 +4327,28 @@ START_ONLY static void grow_utf8(struct grow *g, unsigned cp)
 	grow_add(g, b, n);
 }
 
-/* A JSON string at j->p (RFC 8259 7), decoded into out (NULL: skipped). */
+/* The length of the well-formed UTF-8 sequence at p (before end), 0 if
+ * there is none (RFC 3629 4: no overlong form, no surrogate, nothing past
+ * U+10FFFF). */
+START_ONLY static size_t utf8_length(const unsigned char *p, const unsigned char *end)
+{
+	size_t n = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 :
+		p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	size_t i;
+	if (n == 0 || (size_t)(end - p) < n)
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;                   /* overlong, a surrogate, past U+10FFFF */
+	return n;
+}
+
+/* A JSON string at j->p (RFC 8259 7), decoded into out (NULL: skipped).
+ * Its text must be UTF-8 (RFC 8259 8.1): a name that is not would make
+ * every answer that lists it something no JSON reader accepts. */
 START_ONLY static int json_string(struct json *j, struct grow *out)
 {
 	struct grow sink = { NULL, 0, 0, 1 };   /* (failed: keeps nothing) */
@@ -4342,6 +4363,15 @@ START_ONLY static int json_string(struct json *j, struct grow *out)
 			return 0;
 		if (c < 0x20)
 			return -1;
+		if (c >= 0x80) {
+			size_t n = utf8_length((const unsigned char *)j->p - 1,
+				(const unsigned char *)j->end);
+			if (n == 0)
+				return -1;
+			grow_add(out, j->p - 1, n);
+			j->p += n - 1;
+			continue;
+		}
 		if (c != '\\') {
 			grow_add(out, (const char *)&c, 1);
 			continue;
@@ -4374,6 +4404,40 @@ START_ONLY static int json_string(struct json *j, struct grow *out)
 		}
 	}
 	return -1;
+}
+
+/* Skips the digits at j->p; returns how many. */
+START_ONLY static int json_digits(struct json *j)
+{
+	int n = 0;
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++, n++;
+	return n;
+}
+
+/* Skips a JSON number (RFC 8259 6): -? (0 | [1-9][0-9]*) (.[0-9]+)?
+ * ([eE][+-]?[0-9]+)? */
+START_ONLY static int json_number(struct json *j)
+{
+	if (j->p < j->end && *j->p == '-')
+		j->p++;
+	if (j->p < j->end && *j->p == '0')
+		j->p++;
+	else if (json_digits(j) == 0)
+		return -1;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (json_digits(j) == 0)
+			return -1;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (json_digits(j) == 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* Skips any JSON value (nested at most 32 deep). */
@@ -4419,11 +4483,8 @@ START_ONLY static int json_skip(struct json *j)
 				return -1;
 		}
 	}
-	if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
-		while (j->p < j->end && strchr("+-.eE0123456789", *j->p))
-			j->p++;
-		return 0;
-	}
+	if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
+		return json_number(j);
 	if (j->end - j->p >= 4 && (!memcmp(j->p, "true", 4) || !memcmp(j->p, "null", 4))) {
 		j->p += 4;
 		return 0;

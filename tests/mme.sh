@@ -374,7 +374,20 @@ model_name a number|{"model_name": 5, "url": "$d"}
 url a number|{"model_name": "x", "url": 5}
 model_name null|{"model_name": null, "url": "$d"}
 trailing bytes|{"model_name": "x", "url": "$d"} x
+a number that is not one (RFC 8259 6)|{"model_name": "x", "url": "$d", "n": 01}
+a lone minus|{"model_name": "x", "url": "$d", "n": -}
+an exponent without digits|{"model_name": "x", "url": "$d", "n": 1e}
+a fraction without digits|{"model_name": "x", "url": "$d", "n": 1.}
 EOF
+	# RFC 8259 8.1: JSON text is UTF-8; a name that is not would make every
+	# listing that holds it unreadable. (\xff, an overlong "/", a surrogate)
+	for name in $'\xff\xfe' $'\xc0\xaf' $'\xed\xa0\x80'; do
+		api POST /models "{\"model_name\": \"bad$name\", \"url\": \"$d\"}"
+		expect_error "POST /models, a name that is not UTF-8 ($(od -An -tx1 <<<"$name" | head -c 12)): 400" 400 .
+	done
+	api POST /models "{\"model_name\": \"x\", \"url\": \"$d\", \"n\": -1.5e+3}"
+	expect "POST /models: other members' numbers in full JSON form are skipped: 200" 200 "$STATUS"
+	unload x
 	api POST /models "{\"url\": \"$d\"}"
 	expect_error "POST /models without model_name: 400 naming it" 400 model_name
 	api POST /models '{"model_name": "x"}'
