@@ -3229,11 +3229,11 @@ static enum route route_of(const struct http_request *r, int *status, const char
 	if (slice_eq(r->path, "/ping")) {
 		if (m == M_GET || m == M_HEAD || m == M_POST)
 			return ROUTE_PING;
-		*allow = "Allow: GET, HEAD, POST\r\n";
+		*allow = "Allow: GET, HEAD, POST\r\n";  /* a 405 names them (RFC 9110 15.5.6) */
 	} else if (slice_eq(r->path, "/invocations")) {
 		if (m == M_POST)
 			return ROUTE_INVOCATIONS;
-		*allow = "Allow: POST\r\n";
+		*allow = "Allow: POST\r\n";            /* (the same) */
 	} else if (slice_eq(r->path, "/execution-parameters")) {
 		if (m == M_GET || m == M_HEAD)
 			return ROUTE_EXEC_PARAMS;
