@@ -3640,7 +3640,8 @@ START_ONLY static size_t mm_by_name_after(const char *t, size_t tn)
 START_ONLY static void mm_by_name_add(struct mm_model *m)
 {
 	size_t at = mm_by_name_after(m->name, m->name_len);   /* names are unique */
-	memmove(mm_by_name + at + 1, mm_by_name + at, (mm_by_name_count - at) * sizeof *mm_by_name);
+	memmove(mm_by_name + at + 1, mm_by_name + at,
+		(mm_by_name_count - at) * sizeof(struct mm_model *));
 	mm_by_name[at] = m;
 	mm_by_name_count++;
 }
@@ -3650,7 +3651,8 @@ START_ONLY static void mm_by_name_remove(const struct mm_model *m)
 	size_t at = mm_by_name_after(m->name, m->name_len) - 1;   /* m itself */
 	if (at >= mm_by_name_count || mm_by_name[at] != m)
 		return;                     /* (not listed: nothing to take out) */
-	memmove(mm_by_name + at, mm_by_name + at + 1, (mm_by_name_count - at - 1) * sizeof *mm_by_name);
+	memmove(mm_by_name + at, mm_by_name + at + 1,
+		(mm_by_name_count - at - 1) * sizeof(struct mm_model *));
 	mm_by_name_count--;
 }
 
@@ -4713,7 +4715,7 @@ START_ONLY static int mm_start(void)
 	mm_bucket_mask = buckets - 1;
 	mm_buckets = calloc(buckets, sizeof *mm_buckets);
 	mm_free_extents = malloc((size_t)cfg.max_models * sizeof *mm_free_extents);
-	mm_by_name = malloc((size_t)cfg.max_models * sizeof *mm_by_name);
+	mm_by_name = malloc((size_t)cfg.max_models * sizeof(struct mm_model *));
 	if (!mm_buckets || !mm_free_extents || !mm_by_name)
 		return -1;
 	for (i = 0; i < (size_t)cfg.max_models; i++)   /* extent 0 on top */

@@ -85,6 +85,18 @@ free_port() {
 	done
 }
 
+# listens_on PID PORT: whether process PID holds the socket listening on
+# PORT (state 0A, LISTEN, in /proc/net/tcp; its inode among PID's files).
+listens_on() {
+	local inode hex_port
+	hex_port=$(printf '%04X' "$2")
+	for inode in $(awk -v p=":$hex_port" '$2 ~ p "$" && $4 == "0A" {print $10}' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+		ls -l "/proc/$1/fd" 2>/dev/null | grep -q "socket:\[$inode\]" && return 0
+	done
+	return 1
+}
+
 # start_server NAME [ARG...]: starts $SMSERVE on a free port with ARGs.
 # Sets PORT, SERVER_PID and SERVER_LOG (stdout and stderr). Waits until /ping
 # answers (any status), for at most 10 s. test.sh runs two scripts at once,
@@ -105,8 +117,9 @@ start_server() {
 				echo "# $name exited: $(tail -3 "$SERVER_LOG")"
 				return 1
 			fi
-			# (the answer must come from this server, still running)
-			curl -s -o /dev/null "http://127.0.0.1:$PORT/ping" && kill -0 "$SERVER_PID" 2>/dev/null &&
+			# (the answer must come from this server: one still starting,
+			# about to find the port taken, must not pass for it)
+			curl -s -o /dev/null "http://127.0.0.1:$PORT/ping" && listens_on "$SERVER_PID" "$PORT" &&
 				return 0
 			sleep 0.05
 		done
