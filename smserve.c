@@ -4157,19 +4157,29 @@ static long name_in_path(struct conn *c, char *name)
 	return n > 0 ? n : -1;
 }
 
-START_ONLY static void mm_serve_describe(struct conn *c)
+/* The loaded model the path names, or NULL once the client is answered
+ * (400 for a malformed name, 404 for one not loaded). */
+static struct mm_model *loaded_model_in_path(struct conn *c)
 {
 	char name[MODEL_NAME_MAX];
 	long n = name_in_path(c, name);
 	struct mm_model *m;
-	struct grow g = { NULL, 0, 0, 0 };
 	if (n < 0)
-		return;
+		return NULL;
 	m = mm_find(name, (size_t)n);
 	if (!m || m->state != MM_LOADED) {
 		respond_model_error(c, 404, name, (size_t)n, "is not loaded");
-		return;
+		return NULL;
 	}
+	return m;
+}
+
+START_ONLY static void mm_serve_describe(struct conn *c)
+{
+	struct mm_model *m = loaded_model_in_path(c);
+	struct grow g = { NULL, 0, 0, 0 };
+	if (!m)
+		return;
 	grow_str(&g, "{\"modelName\": ");
 	grow_json(&g, m->name, m->name_len);
 	grow_str(&g, ", \"modelUrl\": ");
@@ -4180,16 +4190,9 @@ START_ONLY static void mm_serve_describe(struct conn *c)
 
 START_ONLY static void mm_serve_unload(struct conn *c)
 {
-	char name[MODEL_NAME_MAX];
-	long n = name_in_path(c, name);
-	struct mm_model *m;
-	if (n < 0)
+	struct mm_model *m = loaded_model_in_path(c);
+	if (!m)
 		return;
-	m = mm_find(name, (size_t)n);
-	if (!m || m->state != MM_LOADED) {
-		respond_model_error(c, 404, name, (size_t)n, "is not loaded");
-		return;
-	}
 	mm_forget_name(m);                /* later invocations: 404 */
 	mm_by_name_remove(m);
 	m->state = MM_UNLOADING;
@@ -4204,16 +4207,9 @@ START_ONLY static void mm_serve_unload(struct conn *c)
 
 static void mm_serve_invoke(struct conn *c)
 {
-	char name[MODEL_NAME_MAX];
-	long n = name_in_path(c, name);
-	struct mm_model *m;
-	if (n < 0)
+	struct mm_model *m = loaded_model_in_path(c);
+	if (!m)
 		return;
-	m = mm_find(name, (size_t)n);
-	if (!m || m->state != MM_LOADED) {
-		respond_model_error(c, 404, name, (size_t)n, "is not loaded");
-		return;
-	}
 	c->mm = m;
 	serve_invocation(c);
 }
