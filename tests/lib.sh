@@ -49,6 +49,15 @@ wait_for() {
 	done
 }
 
+# wait_clients: waits for the background jobs this script started, but not
+# the servers (a bare `wait` would wait for them too).
+wait_clients() {
+	local p
+	for p in $(jobs -p); do
+		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
+	done
+}
+
 # workers: the server's child processes (its workers), by pid, on one line.
 workers() { pgrep -P "$SERVER_PID" | sort -n | tr '\n' ' '; }
 worker_count_is() { [[ $(pgrep -P "$SERVER_PID" | wc -l) -eq $1 ]]; }

@@ -58,15 +58,6 @@ grep -q __asan_init "$SMSERVE" 2>/dev/null && SANITIZED=1
 
 # ---- helpers ---------------------------------------------------------------
 
-# wait_clients: waits for the background jobs this script started, but not
-# the servers (a bare `wait` would wait for them too).
-wait_clients() {
-	local p
-	for p in $(jobs -p); do
-		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
-	done
-}
-
 # enc NAME: NAME percent-encoded as one path segment (bytes, LC_ALL=C).
 enc() {
 	local s=$1 i c out=

@@ -31,15 +31,6 @@ unset SAGEMAKER_MULTI_MODEL SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT SAGEMAKER_INFER
 IRIS=$PWD/models/iris
 VECTORS=tests/vectors/iris_expected.csv
 
-# wait_clients: waits for the background jobs this script started, but not
-# the servers (a bare `wait` would wait for them too).
-wait_clients() {
-	local p
-	for p in $(jobs -p); do
-		[[ " ${SERVER_PIDS[*]} " == *" $p "* ]] || wait "$p"
-	done
-}
-
 # answer PATH FILE [ACCEPT]: POSTs FILE as text/csv to PATH; sets STATUS and
 # BODY (also in $T/answer).
 answer() {
