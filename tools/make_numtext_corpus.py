@@ -11,7 +11,7 @@ its table, from Python's own integers and repr.
       feeds them to tests/numtext_check.c when python3 is at hand).
   /usr/bin/python3 tools/make_numtext_corpus.py table
       prints the C table SMLIB_POW10_128 of lib/numtext.h: for e from -292 to
-      324, 10^e = G * 2^(floor(e log2 10) - 127) with G in [2^127, 2^128)
+      326, 10^e = G * 2^(floor(e log2 10) - 127) with G in [2^127, 2^128)
       rounded up (exact where 10^e is), as two 64-bit halves. It also
       checks the integer formulas lib/numtext.h uses for floor(log10 2^q),
       floor(log10 (3/4) 2^q) and floor(log2 10^e) over every exponent a
@@ -23,7 +23,7 @@ import struct
 import sys
 from fractions import Fraction
 
-E_MIN, E_MAX = -292, 324   # the powers of ten the table holds
+E_MIN, E_MAX = -292, 326   # the powers of ten the table holds
 
 
 def bits_of(x):
