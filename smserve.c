@@ -1591,7 +1591,10 @@ static const char *reason_phrase(int status)
 	switch (status) {
 	case 100: return "Continue";
 	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
 	case 204: return "No Content";
+	case 205: return "Reset Content";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -6008,7 +6011,9 @@ int main(int argc, char **argv)
 	log_line("smserve %s (plug-in %s) listening on 0.0.0.0:%d model_dir=%s workers=%d "
 		"timeout=%ds batch=%s stream_timeout=%ds max_body=%zu max_response=%zu queue=%d "
 		"idle_timeout=%ds multi_model=%s",
-		SMSERVE_VERSION, model_plugin_name, cfg.port, cfg.model_dir, cfg.workers, cfg.timeout_s,
+		SMSERVE_VERSION, model_plugin_name, cfg.port,
+		cfg.multi_model ? "-" : cfg.model_dir, /* multi-model: POST /models names each */
+		cfg.workers, cfg.timeout_s,
 		cfg.batch ? "on" : "off", cfg.stream_timeout_s, cfg.max_body, cfg.max_response,
 		cfg.queue_max, cfg.idle_timeout_s, cfg.multi_model ? "on" : "off");
 	if (cfg.multi_model)

@@ -279,8 +279,8 @@ mme_py() { "$PY" "$T/mme.py" "$1" "$PORT" "${@:2}"; }
 test_start_up() {
 	SAGEMAKER_MULTI_MODEL=true start_server env --workers 1 || { not_ok "SAGEMAKER_MULTI_MODEL=true starts"; return; }
 	expect "SAGEMAKER_MULTI_MODEL=true: /ping 200 with no model" 200 "$(wait_ping_200)"
-	expect_match "SAGEMAKER_MULTI_MODEL=true: the start-up line says multi_model=on" \
-		'listening on .*multi_model=on' "$(grep -m1 'listening on' "$SERVER_LOG")"
+	expect_match "SAGEMAKER_MULTI_MODEL=true: the start-up line says multi_model=on, and no model_dir (POST /models names each)" \
+		'listening on .* model_dir=- .*multi_model=on' "$(grep -m1 'listening on' "$SERVER_LOG")"
 	api GET /models
 	expect "an empty list: {\"models\": []}, no nextPageToken" "200 application/json {'models': []}" \
 		"$STATUS ${CTYPE%%;*} $(jf d)"
