@@ -1461,7 +1461,9 @@ static pid_t loop_pid;                  /* for the workers' parent-death check *
 /* Multi-model endpoints (section 16b). A model is in the name table from
  * its POST until its DELETE; then in the unloading list until the
  * invocations running on it end. */
-enum mm_state { MM_LOADING, MM_LOADED, MM_UNLOADING };
+/* MM_KILLED: a load that timed out, its loader SIGKILLed but not yet
+ * reaped; the entry lives on only to hold its extent (see mm_check). */
+enum mm_state { MM_LOADING, MM_LOADED, MM_UNLOADING, MM_KILLED };
 
 struct mm_model {
 	char *name;                /* opaque bytes (not NUL-terminated for use) */
@@ -1483,6 +1485,7 @@ struct loader {
 	struct mm_model *m;        /* the load it runs; NULL: the slot is free */
 	pid_t pid;                 /* > 0 running; < 0 reaped */
 	pid_t ended;               /* the last loader of this slot, not yet reaped */
+	struct mm_model *held;     /* MM_KILLED: that loader's load, freed when it is reaped */
 	int fd;                    /* the read end of its reply pipe */
 	int64_t deadline;          /* ms: --load-timeout */
 	char reply[1024];          /* a struct mm_load_reply, as it arrives */
@@ -1499,6 +1502,7 @@ static size_t mm_by_name_count;
 static size_t mm_bucket_mask;
 static uint32_t *mm_free_extents;       /* a stack of free extents */
 static size_t mm_free_count;
+static size_t mm_held_count;            /* extents held by killed loaders */
 static struct mm_model *mm_waiting_head, *mm_waiting_tail;  /* loads waiting for a loader */
 static struct mm_model *mm_unloading;   /* unloads waiting for invocations to end */
 static struct loader loaders[LOADS_AT_ONCE];
@@ -3804,7 +3808,8 @@ START_ONLY static void mm_load_finished(struct mm_model *m, const struct mm_load
 	if (c)
 		respond_error(c, status, why[0] ? why : "the model could not be loaded");
 	mm_forget_name(m);
-	mm_release(m);
+	if (m->state != MM_KILLED)         /* (else the reap releases it: mm_child_reaped) */
+		mm_release(m);
 }
 
 START_ONLY static void mm_load_failed(struct mm_model *m, int status, const char *why)
@@ -3909,7 +3914,7 @@ START_ONLY static void mm_start_loads(void)
 	int i;
 	for (i = 0; i < LOADS_AT_ONCE && mm_waiting_head; i++) {
 		struct mm_model *m;
-		if (loaders[i].m)
+		if (loaders[i].m || loaders[i].held)
 			continue;
 		m = mm_waiting_head;
 		mm_waiting_head = m->next;
@@ -4030,8 +4035,16 @@ static void mm_check(void)
 		char why[96];
 		if (!m || now_ms < l->deadline)
 			continue;
-		if (l->pid > 0)
+		if (l->pid > 0) {
+			/* Killed is not yet dead: a read() into the extent goes on
+			 * filling pages after SIGKILL, and would fill them in a
+			 * model loaded there next. The extent is held until the
+			 * reap, and the slot with it. */
 			kill(l->pid, SIGKILL);
+			m->state = MM_KILLED;
+			l->held = m;
+			mm_held_count++;
+		}
 		loader_end(l);
 		if (draining)
 			snprintf(why, sizeof why, "the server is stopping (SIGTERM)");
@@ -4058,6 +4071,11 @@ static int mm_child_reaped(pid_t pid)
 		}
 		if (loaders[i].ended == pid) {
 			loaders[i].ended = 0;
+			if (loaders[i].held) {
+				mm_release(loaders[i].held);
+				loaders[i].held = NULL;
+				mm_held_count--;
+			}
 			return 1;
 		}
 	}
@@ -4583,6 +4601,9 @@ START_ONLY static void mm_serve_load(struct conn *c)
 		respond_error(c, 400, bad);
 	} else if (mm_find(name.p, name.n)) {
 		respond_model_error(c, 409, name.p, name.n, "is already loaded");
+	} else if (mm_free_count == 0 && mm_held_count > 0) {
+		respond_model_error(c, 503, name.p, name.n, "cannot be loaded yet: a load that "
+			"timed out is still being stopped; retry");
 	} else if (mm_free_count == 0) {
 		respond_model_error(c, 507, name.p, name.n, "cannot be loaded: as many models as "
 			"--max-models allows are loaded");
@@ -5206,6 +5227,8 @@ static void reap_children(void)
 			log_line("%s %ld ended by signal %d", loader ? "model loader" : "worker", (long)pid,
 				WTERMSIG(st));
 	}
+	if (cfg.multi_model && mm_waiting_head)
+		mm_start_loads();           /* a killed loader's slot may be free now */
 }
 
 static void begin_drain(void)

@@ -39,6 +39,10 @@
 #    allocator and shadow memory blur Pss).
 # 10. SIGTERM with loads in flight (sleeping, or hung): exit 0 within 10 s,
 #    no process left.
+# 11. A load killed at its timeout while still writing its memory: its
+#    extent takes no other model until the loader is reaped (503 meanwhile),
+#    and the next model there is intact (tests/shims/late_kill.c keeps the
+#    killed loader running 1.5 s; skipped under the sanitizers).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export LC_ALL=C
@@ -772,6 +776,44 @@ test_sigterm_loading() {
 	sigterm_with_loads term-hung hang-on-load
 }
 
+# ---- 11. A killed load's memory --------------------------------------------
+
+# A SIGKILLed loader stops running its own code at once, but a system call
+# it is in goes on: a read() into its extent fills pages after the kill.
+# The shim stretches that to 1.5 s. With --max-models 1 the next model can
+# only go into the same extent.
+test_killed_load() {
+	local shim=$T/late_kill.so i
+	if ((SANITIZED)); then
+		echo "# SKIP: a killed load's memory (an LD_PRELOAD shim beside the sanitizer's runtime)"
+		return
+	fi
+	if ! gcc -shared -fPIC -o "$shim" tests/shims/late_kill.c -ldl; then
+		not_ok "tests/shims/late_kill.c compiles"
+		return
+	fi
+	LD_PRELOAD=$shim LATE_KILL_MS=1500 start_server killed --multi-model --workers 1 \
+		--max-models 1 "$LOAD_TIMEOUT_OPT" 1 || { not_ok "killed: starts"; return; }
+	load scribbler "$(model_dir scribbler scribble-on-load=8)"
+	expect_load_error "a load still writing its memory at the timeout: an error" 'did not finish within 1 s'
+	load after "$(model_dir after alloc-mb=4)"
+	expect_load_error "... the next load, while the killed loader runs on: 503, retry" \
+		'timed out is still being stopped; retry'
+	expect "... ... status 503" 503 "$STATUS"
+	for i in $(seq 60); do
+		sleep 0.1
+		load after "$(model_dir after alloc-mb=4)"
+		[[ $STATUS == 503 ]] || break
+	done
+	expect "... and 200 once it is reaped" 200 "$STATUS"
+	sleep 0.5
+	invoke after touch-model
+	# (touch-model sums a byte of each page: 1024 pages of 0x5a)
+	expect "... the model loaded there next is intact: 4 MiB of 0x5a" \
+		"200 touched 4194304 bytes, sum $((1024 * 0x5a))" "$STATUS ${BODY%%, pid*}"
+	stop_server killed
+}
+
 # ---- run -------------------------------------------------------------------
 
 test_start_up
@@ -791,4 +833,5 @@ stop_server mme
 test_budget
 test_one_copy
 test_sigterm_loading
+test_killed_load
 finish

@@ -53,6 +53,9 @@
  *   fail-on-load    fail, the error naming this file
  *   crash-on-load   die of SIGSEGV
  *   hang-on-load    never return
+ *   scribble-on-load  allocate N MiB and write 0xa5 over every byte of it
+ *                   again and again, never returning: a load still
+ *                   filling its memory when its time runs out
  *   sleep-on-load   sleep N milliseconds, then load
  *   alloc-mb        allocate N MiB with malloc and write every byte, so the
  *                   model occupies a known amount of memory
@@ -105,7 +108,7 @@ static void sleep_ms(long ms)
  * -1 (err set) when the load must fail. */
 static int misbehave_on_load(const char *dir, char *err, size_t err_size)
 {
-	long ms = 0;
+	long ms = 0, mb = 0;
 	if (load_command(dir, "crash-on-load", NULL)) {
 		signal(SIGSEGV, SIG_DFL);       /* a plain segfault, not a sanitizer report */
 		raise(SIGSEGV);
@@ -113,6 +116,12 @@ static int misbehave_on_load(const char *dir, char *err, size_t err_size)
 	if (load_command(dir, "hang-on-load", NULL))
 		for (;;)
 			pause();
+	if (load_command(dir, "scribble-on-load", &mb) && mb > 0) {
+		size_t bytes = (size_t)mb << 20;
+		volatile unsigned char *p = malloc(bytes);
+		for (size_t i = 0; p; i = (i + 1) % bytes)
+			p[i] = 0xa5; /* every byte, over and over */
+	}
 	if (load_command(dir, "sleep-on-load", &ms))
 		sleep_ms(ms);
 	if (load_command(dir, "fail-on-load", NULL)) {
