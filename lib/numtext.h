@@ -885,8 +885,8 @@ static inline int smlib_shortest_core(uint64_t c, int q, int irregular, uint64_t
  * powers of two): the idea of Junekey Jeon's Dragonbox ("Dragonbox: A New
  * Floating-Point Binary-to-Decimal Conversion Algorithm", 2020), written
  * afresh here, on the same table. Scale by 10^k two digits finer than the
- * interval's width, so that the half-width delta = 2^q 10^k is from 100
- * to 1000: z, the interval's upper end, takes one multiplication, delta a
+ * interval's width, so that the width, delta = 2^q 10^k, is from 100 to
+ * 1000: z, the interval's upper end, takes one multiplication, delta a
  * shift of G. The decimal with one digit fewer than the interval's
  * precision, if any is inside, is floor(z / 1000) (r = z mod 1000 below
  * delta). Else the answer has exactly the precision, and is the nearest

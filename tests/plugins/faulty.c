@@ -119,8 +119,11 @@ static int misbehave_on_load(const char *dir, char *err, size_t err_size)
 	if (load_command(dir, "scribble-on-load", &mb) && mb > 0) {
 		size_t bytes = (size_t)mb << 20;
 		volatile unsigned char *p = malloc(bytes);
-		for (size_t i = 0; p; i = (i + 1) % bytes)
-			p[i] = 0xa5; /* every byte, over and over */
+		size_t i = 0;
+		while (p) { /* every byte, over and over */
+			p[i] = 0xa5;
+			i = (i + 1) % bytes;
+		}
 	}
 	if (load_command(dir, "sleep-on-load", &ms))
 		sleep_ms(ms);
