@@ -3940,6 +3940,39 @@ START_ONLY static void loader_end(struct loader *l)
 	l->pid = 0;
 }
 
+/* Fails every load waiting for a loader slot. */
+START_ONLY static void mm_fail_waiting(int status, const char *why)
+{
+	while (mm_waiting_head) {
+		struct mm_model *m = mm_waiting_head;
+		mm_waiting_head = m->next;
+		m->next = NULL;
+		mm_load_failed(m, status, why);
+	}
+	mm_waiting_tail = NULL;
+}
+
+/* Ends slot l's load when its loader may still be running (it timed out,
+ * or closed its pipe without an answer): SIGKILL. Killed is not yet dead:
+ * the process runs none of its own code, but a read() into the extent
+ * goes on filling pages, which would land in the next model loaded
+ * there. So the model holds its extent, and the slot, until the reap
+ * (mm_child_reaped); with every slot held no load can start, and those
+ * waiting fail rather than wait on reaps that may be slow. */
+START_ONLY static void loader_stop(struct loader *l)
+{
+	if (l->pid > 0) {
+		kill(l->pid, SIGKILL);
+		l->m->state = MM_KILLED;
+		l->held = l->m;
+		mm_held_count++;
+	}
+	loader_end(l);
+	if (mm_held_count == LOADS_AT_ONCE)
+		mm_fail_waiting(503, "cannot be loaded yet: loads that timed out are still being "
+			"stopped; retry");
+}
+
 START_ONLY static void loader_read(struct loader *l)
 {
 	struct mm_model *m = l->m;
@@ -3955,8 +3988,8 @@ START_ONLY static void loader_read(struct loader *l)
 		r.error[sizeof r.error - 1] = '\0';
 		loader_end(l);
 		mm_load_finished(m, &r);
-	} else {
-		loader_end(l);
+	} else { /* it died, or closed its pipe and runs on */
+		loader_stop(l);
 		mm_load_failed(m, 500, "the model's loader crashed while loading it");
 	}
 }
@@ -4035,17 +4068,7 @@ static void mm_check(void)
 		char why[96];
 		if (!m || now_ms < l->deadline)
 			continue;
-		if (l->pid > 0) {
-			/* Killed is not yet dead: a read() into the extent goes on
-			 * filling pages after SIGKILL, and would fill them in a
-			 * model loaded there next. The extent is held until the
-			 * reap, and the slot with it. */
-			kill(l->pid, SIGKILL);
-			m->state = MM_KILLED;
-			l->held = m;
-			mm_held_count++;
-		}
-		loader_end(l);
+		loader_stop(l);
 		if (draining)
 			snprintf(why, sizeof why, "the server is stopping (SIGTERM)");
 		else
@@ -4601,9 +4624,9 @@ START_ONLY static void mm_serve_load(struct conn *c)
 		respond_error(c, 400, bad);
 	} else if (mm_find(name.p, name.n)) {
 		respond_model_error(c, 409, name.p, name.n, "is already loaded");
-	} else if (mm_free_count == 0 && mm_held_count > 0) {
-		respond_model_error(c, 503, name.p, name.n, "cannot be loaded yet: a load that "
-			"timed out is still being stopped; retry");
+	} else if ((mm_free_count == 0 && mm_held_count > 0) || mm_held_count == LOADS_AT_ONCE) {
+		respond_model_error(c, 503, name.p, name.n, "cannot be loaded yet: loads that "
+			"timed out are still being stopped; retry");
 	} else if (mm_free_count == 0) {
 		respond_model_error(c, 507, name.p, name.n, "cannot be loaded: as many models as "
 			"--max-models allows are loaded");

@@ -97,7 +97,7 @@
  * first: the interval's k of a double (and a float) is from -324 to 292,
  * the fast path's scale (two digits finer) from -290 to 326. Printed by
  * `python3 tools/make_numtext_corpus.py table`, which checks it with exact
- * fractions; tests/numtext_check.c checks it again. */
+ * fractions; tests/numtext.sh compares the two. */
 #define SMLIB_POW10_128_MIN (-292)
 static SMLIB_UNUSED const uint64_t SMLIB_POW10_128[619][2] = {
 	{0xff77b1fcbebcdc4f, 0x25e8e89c13bb0f7b}, /* 10^-292 */
@@ -894,8 +894,8 @@ static inline int smlib_shortest_core(uint64_t c, int q, int irregular, uint64_t
  * v, which is delta / 2 and a fraction; only when that lands on a multiple
  * of 100 does the fraction matter, and the parity of one more product
  * settles it (the even one on a tie). The paper proves that this table's
- * 128 bits decide every double (no printf path here); tests/numtext_check.c
- * reaches each branch. digits end up below 10^17. */
+ * 128 bits decide every double (no printf path here); tests/numtext.sh's
+ * values reach each branch (gcov, once). digits end up below 10^17. */
 static inline int smlib_shortest_symmetric(uint64_t c, int q, uint64_t *digits, int *exp10)
 {
 	uint64_t two_c = c << 1, z, z_fraction, d;

@@ -39,10 +39,12 @@
 #    allocator and shadow memory blur Pss).
 # 10. SIGTERM with loads in flight (sleeping, or hung): exit 0 within 10 s,
 #    no process left.
-# 11. A load killed at its timeout while still writing its memory: its
-#    extent takes no other model until the loader is reaped (503 meanwhile),
-#    and the next model there is intact (tests/shims/late_kill.c keeps the
-#    killed loader running 1.5 s; skipped under the sanitizers).
+# 11. A load killed at its timeout while still writing its memory, and one
+#    that closed its answer pipe and writes on: its extent takes no other
+#    model until the loader is reaped (503 meanwhile), and the next model
+#    there is intact; with every loader slot held so, a load is a 503 too
+#    (tests/shims/late_kill.c keeps a killed loader running 1.5 s; skipped
+#    under the sanitizers).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export LC_ALL=C
@@ -796,22 +798,54 @@ test_killed_load() {
 		--max-models 1 "$LOAD_TIMEOUT_OPT" 1 || { not_ok "killed: starts"; return; }
 	load scribbler "$(model_dir scribbler scribble-on-load=8)"
 	expect_load_error "a load still writing its memory at the timeout: an error" 'did not finish within 1 s'
-	load after "$(model_dir after alloc-mb=4)"
-	expect_load_error "... the next load, while the killed loader runs on: 503, retry" \
-		'timed out is still being stopped; retry'
-	expect "... ... status 503" 503 "$STATUS"
+	next_load_waits_for_reap "the load killed at its timeout"
+	unload after
+	load closer "$(model_dir closer close-fds-on-load scribble-on-load=8)"
+	expect_load_error "a load that closes its answer pipe and writes on: an error at once" 'crashed'
+	next_load_waits_for_reap "the load that closed its pipe"
+	stop_server killed
+
+	LD_PRELOAD=$shim LATE_KILL_MS=1500 start_server held --multi-model --workers 1 \
+		--max-models 8 "$LOAD_TIMEOUT_OPT" 1 || { not_ok "held: starts"; return; }
+	for i in 1 2 3 4; do
+		(load "s$i" "$(model_dir "s$i" scribble-on-load=8)"; echo "$STATUS") &
+	done >"$T/held.out"
+	wait_clients
+	expect "4 loads time out together: each 500" "500 500 500 500" "$(xargs <"$T/held.out")"
+	load after "$(model_dir after2 alloc-mb=4)"
+	expect_load_error "... a load while all 4 loader slots wait for reaps, extents free: 503, retry" \
+		'timed out are still being stopped; retry'
+	retry_load_until_not_503 after "$(model_dir after2 alloc-mb=4)"
+	expect "... and 200 once they are reaped" 200 "$STATUS"
+	stop_server held
+}
+
+# retry_load_until_not_503 NAME DIR: loads again every 0.1 s while the
+# answer is 503 (6 s at most).
+retry_load_until_not_503() {
+	local i
 	for i in $(seq 60); do
+		[[ $STATUS == 503 ]] || return
 		sleep 0.1
-		load after "$(model_dir after alloc-mb=4)"
-		[[ $STATUS == 503 ]] || break
+		load "$1" "$2"
 	done
+}
+
+# next_load_waits_for_reap WHAT: after WHAT failed, the only extent is
+# held: a load is a 503 until the loader is reaped, then a 200, and its
+# model is intact.
+next_load_waits_for_reap() {
+	load after "$(model_dir after alloc-mb=4)"
+	expect_load_error "... the next load, while $1 runs on: 503, retry" \
+		'timed out are still being stopped; retry'
+	expect "... ... status 503" 503 "$STATUS"
+	retry_load_until_not_503 after "$(model_dir after alloc-mb=4)"
 	expect "... and 200 once it is reaped" 200 "$STATUS"
 	sleep 0.5
-	invoke after touch-model
 	# (touch-model sums a byte of each page: 1024 pages of 0x5a)
+	invoke after touch-model
 	expect "... the model loaded there next is intact: 4 MiB of 0x5a" \
 		"200 touched 4194304 bytes, sum $((1024 * 0x5a))" "$STATUS ${BODY%%, pid*}"
-	stop_server killed
 }
 
 # ---- run -------------------------------------------------------------------

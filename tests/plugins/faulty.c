@@ -56,6 +56,8 @@
  *   scribble-on-load  allocate N MiB and write 0xa5 over every byte of it
  *                   again and again, never returning: a load still
  *                   filling its memory when its time runs out
+ *   close-fds-on-load  close every descriptor from 3 up first (the server's
+ *                   end of the loader's answer pipe among them), then go on
  *   sleep-on-load   sleep N milliseconds, then load
  *   alloc-mb        allocate N MiB with malloc and write every byte, so the
  *                   model occupies a known amount of memory
@@ -116,6 +118,9 @@ static int misbehave_on_load(const char *dir, char *err, size_t err_size)
 	if (load_command(dir, "hang-on-load", NULL))
 		for (;;)
 			pause();
+	if (load_command(dir, "close-fds-on-load", NULL))
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 	if (load_command(dir, "scribble-on-load", &mb) && mb > 0) {
 		size_t bytes = (size_t)mb << 20;
 		volatile unsigned char *p = malloc(bytes);
