@@ -43,7 +43,7 @@
 #    that closed its answer pipe and writes on: its extent takes no other
 #    model until the loader is reaped (503 meanwhile), and the next model
 #    there is intact; with every loader slot held so, a load is a 503 too
-#    (tests/shims/late_kill.c keeps a killed loader running 1.5 s; skipped
+#    (tests/shims/late_kill.c keeps a killed loader running 2.5 s; skipped
 #    under the sanitizers).
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -782,7 +782,7 @@ test_sigterm_loading() {
 
 # A SIGKILLed loader stops running its own code at once, but a system call
 # it is in goes on: a read() into its extent fills pages after the kill.
-# The shim stretches that to 1.5 s. With --max-models 1 the next model can
+# The shim stretches that to 2.5 s. With --max-models 1 the next model can
 # only go into the same extent.
 test_killed_load() {
 	local shim=$T/late_kill.so i
@@ -794,7 +794,7 @@ test_killed_load() {
 		not_ok "tests/shims/late_kill.c compiles"
 		return
 	fi
-	LD_PRELOAD=$shim LATE_KILL_MS=1500 start_server killed --multi-model --workers 1 \
+	LD_PRELOAD=$shim LATE_KILL_MS=2500 start_server killed --multi-model --workers 1 \
 		--max-models 1 "$LOAD_TIMEOUT_OPT" 1 || { not_ok "killed: starts"; return; }
 	load scribbler "$(model_dir scribbler scribble-on-load=8)"
 	expect_load_error "a load still writing its memory at the timeout: an error" 'did not finish within 1 s'
@@ -805,7 +805,7 @@ test_killed_load() {
 	next_load_waits_for_reap "the load that closed its pipe"
 	stop_server killed
 
-	LD_PRELOAD=$shim LATE_KILL_MS=1500 start_server held --multi-model --workers 1 \
+	LD_PRELOAD=$shim LATE_KILL_MS=2500 start_server held --multi-model --workers 1 \
 		--max-models 8 "$LOAD_TIMEOUT_OPT" 1 || { not_ok "held: starts"; return; }
 	for i in 1 2 3 4; do
 		(load "s$i" "$(model_dir "s$i" scribble-on-load=8)"; echo "$STATUS") &
