@@ -17,7 +17,8 @@
  *   application/x-recordio-protobuf
  *                           one record per Record: its "values" feature, a
  *                           dense or sparse tensor (lib/recordio.h)
- *   instance                vector | {"features": vector} | {"data": {"features": vector}}
+ *   instance                [number, ...] | {"features": vector}
+ *                         | {"data": {"features": vector}}
  *   vector                  [number, ...]                                  dense
  *                         | {"values": [number, ...]}                       dense
  *                         | {"keys": [...], "values": [...], "shape": [n]}  sparse
