@@ -3,8 +3,9 @@
 # tests/mme.sh - multi-model endpoints (issue 22, contract REQ-57 to REQ-65)
 # with the faulty plug-in, whose model directories say how a load behaves
 # (tests/plugins/faulty.c: fail-on-load, crash-on-load, hang-on-load,
-# sleep-on-load, alloc-mb) and whose `whoami` answer names the directory a
-# model came from and the worker that answered.
+# sleep-on-load, alloc-mb, scribble-on-load, close-fds-on-load) and whose
+# `whoami` answer names the directory a model came from and the worker that
+# answered.
 #
 #   SMSERVE=./build/smserve-faulty bash tests/mme.sh     (or: bash test.sh mme)
 #
