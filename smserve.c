@@ -1461,8 +1461,9 @@ static pid_t loop_pid;                  /* for the workers' parent-death check *
 /* Multi-model endpoints (section 16b). A model is in the name table from
  * its POST until its DELETE; then in the unloading list until the
  * invocations running on it end. */
-/* MM_KILLED: a load that timed out, its loader SIGKILLed but not yet
- * reaped; the entry lives on only to hold its extent (see mm_check). */
+/* MM_KILLED: a load whose loader was SIGKILLed (it timed out, or closed its
+ * pipe) but not yet reaped; the entry lives on only to hold its extent
+ * (see loader_stop). */
 enum mm_state { MM_LOADING, MM_LOADED, MM_UNLOADING, MM_KILLED };
 
 struct mm_model {
@@ -1502,7 +1503,6 @@ static size_t mm_by_name_count;
 static size_t mm_bucket_mask;
 static uint32_t *mm_free_extents;       /* a stack of free extents */
 static size_t mm_free_count;
-static size_t mm_held_count;            /* extents held by killed loaders */
 static struct mm_model *mm_waiting_head, *mm_waiting_tail;  /* loads waiting for a loader */
 static struct mm_model *mm_unloading;   /* unloads waiting for invocations to end */
 static struct loader loaders[LOADS_AT_ONCE];
@@ -3909,6 +3909,16 @@ START_ONLY static int loader_start(struct loader *l, struct mm_model *m)
 }
 
 /* Starts waiting loads while loader slots are free, oldest first. */
+/* How many loader slots wait for a killed loader's reap (each holding its
+ * load's extent). */
+START_ONLY static int mm_held_slots(void)
+{
+	int i, held = 0;
+	for (i = 0; i < LOADS_AT_ONCE; i++)
+		held += loaders[i].held != NULL;
+	return held;
+}
+
 START_ONLY static void mm_start_loads(void)
 {
 	int i;
@@ -3965,10 +3975,9 @@ START_ONLY static void loader_stop(struct loader *l)
 		kill(l->pid, SIGKILL);
 		l->m->state = MM_KILLED;
 		l->held = l->m;
-		mm_held_count++;
 	}
 	loader_end(l);
-	if (mm_held_count == LOADS_AT_ONCE)
+	if (mm_held_slots() == LOADS_AT_ONCE)
 		mm_fail_waiting(503, "cannot be loaded yet: loads that timed out are still being "
 			"stopped; retry");
 }
@@ -4097,7 +4106,6 @@ static int mm_child_reaped(pid_t pid)
 			if (loaders[i].held) {
 				mm_release(loaders[i].held);
 				loaders[i].held = NULL;
-				mm_held_count--;
 			}
 			return 1;
 		}
@@ -4624,7 +4632,7 @@ START_ONLY static void mm_serve_load(struct conn *c)
 		respond_error(c, 400, bad);
 	} else if (mm_find(name.p, name.n)) {
 		respond_model_error(c, 409, name.p, name.n, "is already loaded");
-	} else if ((mm_free_count == 0 && mm_held_count > 0) || mm_held_count == LOADS_AT_ONCE) {
+	} else if ((mm_free_count == 0 && mm_held_slots() > 0) || mm_held_slots() == LOADS_AT_ONCE) {
 		respond_model_error(c, 503, name.p, name.n, "cannot be loaded yet: loads that "
 			"timed out are still being stopped; retry");
 	} else if (mm_free_count == 0) {
