@@ -816,21 +816,13 @@ test_killed_load() {
 	load after "$(model_dir after2 alloc-mb=4)"
 	expect_load_error "... a load while all 4 loader slots wait for reaps, extents free: 503, retry" \
 		'timed out are still being stopped; retry'
-	retry_load_until_not_503 after "$(model_dir after2 alloc-mb=4)"
+	[[ $STATUS != 503 ]] || wait_for 6 load_past_503 after "$(model_dir after2 alloc-mb=4)"
 	expect "... and 200 once they are reaped" 200 "$STATUS"
 	stop_server held
 }
 
-# retry_load_until_not_503 NAME DIR: loads again every 0.1 s while the
-# answer is 503 (6 s at most).
-retry_load_until_not_503() {
-	local i
-	for i in $(seq 60); do
-		[[ $STATUS == 503 ]] || return
-		sleep 0.1
-		load "$1" "$2"
-	done
-}
+# load_past_503 NAME DIR: loads NAME; fails while the answer is a 503.
+load_past_503() { load "$1" "$2"; [[ $STATUS != 503 ]]; }
 
 # next_load_waits_for_reap WHAT: after WHAT failed, the only extent is
 # held: a load is a 503 until the loader is reaped, then a 200, and its
@@ -840,7 +832,7 @@ next_load_waits_for_reap() {
 	expect_load_error "... the next load, while $1 runs on: 503, retry" \
 		'timed out are still being stopped; retry'
 	expect "... ... status 503" 503 "$STATUS"
-	retry_load_until_not_503 after "$(model_dir after alloc-mb=4)"
+	[[ $STATUS != 503 ]] || wait_for 6 load_past_503 after "$(model_dir after alloc-mb=4)"
 	expect "... and 200 once it is reaped" 200 "$STATUS"
 	sleep 0.5
 	# (touch-model sums a byte of each page: 1024 pages of 0x5a)
